@@ -1,0 +1,120 @@
+/// Allocation plans as data: what a guest write must allocate, copy and link, in the order it
+/// must reach the disk (after QEMU's QCowL2Meta and its flush ordering).
+namespace Qcow.Format
+
+/// Where the bytes of a new data cluster that the request does not cover come from.
+type ClusterFill =
+    /// Nothing to copy: the cluster is written in place, or the request covers all of it.
+    | KeepExisting
+    | FillZeroes
+    /// The backing chain's bytes at the same guest offsets.
+    | FillFromBacking
+    /// The cluster's old host copy (it is shared, so it is copied, not overwritten).
+    | FillFromHost of oldHost: uint64
+    /// The cluster's old compressed stream, inflated.
+    | FillFromCompressed of streamHost: uint64 * streamLength: uint32
+
+/// What the request puts into its part of the cluster.
+type Payload =
+    | RequestBytes
+    | PayloadZeroes
+
+/// One guest cluster's bytes reaching one host cluster.
+type DataWrite =
+    { Host: uint64
+      Guest: uint64
+      Start: int
+      Length: int
+      Payload: Payload
+      Fill: ClusterFill }
+
+/// A cluster that becomes a refcount block, born with the clusters
+/// [FirstInUse, FirstInUse + InUseCount) at refcount 1 (itself among them when self-describing).
+type NewRefcountBlock =
+    { Offset: uint64
+      TableIndex: uint64
+      FirstInUse: uint64
+      InUseCount: uint64 }
+
+/// One step of a plan. Steps run in order; a Barrier means everything before it must be durable
+/// before anything after it reaches the disk.
+type Step =
+    | CreateRefcountBlock of NewRefcountBlock
+    | LinkRefcountBlock of tableIndex: uint64 * blockOffset: uint64
+    /// A free cluster's refcount becomes `value` (allocation).
+    | SetRefcount of cluster: uint64 * value: uint64
+    /// A cluster becomes an L2 table: zero-filled, or a copy of the table at `copyOf` (0 = none).
+    | CreateL2Table of tableOffset: uint64 * copyOf: uint64
+    | WriteData of DataWrite
+    | Barrier
+    | SetL2Entry of table: uint64 * index: int * entry: uint64
+    | SetL1Entry of l1Index: int * entry: uint64
+    /// A new refcount table, filled with `entries`, at `clusters` clusters from `tableOffset`.
+    | CreateRefcountTable of tableOffset: uint64 * clusters: uint32 * entries: uint64[]
+    /// The header now names the new refcount table.
+    | SwitchRefcountTable of tableOffset: uint64 * clusters: uint32
+    /// A cluster loses one reference; at zero it is free.
+    | Release of cluster: uint64
+
+/// A plan and the allocation hint after it.
+type Plan =
+    { Steps: Step list
+      NextFreeCluster: uint64 }
+
+/// What the planner answers.
+type PlanOutcome =
+    | Planned of Plan
+    /// The refcount block at this table index is not loaded: load it and ask again.
+    | NeedRefcountBlock of tableIndex: uint64
+    /// The refcount table is full: grow it and ask again.
+    | NeedRefcountTableGrowth
+    /// The plan cannot be made; the error says why.
+    | Refused of FormatError
+
+/// What the planner may know of refcounts: loaded blocks only.
+[<Struct>]
+type RefcountLookup =
+    { Loaded: bool
+      Value: uint64 }
+
+/// A read-only view of the refcount structures the shell has in memory.
+type IRefcountView =
+    /// Entries in the refcount table.
+    abstract TableEntries: uint64
+    /// The block offset in table entry `index` (0 = no block).
+    abstract BlockOffset: index: uint64 -> uint64
+    /// A cluster's refcount, when its block is loaded.
+    abstract Refcount: cluster: uint64 -> RefcountLookup
+
+/// How new host space is found.
+type AllocationSource =
+    /// qcow2: the first clusters whose refcount is 0, from a hint.
+    | Refcounted of view: IRefcountView * firstFree: uint64
+    /// qcow v1: the end of the file, rounded up to a cluster.
+    | AppendOnly of fileEnd: uint64
+
+/// What kind of write a cluster request is.
+type WriteKind =
+    | WriteBytes
+    | WriteZeroes
+    | DiscardCluster
+
+/// One cluster's part of a guest request, with the table entries that map it today.
+type ClusterRequest =
+    { Guest: uint64
+      L1Index: int
+      L1Entry: uint64
+      L2Index: int
+      /// The current L2 entry; 0 when the L1 entry has no table.
+      L2Entry: uint64
+      Start: int
+      Length: int
+      Kind: WriteKind }
+
+/// The facts of the image a plan depends on.
+type PlanContext =
+    { Geometry: Geometry
+      Refcounts: RefcountGeometry
+      Format: EntryFormat
+      HasBacking: bool
+      Source: AllocationSource }

@@ -1,0 +1,225 @@
+/// The planner: a pure function from the image's tables and one cluster's request to the plan
+/// that carries it out. It decides; the shell only executes.
+module Qcow.Format.Planner
+
+/// A plan being drawn up: steps so far (newest first) and what they allocated.
+type private Draft =
+    { Steps: Step list
+      Counts: Map<uint64, uint64>
+      Blocks: Map<uint64, uint64>
+      Hint: uint64
+      FileEnd: uint64 }
+
+let private clusterSize (ctx: PlanContext) = Geometry.clusterSize ctx.Geometry
+
+let private l1Mapping (ctx: PlanContext) (entry: uint64) =
+    if ctx.Format.Version = 1 then
+        { L2TableOffset = entry; IsCopied = true }
+    else
+        L1Entry.classify entry
+
+let private l1EntryFor (ctx: PlanContext) (table: uint64) =
+    if ctx.Format.Version = 1 then table else L1Entry.ofMapping { L2TableOffset = table; IsCopied = true }
+
+let private blockOf (view: IRefcountView) draft index =
+    match Map.tryFind index draft.Blocks with
+    | Some b -> b
+    | None -> view.BlockOffset index
+
+/// The first free cluster at or after `cluster`: refcount 0 in a loaded block, or no block yet.
+let rec private findFree (ctx: PlanContext) (view: IRefcountView) draft (cluster: uint64) =
+    let index = Refcount.tableIndex ctx.Refcounts (HostCluster.Of cluster)
+
+    if (cluster <<< ctx.Geometry.ClusterBits) >= Limits.MaxHostOffset then
+        Error(Refused(Inconsistent(Structure.RefcountTable, 0UL, "no free host cluster below 2^56")))
+    elif index >= view.TableEntries then
+        Error NeedRefcountTableGrowth
+    else
+        match Map.tryFind cluster draft.Counts with
+        | Some 0UL -> Ok cluster
+        | Some _ -> findFree ctx view draft (cluster + 1UL)
+        | None when Map.containsKey index draft.Blocks || blockOf view draft index = 0UL -> Ok cluster
+        | None ->
+            let r = view.Refcount cluster
+
+            if not r.Loaded then Error(NeedRefcountBlock index)
+            elif r.Value = 0UL then Ok cluster
+            else findFree ctx view draft (cluster + 1UL)
+
+/// Allocates one cluster (or, for qcow v1, `bytes` at the end of the file). A cluster that lands
+/// where no refcount block exists becomes that range's block, describing itself; allocation then
+/// goes on past it, as QEMU's alloc_refcount_block does.
+let rec private allocate (ctx: PlanContext) draft (bytes: uint64) =
+    match ctx.Source with
+    | AppendOnly _ ->
+        let at = Geometry.alignUp ctx.Geometry draft.FileEnd
+        Ok(at, { draft with FileEnd = at + bytes })
+    | Refcounted(view, _) ->
+        match findFree ctx view draft draft.Hint with
+        | Error e -> Error e
+        | Ok cluster ->
+            let index = Refcount.tableIndex ctx.Refcounts (HostCluster.Of cluster)
+            let offset = cluster <<< ctx.Geometry.ClusterBits
+
+            if blockOf view draft index = 0UL then
+                let block =
+                    { Offset = offset
+                      TableIndex = index
+                      FirstInUse = cluster
+                      InUseCount = 1UL }
+
+                allocate
+                    ctx
+                    { draft with
+                        Steps = LinkRefcountBlock(index, offset) :: CreateRefcountBlock block :: draft.Steps
+                        Blocks = Map.add index offset draft.Blocks
+                        Counts = Map.add cluster 1UL draft.Counts
+                        Hint = cluster + 1UL }
+                    bytes
+            else
+                Ok(
+                    offset,
+                    { draft with
+                        Steps = SetRefcount(cluster, 1UL) :: draft.Steps
+                        Counts = Map.add cluster 1UL draft.Counts
+                        Hint = cluster + 1UL }
+                )
+
+/// Clusters whose reference the old mapping held, released once the new mapping is durable.
+let private releasesOf (ctx: PlanContext) (mapping: L2Mapping) =
+    match ctx.Source, mapping with
+    | AppendOnly _, _ -> []
+    | _, Normal(host, _)
+    | _, ZeroAllocated(host, _) -> [ Release(host >>> ctx.Geometry.ClusterBits) ]
+    | _, Compressed(host, length) ->
+        let struct (first, last) = L2Entry.compressedClusters ctx.Geometry.ClusterBits host length
+        [ for c in first..last -> Release c ]
+    | _ -> []
+
+/// A table the request may change: the L2 table itself when only this L1 entry owns it;
+/// otherwise a new one (zeroed, or a copy of a shared one), linked once it is durable.
+let private writableTable (ctx: PlanContext) (req: ClusterRequest) (l1: L1Mapping) draft =
+    if l1.L2TableOffset <> 0UL && l1.IsCopied then
+        Ok(l1.L2TableOffset, draft, [], [])
+    else
+        match allocate ctx draft (uint64 (Geometry.l2TableBytes ctx.Geometry)) with
+        | Error e -> Error e
+        | Ok(table, draft) ->
+            let draft = { draft with Steps = CreateL2Table(table, l1.L2TableOffset) :: draft.Steps }
+            let link = [ Barrier; SetL1Entry(req.L1Index, l1EntryFor ctx table) ]
+
+            let release =
+                match ctx.Source with
+                | Refcounted _ when l1.L2TableOffset <> 0UL -> [ Release(l1.L2TableOffset >>> ctx.Geometry.ClusterBits) ]
+                | _ -> []
+
+            Ok(table, draft, link, release)
+
+let private finish (ctx: PlanContext) draft (after: Step list) =
+    let hint =
+        match ctx.Source with
+        | Refcounted _ -> draft.Hint
+        | AppendOnly _ -> draft.FileEnd
+
+    Planned
+        { Steps = List.rev draft.Steps @ after
+          NextFreeCluster = hint }
+
+/// Points one L2 entry at a new mapping: table first, entry after a barrier, the L1 link after
+/// another, and releases of what the entry held last, once all of that is durable.
+let private relink (ctx: PlanContext) req l1 draft (before: Step list) (mapping: L2Mapping) (released: Step list) =
+    match writableTable ctx req l1 draft with
+    | Error e -> e
+    | Ok(table, draft, link, tableRelease) ->
+        let entry = SetL2Entry(table, req.L2Index, L2Entry.ofMapping ctx.Format mapping)
+        let releases = released @ tableRelease
+        let tail = if List.isEmpty releases then [] else Barrier :: releases
+        finish ctx draft (before @ [ Barrier; entry ] @ link @ tail)
+
+let private planData (ctx: PlanContext) req (l1: L1Mapping) (mapping: L2Mapping) payload draft =
+    let cs = int (clusterSize ctx)
+    let whole = req.Start = 0 && req.Length = cs
+
+    let data host fill =
+        WriteData
+            { Host = host
+              Guest = req.Guest
+              Start = req.Start
+              Length = req.Length
+              Payload = payload
+              Fill = if whole then KeepExisting else fill }
+
+    match mapping with
+    | Normal(host, true) when l1.IsCopied -> finish ctx draft [ data host KeepExisting ]
+    | ZeroAllocated(host, true) when l1.IsCopied ->
+        relink ctx req l1 draft [ data host FillZeroes ] (Normal(host, true)) []
+    | _ ->
+        match allocate ctx draft (clusterSize ctx) with
+        | Error e -> e
+        | Ok(host, draft) ->
+            let fill =
+                match mapping with
+                | Unallocated -> if ctx.HasBacking then FillFromBacking else FillZeroes
+                | ZeroPlain
+                | ZeroAllocated _ -> FillZeroes
+                | Normal(old, _) -> FillFromHost old
+                | Compressed(old, length) -> FillFromCompressed(old, length)
+
+            relink ctx req l1 draft [ data host fill ] (Normal(host, true)) (releasesOf ctx mapping)
+
+let private readsAsZeroes (ctx: PlanContext) mapping =
+    match mapping with
+    | ZeroPlain
+    | ZeroAllocated _ -> true
+    | Unallocated -> not ctx.HasBacking
+    | _ -> false
+
+let private planZeroes (ctx: PlanContext) req l1 mapping draft =
+    let whole = req.Start = 0 && req.Length = int (clusterSize ctx)
+
+    if readsAsZeroes ctx mapping then
+        finish ctx draft []
+    elif whole && ctx.Format.Version >= 3 then
+        match mapping with
+        | Normal(host, copied) -> relink ctx req l1 draft [] (ZeroAllocated(host, copied)) []
+        | _ -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx mapping)
+    else
+        planData ctx req l1 mapping PayloadZeroes draft
+
+let private planDiscard (ctx: PlanContext) req l1 mapping draft =
+    match ctx.Format.Version, mapping with
+    | 1, _
+    | _, Unallocated
+    | _, ZeroPlain -> finish ctx draft []
+    | 2, _ -> relink ctx req l1 draft [] Unallocated (releasesOf ctx mapping)
+    | _ -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx mapping)
+
+/// Plans one cluster's part of a write, zero write or discard. Discards cover whole clusters.
+let plan (ctx: PlanContext) (req: ClusterRequest) : PlanOutcome =
+    let draft =
+        { Steps = []
+          Counts = Map.empty
+          Blocks = Map.empty
+          Hint =
+            match ctx.Source with
+            | Refcounted(_, hint) -> hint
+            | AppendOnly _ -> 0UL
+          FileEnd =
+            match ctx.Source with
+            | AppendOnly fileEnd -> fileEnd
+            | Refcounted _ -> 0UL }
+
+    let l1 = l1Mapping ctx req.L1Entry
+
+    let mapping =
+        if l1.L2TableOffset = 0UL then Ok Unallocated else L2Entry.classify ctx.Format req.L2Entry
+
+    match mapping with
+    | Error problem ->
+        let at = l1.L2TableOffset + uint64 (req.L2Index * ctx.Geometry.L2EntryBytes)
+        Refused(Inconsistent(Structure.L2Table, at, sprintf "%A" problem))
+    | Ok mapping ->
+        match req.Kind with
+        | WriteBytes -> planData ctx req l1 mapping RequestBytes draft
+        | WriteZeroes -> planZeroes ctx req l1 mapping draft
+        | DiscardCluster -> planDiscard ctx req l1 mapping draft

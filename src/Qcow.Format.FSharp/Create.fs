@@ -1,0 +1,121 @@
+/// The layout of a new qcow2 image, as qemu-img create lays it out: header cluster, refcount
+/// table, refcount block(s), then the L1 table; every one of them refcounted.
+module Qcow.Format.Create
+
+/// What a new qcow2 image is made of.
+type Qcow2Options =
+    { Size: uint64
+      Version: int
+      ClusterBits: int
+      RefcountOrder: int
+      LazyRefcounts: bool
+      CompressionType: byte
+      BackingFile: string option
+      BackingFormat: string option }
+
+/// The new image: its header, the writes that make it, and the file's length.
+type NewImage =
+    { Header: Header
+      Writes: (uint64 * byte[]) list
+      FileLength: uint64 }
+
+/// qemu-img's defaults: compat 1.1, 64 KiB clusters, 16-bit refcounts, deflate.
+let defaults size =
+    { Size = size
+      Version = 3
+      ClusterBits = 16
+      RefcountOrder = 4
+      LazyRefcounts = false
+      CompressionType = 0uy
+      BackingFile = None
+      BackingFormat = None }
+
+/// The largest virtual size QEMU allows: the L1 table is at most 32 MiB.
+let maxSize clusterBits =
+    let g = Geometry.qcow2 clusterBits
+    (Limits.MaxL1Bytes / 8UL) * Geometry.bytesPerL1Entry g
+
+let private validate (o: Qcow2Options) =
+    result {
+        do! check (o.Version = 2 || o.Version = 3) "compat must be 0.10 or 1.1"
+        do!
+            check
+                (o.ClusterBits >= Limits.MinClusterBits && o.ClusterBits <= Limits.MaxClusterBits)
+                "cluster size must be a power of two between 512 and 2 MiB"
+        do! check (o.RefcountOrder >= 0 && o.RefcountOrder <= Limits.MaxRefcountOrder) "refcount_bits must be a power of two up to 64"
+        do! check (o.Version = 3 || o.RefcountOrder = 4) "compat=0.10 supports only refcount_bits=16"
+        do! check (o.Version = 3 || not o.LazyRefcounts) "lazy refcounts need compat=1.1"
+        do! check (o.Version = 3 || o.CompressionType = 0uy) "zstd compression needs compat=1.1"
+        do! check (o.CompressionType <= 1uy) "compression_type must be zlib or zstd"
+        do! check (o.Size <= maxSize o.ClusterBits) "image size is too large for this cluster size"
+        do!
+            check
+                (o.BackingFormat.IsNone || o.BackingFormat.Value.Length <= Limits.MaxBackingFormatLength)
+                "the backing format name is too long"
+    }
+
+/// Lays out a new image; the error says which option is wrong.
+let qcow2 (o: Qcow2Options) : Result<NewImage, string> =
+    match validate o with
+    | Error e -> Error e
+    | Ok() ->
+        let g = Geometry.qcow2 o.ClusterBits
+        let rg = { ClusterBits = o.ClusterBits; RefcountOrder = o.RefcountOrder }
+        let cs = Geometry.clusterSize g
+        let l1Size = Geometry.l1EntriesFor g o.Size
+        let l1Clusters = Geometry.clustersFor g (l1Size * 8UL)
+
+        // Header, refcount table (t clusters), refcount blocks (b), L1: grow t and b until the
+        // blocks describe every cluster in use and the table holds every block.
+        let rec layout t b =
+            let used = 1UL + t + b + l1Clusters
+            let b' = (used + Refcount.entriesPerBlock rg - 1UL) / Refcount.entriesPerBlock rg
+            let t' = max 1UL ((b' * 8UL + cs - 1UL) / cs)
+            if b' = b && t' = t then t, b, used else layout t' b'
+
+        let tableClusters, blocks, used = layout 1UL 1UL
+        let l1Offset = (1UL + tableClusters + blocks) * cs
+
+        let header =
+            Header.inQemuOrder
+                { Version = o.Version
+                  BackingFileOffset = 0UL
+                  BackingFileSize = 0u
+                  ClusterBits = o.ClusterBits
+                  Size = o.Size
+                  CryptMethod = 0u
+                  L1Size = uint32 l1Size
+                  L1TableOffset = l1Offset
+                  RefcountTableOffset = cs
+                  RefcountTableClusters = uint32 tableClusters
+                  SnapshotCount = 0u
+                  SnapshotsOffset = 0UL
+                  IncompatibleFeatures = if o.CompressionType <> 0uy then Header.CompressionTypeBit else 0UL
+                  CompatibleFeatures = if o.LazyRefcounts then Header.LazyRefcountsBit else 0UL
+                  AutoclearFeatures = 0UL
+                  RefcountOrder = o.RefcountOrder
+                  HeaderLength = uint32 (if o.Version = 3 then Limits.HeaderV3Length else Limits.HeaderV2Length)
+                  CompressionType = o.CompressionType
+                  AdditionalFields = [||]
+                  Extensions = o.BackingFormat |> Option.map BackingFormat |> Option.toList
+                  BackingFileName = o.BackingFile }
+
+        match HeaderEncode.encode header with
+        | Error e -> Error(FormatError.describe e)
+        | Ok first ->
+            let table = Array.zeroCreate<byte> (int (tableClusters * cs))
+
+            for i in 0UL .. blocks - 1UL do
+                BigEndian.putU64 (System.Span table) (int i * 8) ((1UL + tableClusters + i) * cs)
+
+            let blockBytes = Array.zeroCreate<byte> (int (blocks * cs))
+
+            for c in 0UL .. used - 1UL do
+                let perBlock = Refcount.entriesPerBlock rg
+                let block = System.Span(blockBytes, int ((c / perBlock) * cs), int cs)
+                Refcount.set o.RefcountOrder block (int (c % perBlock)) 1UL
+
+            Ok
+                { Header = header
+                  Writes = [ 0UL, first; cs, table; (1UL + tableClusters) * cs, blockBytes ]
+                  FileLength = l1Offset + l1Size * 8UL }

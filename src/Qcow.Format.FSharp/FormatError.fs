@@ -1,0 +1,109 @@
+/// Errors in untrusted image bytes, as values: each case carries what was wrong and where.
+namespace Qcow.Format
+
+/// The on-disk structure an error was found in.
+type Structure =
+    | Header = 0
+    | HeaderExtension = 1
+    | BackingFileName = 2
+    | L1Table = 3
+    | L2Table = 4
+    | RefcountTable = 5
+    | RefcountBlock = 6
+    | CompressedCluster = 7
+    | SnapshotTable = 8
+    | DataCluster = 9
+    | FeatureNameTable = 10
+
+/// Something wrong in an image's bytes. Offsets are byte offsets in the image file.
+type FormatError =
+    /// The first four bytes are not 'QFI\xfb'.
+    | BadMagic of found: uint32
+    /// The version is not one this format reads (1 for qcow, 2 or 3 for qcow2).
+    | UnsupportedVersion of version: uint32
+    /// The file ends before a structure that must be there.
+    | Truncated of structure: Structure * offset: uint64 * needed: uint64
+    /// A header field is outside QEMU's limits; the text names the field and the limit.
+    | FieldOutOfRange of structure: Structure * offset: uint64 * field: string * value: uint64 * limit: string
+    /// A table or cluster that must be cluster-aligned is not.
+    | Misaligned of structure: Structure * offset: uint64 * value: uint64
+    /// A header extension runs past the end of the extension area.
+    | ExtensionTooLarge of magic: uint32 * offset: uint64 * length: uint32
+    /// The image uses incompatible features this reader does not support; names from the feature table.
+    | UnsupportedFeatures of offset: uint64 * bits: uint64 * names: string list
+    /// A table entry has reserved bits set.
+    | ReservedBitsSet of structure: Structure * offset: uint64 * entry: uint64
+    /// A table entry points at a host offset past the end of what the format allows or the file holds.
+    | EntryOutOfRange of structure: Structure * offset: uint64 * entry: uint64
+    /// A compressed cluster does not inflate to exactly one cluster.
+    | BadCompressedData of offset: uint64 * reason: string
+    /// The image combines fields in a way QEMU refuses; the text says which.
+    | Inconsistent of structure: Structure * offset: uint64 * reason: string
+
+/// Functions over format errors.
+module FormatError =
+    let private hex (v: uint64) = sprintf "0x%x" v
+
+    /// The structure an error was found in.
+    let structure error =
+        match error with
+        | BadMagic _
+        | UnsupportedVersion _
+        | UnsupportedFeatures _ -> Structure.Header
+        | Truncated(s, _, _)
+        | FieldOutOfRange(s, _, _, _, _)
+        | Misaligned(s, _, _)
+        | ReservedBitsSet(s, _, _)
+        | EntryOutOfRange(s, _, _)
+        | Inconsistent(s, _, _) -> s
+        | ExtensionTooLarge _ -> Structure.HeaderExtension
+        | BadCompressedData _ -> Structure.CompressedCluster
+
+    /// The byte offset in the image file where the error was found.
+    let offset error =
+        match error with
+        | BadMagic _ -> 0UL
+        | UnsupportedVersion _ -> 4UL
+        | Truncated(_, o, _)
+        | FieldOutOfRange(_, o, _, _, _)
+        | Misaligned(_, o, _)
+        | ExtensionTooLarge(_, o, _)
+        | UnsupportedFeatures(o, _, _)
+        | ReservedBitsSet(_, o, _)
+        | EntryOutOfRange(_, o, _)
+        | BadCompressedData(o, _)
+        | Inconsistent(_, o, _) -> o
+
+    /// One sentence saying what is wrong, for people.
+    let describe error =
+        match error with
+        | BadMagic found -> sprintf "not a qcow image: magic is %s, expected 0x514649fb" (hex (uint64 found))
+        | UnsupportedVersion v -> sprintf "unsupported qcow version %d" v
+        | Truncated(s, o, n) -> sprintf "%A at %s is cut short: the file ends before its %d bytes" s (hex o) n
+        | FieldOutOfRange(_, o, field, v, limit) -> sprintf "%s is %d at %s; it must be %s" field v (hex o) limit
+        | Misaligned(s, o, v) -> sprintf "%A offset %s (stored at %s) is not cluster-aligned" s (hex v) (hex o)
+        | ExtensionTooLarge(m, o, len) ->
+            sprintf "header extension %s at %s is too large (%d bytes past the extension area)" (hex (uint64 m)) (hex o) len
+        | UnsupportedFeatures(_, bits, names) ->
+            sprintf "unsupported incompatible feature(s): %s (bits %s)" (String.concat ", " names) (hex bits)
+        | ReservedBitsSet(s, o, e) -> sprintf "%A entry at %s has reserved bits set: %s" s (hex o) (hex e)
+        | EntryOutOfRange(s, o, e) -> sprintf "%A entry at %s points outside the image: %s" s (hex o) (hex e)
+        | BadCompressedData(o, reason) -> sprintf "compressed cluster at %s: %s" (hex o) reason
+        | Inconsistent(s, o, reason) -> sprintf "%A at %s: %s" s (hex o) reason
+
+/// `result { }`: sequencing for checks that stop at the first error.
+[<AutoOpen>]
+module ResultBuilder =
+    type ResultBuilder() =
+        member _.Return(x) = Ok x
+        member _.ReturnFrom(r: Result<_, _>) = r
+        member _.Bind(r, f) = Result.bind f r
+        member _.Zero() = Ok()
+        member _.Delay(f: unit -> Result<_, _>) = f
+        member _.Run(f: unit -> Result<_, _>) = f ()
+        member _.Combine(r: Result<unit, _>, f: unit -> Result<_, _>) = Result.bind f r
+
+    let result = ResultBuilder()
+
+    /// Ok () when the condition holds, else the error.
+    let check condition error = if condition then Ok() else Error error

@@ -1,0 +1,222 @@
+/// Decoding and validating a qcow2 header and its extensions from the image's first cluster,
+/// with QEMU's limits (qcow2_do_open, qcow2_read_extensions, qcow2_validate_table).
+module Qcow.Format.HeaderDecode
+
+open System
+open System.Text
+
+let private u16 (b: byte[]) at = BigEndian.u16 (ReadOnlySpan b) at
+let private u32 (b: byte[]) at = BigEndian.u32 (ReadOnlySpan b) at
+let private u64 (b: byte[]) at = BigEndian.u64 (ReadOnlySpan b) at
+let private text (b: byte[]) at length = Encoding.UTF8.GetString(b, at, length)
+
+/// The version field, read before anything else (probing).
+let version (bytes: byte[]) = if bytes.Length >= 8 then u32 bytes 4 else 0u
+
+let private featureNames (b: byte[]) at length =
+    [ for i in 0 .. length / 48 - 1 ->
+          let e = at + i * 48
+          let name = ReadOnlySpan(b, e + 2, 46)
+          let used = match name.IndexOf 0uy with -1 -> 46 | n -> n
+          { Kind = LanguagePrimitives.EnumOfValue b[e]
+            Bit = b[e + 1]
+            Name = text b (e + 2) used } ]
+
+let private decodeExtension (h: Header) (b: byte[]) (at: int) (magic: uint32) (length: int) =
+    let where = uint64 (at - 8)
+
+    match magic with
+    | Header.BackingFormatMagic ->
+        if length > Limits.MaxBackingFormatLength then
+            Error(FieldOutOfRange(Structure.HeaderExtension, where, "backing format length", uint64 length, "below 16"))
+        else
+            Ok(BackingFormat(text b at length))
+    | Header.FeatureNameTableMagic -> Ok(FeatureNameTable(featureNames b at length))
+    | Header.BitmapsMagic ->
+        if length <> 24 then
+            Error(Inconsistent(Structure.HeaderExtension, where, "the bitmaps extension must be 24 bytes"))
+        else
+            Ok(Bitmaps(u32 b at, u32 b (at + 4), u64 b (at + 8), u64 b (at + 16)))
+    | Header.FullDiskEncryptionMagic ->
+        if length <> 16 then
+            Error(Inconsistent(Structure.HeaderExtension, where, "the encryption header pointer must be 16 bytes"))
+        elif h.CryptMethod <> 2u then
+            Error(Inconsistent(Structure.HeaderExtension, where, "encryption header pointer without LUKS encryption"))
+        elif u64 b at &&& (Header.clusterSize h - 1UL) <> 0UL then
+            Error(Misaligned(Structure.HeaderExtension, where + 8UL, u64 b at))
+        else
+            Ok(FullDiskEncryption(u64 b at, u64 b (at + 8)))
+    | Header.ExternalDataFileMagic -> Ok(ExternalDataFile(text b at length))
+    | _ -> Ok(Unknown(magic, b[at .. at + length - 1]))
+
+/// Header extensions from `start` up to `finish` (the backing name's offset, or the cluster end).
+let rec private extensions (h: Header) (b: byte[]) (at: int) (finish: int) acc =
+    if at >= finish || at + 8 > b.Length then
+        Ok(List.rev acc)
+    else
+        let magic = u32 b at
+        let length = u32 b (at + 4)
+
+        if magic = 0u then
+            Ok(List.rev acc)
+        elif uint64 (at + 8) + uint64 length > uint64 finish then
+            Error(ExtensionTooLarge(magic, uint64 at, length))
+        else
+            match decodeExtension h b (at + 8) magic (int length) with
+            | Error e -> Error e
+            | Ok ext -> extensions h b (at + 8 + ((int length + 7) &&& ~~~7)) finish (ext :: acc)
+
+let private fixedFields (b: byte[]) (available: int) =
+    let v = u32 b 4
+    let v3 = v >= 3u
+    let headerLength = if v3 then u32 b 100 else uint32 Limits.HeaderV2Length
+
+    { Version = int v
+      BackingFileOffset = u64 b 8
+      BackingFileSize = u32 b 16
+      ClusterBits = int (min (u32 b 20) 64u)
+      Size = u64 b 24
+      CryptMethod = u32 b 32
+      L1Size = u32 b 36
+      L1TableOffset = u64 b 40
+      RefcountTableOffset = u64 b 48
+      RefcountTableClusters = u32 b 56
+      SnapshotCount = u32 b 60
+      SnapshotsOffset = u64 b 64
+      IncompatibleFeatures = if v3 then u64 b 72 else 0UL
+      CompatibleFeatures = if v3 then u64 b 80 else 0UL
+      AutoclearFeatures = if v3 then u64 b 88 else 0UL
+      RefcountOrder = if v3 then int (min (u32 b 96) 64u) else 4
+      HeaderLength = headerLength
+      CompressionType = if v3 && headerLength > 104u && available > 104 then b[104] else 0uy
+      AdditionalFields =
+        if v3 && headerLength > uint32 Limits.HeaderV3Length && int headerLength <= b.Length then
+            b[Limits.HeaderV3Length .. int headerLength - 1]
+        else
+            [||]
+      Extensions = []
+      BackingFileName = None }
+
+let private table (h: Header) structure (fieldAt: uint64) (offset: uint64) (bytes: uint64) =
+    result {
+        do! check (offset &&& (Header.clusterSize h - 1UL) = 0UL) (Misaligned(structure, fieldAt, offset))
+        do!
+            check
+                (offset <= Limits.MaxFileOffset - bytes)
+                (FieldOutOfRange(structure, fieldAt, "table end", offset, "below 2^63"))
+    }
+
+let private validate (h: Header) (available: int) =
+    let cs = Header.clusterSize h
+
+    result {
+        do!
+            check
+                (h.HeaderLength >= uint32 Limits.HeaderV3MinLength && uint64 h.HeaderLength <= cs || h.Version = 2)
+                (FieldOutOfRange(Structure.Header, 100UL, "header_length", uint64 h.HeaderLength, "between 104 and the cluster size"))
+        do! check (available >= int h.HeaderLength) (Truncated(Structure.Header, 0UL, uint64 h.HeaderLength))
+        do!
+            check
+                (h.RefcountOrder <= Limits.MaxRefcountOrder)
+                (FieldOutOfRange(Structure.Header, 96UL, "refcount_order", uint64 h.RefcountOrder, "at most 6"))
+        do!
+            check
+                (h.CryptMethod <= 2u)
+                (FieldOutOfRange(Structure.Header, 32UL, "crypt_method", uint64 h.CryptMethod, "0, 1 or 2"))
+        do!
+            check
+                (h.BackingFileOffset <= cs)
+                (FieldOutOfRange(Structure.Header, 8UL, "backing_file_offset", h.BackingFileOffset, "inside the first cluster"))
+        do!
+            check
+                (h.BackingFileOffset = 0UL
+                 || h.BackingFileSize <= Limits.MaxBackingNameLength
+                    && uint64 h.BackingFileSize <= cs - h.BackingFileOffset)
+                (FieldOutOfRange(Structure.Header, 16UL, "backing_file_size", uint64 h.BackingFileSize, "at most 1023 and inside the first cluster"))
+        do!
+            check
+                (h.RefcountTableClusters <> 0u)
+                (FieldOutOfRange(Structure.Header, 56UL, "refcount_table_clusters", 0UL, "at least 1"))
+        let reftableBytes = uint64 h.RefcountTableClusters <<< h.ClusterBits
+        do!
+            check
+                (reftableBytes <= Limits.MaxRefcountTableBytes)
+                (FieldOutOfRange(Structure.Header, 56UL, "refcount_table_clusters", uint64 h.RefcountTableClusters, "at most 8 MiB of table"))
+        do! table h Structure.RefcountTable 48UL h.RefcountTableOffset reftableBytes
+        do!
+            check
+                (h.SnapshotCount <= Limits.MaxSnapshots)
+                (FieldOutOfRange(Structure.Header, 60UL, "nb_snapshots", uint64 h.SnapshotCount, "at most 65536"))
+        do! check (h.SnapshotsOffset &&& (cs - 1UL) = 0UL) (Misaligned(Structure.SnapshotTable, 64UL, h.SnapshotsOffset))
+        let l1Bytes = uint64 h.L1Size * 8UL
+        do!
+            check
+                (l1Bytes <= Limits.MaxL1Bytes)
+                (FieldOutOfRange(Structure.Header, 36UL, "l1_size", uint64 h.L1Size, "at most 4194304 entries (32 MiB)"))
+        let needed = Geometry.l1EntriesFor (Header.geometry h) h.Size
+        do!
+            check
+                (needed <= uint64 Int32.MaxValue)
+                (FieldOutOfRange(Structure.Header, 24UL, "size", h.Size, "small enough for an L1 table"))
+        do!
+            check
+                (uint64 h.L1Size >= needed)
+                (FieldOutOfRange(Structure.Header, 36UL, "l1_size", uint64 h.L1Size, sprintf "at least %d for this size" needed))
+        do! table h Structure.L1Table 40UL h.L1TableOffset l1Bytes
+        let compressionField = h.HeaderLength > 104u
+        do!
+            check
+                (h.CompressionType <= 1uy)
+                (FieldOutOfRange(Structure.Header, 104UL, "compression_type", uint64 h.CompressionType, "0 (deflate) or 1 (zstd)"))
+        do!
+            check
+                ((h.CompressionType <> 0uy) = (h.IncompatibleFeatures &&& Header.CompressionTypeBit <> 0UL)
+                 || not compressionField && h.IncompatibleFeatures &&& Header.CompressionTypeBit = 0UL)
+                (Inconsistent(Structure.Header, 104UL, "compression_type and the compression type feature bit disagree"))
+        do!
+            check
+                (h.AutoclearFeatures &&& Header.RawExternalDataBit = 0UL
+                 || h.IncompatibleFeatures &&& Header.ExternalDataBit <> 0UL)
+                (Inconsistent(Structure.Header, 88UL, "raw external data needs an external data file"))
+    }
+
+/// Names for the given incompatible bits, from the image's feature name table when it has one.
+let featureNamesFor (h: Header) (bits: uint64) =
+    let table =
+        h.Extensions
+        |> List.tryPick (function FeatureNameTable t -> Some t | _ -> None)
+        |> Option.defaultValue Header.standardFeatureTable
+
+    [ for bit in 0..63 do
+          if bits &&& (1UL <<< bit) <> 0UL then
+              match table |> List.tryFind (fun f -> f.Kind = FeatureKind.Incompatible && int f.Bit = bit) with
+              | Some f -> f.Name
+              | None -> sprintf "unknown incompatible feature: %x" (1UL <<< bit) ]
+
+/// Decodes the first cluster of an image. `bytes` holds the first cluster (zero-filled past the
+/// end of the file, as QEMU reads it); `available` is how many of them the file really has.
+let decode (bytes: byte[]) (available: int) : Result<Header, FormatError> =
+    result {
+        do! check (available >= Limits.HeaderV2Length && bytes.Length >= Limits.HeaderV3Length) (Truncated(Structure.Header, 0UL, uint64 Limits.HeaderV2Length))
+        do! check (u32 bytes 0 = Limits.Magic) (BadMagic(u32 bytes 0))
+        let v = u32 bytes 4
+        do! check (v = 2u || v = 3u) (UnsupportedVersion v)
+        let bits = u32 bytes 20
+        do!
+            check
+                (bits >= uint32 Limits.MinClusterBits && bits <= uint32 Limits.MaxClusterBits)
+                (FieldOutOfRange(Structure.Header, 20UL, "cluster_bits", uint64 bits, "between 9 and 21"))
+        do! check (v = 2u || available >= Limits.HeaderV3MinLength) (Truncated(Structure.Header, 0UL, uint64 Limits.HeaderV3MinLength))
+        let h = fixedFields bytes available
+        do! check (int (Header.clusterSize h) <= bytes.Length) (Truncated(Structure.Header, 0UL, Header.clusterSize h))
+        do! validate h available
+        let finish = if h.BackingFileOffset <> 0UL then int h.BackingFileOffset else int (Header.clusterSize h)
+        let! exts = extensions h bytes (int h.HeaderLength) finish []
+        let h = { h with Extensions = exts }
+        let unknown = h.IncompatibleFeatures &&& ~~~Limits.KnownIncompatibleMask
+        do! check (unknown = 0UL) (UnsupportedFeatures(72UL, unknown, featureNamesFor h unknown))
+        let name =
+            if h.BackingFileOffset = 0UL then None
+            else Some(text bytes (int h.BackingFileOffset) (int h.BackingFileSize))
+        return { h with BackingFileName = name }
+    }

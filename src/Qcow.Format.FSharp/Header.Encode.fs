@@ -1,0 +1,95 @@
+/// Encoding a qcow2 header, its extensions and the backing file name into the first cluster,
+/// laid out as QEMU's qcow2_update_header lays it out.
+module Qcow.Format.HeaderEncode
+
+open System
+open System.Text
+
+let private extensionBytes ext =
+    match ext with
+    | BackingFormat f -> Header.BackingFormatMagic, Encoding.UTF8.GetBytes f
+    | ExternalDataFile f -> Header.ExternalDataFileMagic, Encoding.UTF8.GetBytes f
+    | FullDiskEncryption(offset, length) ->
+        let data = Array.zeroCreate 16
+        BigEndian.putU64 (Span data) 0 offset
+        BigEndian.putU64 (Span data) 8 length
+        Header.FullDiskEncryptionMagic, data
+    | Bitmaps(count, reserved, size, offset) ->
+        let data = Array.zeroCreate 24
+        BigEndian.putU32 (Span data) 0 count
+        BigEndian.putU32 (Span data) 4 reserved
+        BigEndian.putU64 (Span data) 8 size
+        BigEndian.putU64 (Span data) 16 offset
+        Header.BitmapsMagic, data
+    | FeatureNameTable names ->
+        let data = Array.zeroCreate (48 * List.length names)
+
+        names
+        |> List.iteri (fun i f ->
+            data[i * 48] <- byte f.Kind
+            data[i * 48 + 1] <- f.Bit
+            let name = Encoding.UTF8.GetBytes f.Name
+            Array.blit name 0 data (i * 48 + 2) (min 46 name.Length))
+
+        Header.FeatureNameTableMagic, data
+    | Unknown(magic, data) -> magic, data
+
+/// Bytes of the header proper: 72 for v2, 112 plus the preserved additional fields for v3.
+let headerLength (h: Header) =
+    if h.Version >= 3 then Limits.HeaderV3Length + h.AdditionalFields.Length else Limits.HeaderV2Length
+
+/// The whole first cluster for a header: fixed fields, extensions in list order, the end
+/// marker, then the backing file name. Fails when it does not fit in one cluster.
+/// backing_file_offset, backing_file_size and header_length are derived, not taken from `h`.
+let encode (h: Header) : Result<byte[], FormatError> =
+    let cs = int (Header.clusterSize h)
+    let exts = h.Extensions |> List.map extensionBytes
+    let length = headerLength h
+    let extBytes = exts |> List.sumBy (fun (_, d) -> 8 + ((d.Length + 7) &&& ~~~7))
+    let name = h.BackingFileName |> Option.map Encoding.UTF8.GetBytes
+    let nameAt = length + extBytes + 8
+    let total = nameAt + (name |> Option.map Array.length |> Option.defaultValue 0)
+
+    if total > cs then
+        Error(Inconsistent(Structure.Header, 0UL, sprintf "header, extensions and backing name need %d bytes, more than one cluster" total))
+    else
+        let b = Array.zeroCreate<byte> cs
+        let s = Span b
+        BigEndian.putU32 s 0 Limits.Magic
+        BigEndian.putU32 s 4 (uint32 h.Version)
+
+        match name with
+        | Some n ->
+            BigEndian.putU64 s 8 (uint64 nameAt)
+            BigEndian.putU32 s 16 (uint32 n.Length)
+            Array.blit n 0 b nameAt n.Length
+        | None -> ()
+
+        BigEndian.putU32 s 20 (uint32 h.ClusterBits)
+        BigEndian.putU64 s 24 h.Size
+        BigEndian.putU32 s 32 h.CryptMethod
+        BigEndian.putU32 s 36 h.L1Size
+        BigEndian.putU64 s 40 h.L1TableOffset
+        BigEndian.putU64 s 48 h.RefcountTableOffset
+        BigEndian.putU32 s 56 h.RefcountTableClusters
+        BigEndian.putU32 s 60 h.SnapshotCount
+        BigEndian.putU64 s 64 h.SnapshotsOffset
+
+        if h.Version >= 3 then
+            BigEndian.putU64 s 72 h.IncompatibleFeatures
+            BigEndian.putU64 s 80 h.CompatibleFeatures
+            BigEndian.putU64 s 88 h.AutoclearFeatures
+            BigEndian.putU32 s 96 (uint32 h.RefcountOrder)
+            BigEndian.putU32 s 100 (uint32 length)
+            b[104] <- h.CompressionType
+            Array.blit h.AdditionalFields 0 b Limits.HeaderV3Length h.AdditionalFields.Length
+
+        let mutable at = length
+
+        for magic, data in exts do
+            BigEndian.putU32 s at magic
+            BigEndian.putU32 s (at + 4) (uint32 data.Length)
+            Array.blit data 0 b (at + 8) data.Length
+            at <- at + 8 + ((data.Length + 7) &&& ~~~7)
+
+        Ok b
