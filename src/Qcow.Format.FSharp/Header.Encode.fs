@@ -93,3 +93,29 @@ let encode (h: Header) : Result<byte[], FormatError> =
             at <- at + 8 + ((data.Length + 7) &&& ~~~7)
 
         Ok b
+
+/// Where the refcount table's offset and cluster count sit: QEMU switches tables with one
+/// 12-byte write there.
+[<Literal>]
+let RefcountTableFieldsOffset = 48
+
+/// The 12 bytes naming a refcount table: offset (u64) and clusters (u32).
+let refcountTableFields (offset: uint64) (clusters: uint32) =
+    let b = Array.zeroCreate 12
+    BigEndian.putU64 (Span b) 0 offset
+    BigEndian.putU32 (Span b) 8 clusters
+    b
+
+/// Where autoclear_features sits in a v3 header.
+[<Literal>]
+let AutoclearFieldOffset = 88
+
+/// Where incompatible_features sits in a v3 header.
+[<Literal>]
+let IncompatibleFieldOffset = 72
+
+/// One 8-byte feature field.
+let featureField (value: uint64) =
+    let b = Array.zeroCreate 8
+    BigEndian.putU64 (Span b) 0 value
+    b

@@ -17,18 +17,19 @@ type EntryFormat =
       ClusterBits: int
       HasExternalData: bool }
 
-/// What an L2 entry says about one guest cluster.
+/// What an L2 entry says about one guest cluster (a struct: classifying allocates nothing).
+[<Struct>]
 type L2Mapping =
     /// Nothing here: read the backing file, or zeros without one.
     | Unallocated
     /// Reads as zeros; no host cluster (v3 only).
     | ZeroPlain
     /// Reads as zeros; the host cluster stays allocated (v3 only).
-    | ZeroAllocated of zeroHost: uint64 * zeroCopied: bool
+    | ZeroAllocated of ZeroHost: uint64 * ZeroCopied: bool
     /// Guest data at a cluster-aligned host offset; COPIED means its refcount is exactly 1.
-    | Normal of host: uint64 * copied: bool
+    | Normal of Host: uint64 * Copied: bool
     /// A compressed stream: its host byte offset and the bytes to read from there.
-    | Compressed of streamHost: uint64 * streamLength: uint32
+    | Compressed of StreamHost: uint64 * StreamLength: uint32
 
 /// Why an L2 entry cannot be used.
 type L2Problem =

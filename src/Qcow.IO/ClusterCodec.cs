@@ -1,0 +1,62 @@
+// Inflating compressed clusters: raw deflate (compression_type 0, and every qcow v1 image) or
+// zstd (compression_type 1). A stream must yield exactly one cluster; trailing bytes of its last
+// sector may belong to the next stream and are ignored.
+using System;
+using System.IO;
+using System.IO.Compression;
+using ZstdSharp;
+
+namespace Qcow.IO;
+
+internal sealed class ClusterCodec
+{
+    private readonly IStorage _storage;
+    private readonly byte _compressionType;
+    private readonly int _clusterSize;
+    private byte[] _input = Array.Empty<byte>();
+
+    public ClusterCodec(IStorage storage, byte compressionType, int clusterSize)
+    {
+        _storage = storage;
+        _compressionType = compressionType;
+        _clusterSize = clusterSize;
+    }
+
+    /// <summary>Inflates the stream at <paramref name="host"/> into one cluster.</summary>
+    public void Inflate(ulong host, uint length, Span<byte> cluster)
+    {
+        if (_input.Length < length)
+        {
+            _input = new byte[length];
+        }
+
+        int read = _storage.Read((long)host, _input.AsSpan(0, (int)length));
+        using var compressed = new MemoryStream(_input, 0, read, writable: false);
+        using Stream inflater = _compressionType == 1
+            ? new DecompressionStream(compressed)
+            : new DeflateStream(compressed, CompressionMode.Decompress);
+        int total = 0;
+        try
+        {
+            while (total < _clusterSize)
+            {
+                int n = inflater.Read(cluster[total.._clusterSize]);
+                if (n == 0)
+                {
+                    break;
+                }
+
+                total += n;
+            }
+        }
+        catch (Exception e) when (e is InvalidDataException or ZstdException)
+        {
+            throw new QcowFormatException(_storage.Path, QcowFormatErrorKind.BadCompressedData, QcowStructure.CompressedCluster, (long)host, $"compressed cluster at 0x{host:x} does not inflate: {e.Message}");
+        }
+
+        if (total != _clusterSize)
+        {
+            throw new QcowFormatException(_storage.Path, QcowFormatErrorKind.BadCompressedData, QcowStructure.CompressedCluster, (long)host, $"compressed cluster at 0x{host:x} inflates to {total} bytes, not one cluster ({_clusterSize})");
+        }
+    }
+}

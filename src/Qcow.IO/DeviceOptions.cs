@@ -1,0 +1,13 @@
+// How the shell opens one image: access, cache size, logging, and the opener for backing files.
+using Microsoft.Extensions.Logging;
+
+namespace Qcow.IO;
+
+/// <param name="Writable">Open for writing.</param>
+/// <param name="ForceCorrupt">Open read-write even when the corrupt bit is set (for repair).</param>
+/// <param name="CacheBytes">Memory for L2 tables; refcount blocks get a quarter of it.</param>
+/// <param name="Logger">Where the shell logs.</param>
+internal sealed record DeviceOptions(bool Writable, bool ForceCorrupt, long CacheBytes, ILogger Logger);
+
+/// <summary>Opens the image an image names as its backing file, read-only.</summary>
+internal delegate IBlockDevice BackingOpener(string name, string? format);

@@ -1,0 +1,29 @@
+// A virtual disk: what an image is to its overlay, to convert, and to the public API.
+using System;
+
+namespace Qcow.IO;
+
+internal interface IBlockDevice : IDisposable
+{
+    /// <summary>The file behind the device.</summary>
+    string Path { get; }
+
+    /// <summary>The format's name as qemu-img spells it: qcow2, qcow or raw.</summary>
+    string FormatName { get; }
+
+    /// <summary>Virtual size in bytes.</summary>
+    long Length { get; }
+
+    bool CanWrite { get; }
+
+    /// <summary>Reads guest bytes; bytes past <see cref="Length"/> read as zeros.</summary>
+    void Read(long offset, Span<byte> destination);
+
+    void Write(long offset, ReadOnlySpan<byte> source);
+
+    void WriteZeroes(long offset, long length);
+
+    void Discard(long offset, long length);
+
+    void Flush();
+}

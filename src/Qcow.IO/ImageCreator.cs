@@ -1,0 +1,50 @@
+// Creating image files: qcow2 from the core's layout, qcow v1 as qemu-img writes it, raw.
+using System;
+using Microsoft.FSharp.Core;
+using Qcow.Format;
+
+namespace Qcow.IO;
+
+internal static class ImageCreator
+{
+    /// <summary>Writes a new qcow2 image; the options have been validated by the core.</summary>
+    public static void CreateQcow2(string path, Create.Qcow2Options options)
+    {
+        FSharpResult<Create.NewImage, string> layout = Create.qcow2(options);
+        if (layout.IsError)
+        {
+            throw new ArgumentException(layout.ErrorValue, nameof(options));
+        }
+
+        using FileStorage storage = FileStorage.Create(path);
+        foreach (Tuple<ulong, byte[]> write in layout.ResultValue.Writes)
+        {
+            storage.Write((long)write.Item1, write.Item2);
+        }
+
+        storage.SetLength((long)layout.ResultValue.FileLength);
+        storage.Flush();
+    }
+
+    /// <summary>Writes a new qcow v1 image with qemu-img's geometry.</summary>
+    public static void CreateQcowV1(string path, ulong size, string? backingFile)
+    {
+        var (header, name, fileLength) = QcowV1HeaderModule.forCreate(size, OptionModule.OfObj(backingFile));
+        using FileStorage storage = FileStorage.Create(path);
+        storage.Write(0, QcowV1HeaderModule.encode(header));
+        if (name != null)
+        {
+            storage.Write(Limits.HeaderV1Length, name.Value);
+        }
+
+        storage.SetLength((long)fileLength);
+        storage.Flush();
+    }
+
+    public static void CreateRaw(string path, long size)
+    {
+        using FileStorage storage = FileStorage.Create(path);
+        storage.SetLength(size);
+        storage.Flush();
+    }
+}

@@ -1,0 +1,388 @@
+// The image's metadata in memory: L1 table, L2 and refcount-block caches, refcount table, the
+// releases waiting for a durable mapping, and the flush that writes them in QEMU's order.
+using System;
+using System.Buffers.Binary;
+using System.Collections.Generic;
+using Microsoft.Extensions.Logging;
+using Qcow.Format;
+
+namespace Qcow.IO;
+
+internal sealed class ImageMetadata : IRefcountView
+{
+    private const int ChunkEntries = 64;
+    private const ulong MaxCacheBytes = 32UL << 20;
+
+    private readonly IStorage _storage;
+    private readonly ImageLayout _layout;
+    private readonly ILogger _logger;
+    private readonly MetadataCache _l2Cache;
+    private readonly MetadataCache? _blockCache;
+    private readonly HashSet<int> _dirtyL1Chunks = new();
+    private readonly HashSet<int> _dirtyTableChunks = new();
+    private readonly List<ulong> _pendingReleases = new();
+    private ulong[] _l1;
+    private ulong[] _refcountTable;
+    private ulong _refcountTableOffset;
+    private uint _refcountTableClusters;
+
+    public ImageMetadata(IStorage storage, ImageLayout layout, ILogger logger, long cacheBytes)
+    {
+        _storage = storage;
+        _layout = layout;
+        _logger = logger;
+        _l1 = ReadTable(layout.L1Offset, layout.L1Size, QcowStructure.L1Table);
+        int l2Tables = (int)Math.Max(4, Math.Min((ulong)cacheBytes, CoverBytes(layout)) / (ulong)layout.L2TableBytes);
+        _l2Cache = new MetadataCache(l2Tables, layout.L2TableBytes, WriteBackL2Table);
+        _refcountTable = Array.Empty<ulong>();
+        if (layout.HasRefcounts)
+        {
+            _refcountTableOffset = layout.RefcountTableOffset;
+            _refcountTableClusters = layout.RefcountTableClusters;
+            int entries = (int)Qcow.Format.Refcount.tableEntriesIn(layout.Refcounts, layout.RefcountTableClusters);
+            _refcountTable = ReadTable(layout.RefcountTableOffset, entries, QcowStructure.RefcountTable);
+            _blockCache = new MetadataCache(Math.Max(4, l2Tables / 4), layout.ClusterSize, WriteTable);
+        }
+    }
+
+    /// <summary>Where the next allocation starts looking: below it every cluster is in use.</summary>
+    public ulong FirstFreeCluster { get; set; }
+
+    /// <summary>qcow v1 allocates at the end of the file.</summary>
+    public ulong FileEnd { get; set; }
+
+    public ulong RefcountTableOffset => _refcountTableOffset;
+
+    public uint RefcountTableClusters => _refcountTableClusters;
+
+    /// <summary>QEMU's default: cache enough L2 tables to map the whole image, up to 32 MiB.</summary>
+    private static ulong CoverBytes(ImageLayout layout)
+    {
+        ulong tables = GeometryModule.l1EntriesFor(layout.Geometry, layout.VirtualSize);
+        return Math.Min(MaxCacheBytes, Math.Max(1, tables) * (ulong)layout.L2TableBytes);
+    }
+
+    // ---- L1 and L2 ----
+
+    public ulong L1Entry(int index) => index < _l1.Length ? _l1[index] : 0;
+
+    public void SetL1Entry(int index, ulong entry)
+    {
+        if (index >= _l1.Length)
+        {
+            Array.Resize(ref _l1, Math.Min(_layout.L1Size, Math.Max(index + 1, _l1.Length * 2)));
+        }
+
+        _l1[index] = entry;
+        _dirtyL1Chunks.Add(index / ChunkEntries);
+    }
+
+    /// <summary>The offset of the L2 table an L1 entry names (0 = none), checked.</summary>
+    public ulong L2TableOffset(int l1Index)
+    {
+        ulong entry = L1Entry(l1Index);
+        ulong table = _layout.Version == 1 ? entry : entry & Qcow.Format.L1Entry.OffsetMask;
+        if (table == 0)
+        {
+            return 0;
+        }
+
+        long where = (long)_layout.L1Offset + (long)l1Index * 8;
+        if (_layout.Version >= 2 && !GeometryModule.isClusterAligned(_layout.Geometry, table))
+        {
+            throw Corrupt(QcowFormatErrorKind.Misaligned, QcowStructure.L1Table, where, $"L2 table offset 0x{table:x} is not cluster-aligned");
+        }
+
+        return table;
+    }
+
+    public ulong L2Entry(ulong table, int index, int l1Index) =>
+        BinaryPrimitives.ReadUInt64BigEndian(L2Table(table, l1Index).AsSpan(index * 8));
+
+    public void SetL2Entry(ulong table, int index, ulong entry)
+    {
+        byte[] data = _l2Cache.TryGet((long)table) ?? LoadTable(_l2Cache, table, _layout.L2TableBytes, QcowStructure.L2Table, (long)table);
+        BinaryPrimitives.WriteUInt64BigEndian(data.AsSpan(index * 8), entry);
+        _l2Cache.MarkDirty((long)table);
+    }
+
+    public void CreateL2Table(ulong offset, ulong copyOf)
+    {
+        byte[]? source = copyOf == 0 ? null : (byte[])L2Table(copyOf, -1).Clone();
+        byte[] data = _l2Cache.Insert((long)offset, dirty: true);
+        if (source is null)
+        {
+            Array.Clear(data);
+        }
+        else
+        {
+            source.CopyTo(data, 0);
+        }
+    }
+
+    private byte[] L2Table(ulong table, int l1Index)
+    {
+        byte[]? data = _l2Cache.TryGet((long)table);
+        if (data != null)
+        {
+            return data;
+        }
+
+        long where = l1Index < 0 ? (long)table : (long)_layout.L1Offset + (long)l1Index * 8;
+        return LoadTable(_l2Cache, table, _layout.L2TableBytes, QcowStructure.L1Table, where);
+    }
+
+    // ---- Refcounts (the planner's view) ----
+
+    public ulong TableEntries => Qcow.Format.Refcount.tableEntriesIn(_layout.Refcounts, _refcountTableClusters);
+
+    public ulong BlockOffset(ulong index) => index < (ulong)_refcountTable.Length ? _refcountTable[index] & ~Qcow.Format.Refcount.TableReservedMask : 0;
+
+    public RefcountLookup Refcount(ulong cluster)
+    {
+        ulong index = cluster >> Qcow.Format.Refcount.blockBits(_layout.Refcounts);
+        ulong block = BlockOffset(index);
+        if (block == 0)
+        {
+            return new RefcountLookup(true, 0);
+        }
+
+        byte[]? data = _blockCache!.TryGet((long)block);
+        return data is null
+            ? new RefcountLookup(false, 0)
+            : new RefcountLookup(true, Qcow.Format.Refcount.get(_layout.Refcounts.RefcountOrder, data, EntryInBlock(cluster)));
+    }
+
+    /// <summary>A cluster's refcount, loading its block if needed; 0 past the table.</summary>
+    public ulong ReadRefcount(ulong cluster)
+    {
+        ulong index = cluster >> Qcow.Format.Refcount.blockBits(_layout.Refcounts);
+        return BlockOffset(index) == 0 ? 0 : Qcow.Format.Refcount.get(_layout.Refcounts.RefcountOrder, RefcountBlock(index), EntryInBlock(cluster));
+    }
+
+    public void LoadRefcountBlock(ulong index) => RefcountBlock(index);
+
+    public void SetRefcount(ulong cluster, ulong value)
+    {
+        ulong index = cluster >> Qcow.Format.Refcount.blockBits(_layout.Refcounts);
+        Qcow.Format.Refcount.set(_layout.Refcounts.RefcountOrder, RefcountBlock(index), EntryInBlock(cluster), value);
+        _blockCache!.MarkDirty((long)BlockOffset(index));
+    }
+
+    public void CreateRefcountBlock(NewRefcountBlock block)
+    {
+        byte[] data = _blockCache!.Insert((long)block.Offset, dirty: true);
+        Array.Clear(data);
+        for (ulong c = block.FirstInUse; c < block.FirstInUse + block.InUseCount; c++)
+        {
+            Qcow.Format.Refcount.set(_layout.Refcounts.RefcountOrder, data, EntryInBlock(c), 1);
+        }
+    }
+
+    public void LinkRefcountBlock(ulong index, ulong offset)
+    {
+        if (index >= (ulong)_refcountTable.Length)
+        {
+            Array.Resize(ref _refcountTable, (int)Math.Min(TableEntries, Math.Max(index + 1, (ulong)_refcountTable.Length * 2)));
+        }
+
+        _refcountTable[index] = offset;
+        _dirtyTableChunks.Add((int)(index / ChunkEntries));
+    }
+
+    /// <summary>
+    /// Writes a new, larger refcount table: first every refcount block it names (new ones
+    /// included) is made durable, then the table itself.
+    /// </summary>
+    public void CreateRefcountTable(ulong offset, uint clusters, ulong[] entries)
+    {
+        _blockCache!.WriteDirty(WriteTable);
+        _storage.Flush();
+        byte[] bytes = new byte[(long)clusters << _layout.Geometry.ClusterBits];
+        for (int i = 0; i < entries.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt64BigEndian(bytes.AsSpan(i * 8), entries[i]);
+        }
+
+        _storage.Write((long)offset, bytes);
+        _storage.Flush();
+        _refcountTable = entries;
+        _logger.LogDebug("{Image}: new refcount table at 0x{Offset:x}, {Clusters} clusters", _layout.Path, offset, clusters);
+    }
+
+    /// <summary>Points the header at the new table with one write, as QEMU does, and syncs.</summary>
+    public void SwitchRefcountTable(ulong offset, uint clusters)
+    {
+        _storage.Write(HeaderEncode.RefcountTableFieldsOffset, HeaderEncode.refcountTableFields(offset, clusters));
+        _storage.Flush();
+        _refcountTableOffset = offset;
+        _refcountTableClusters = clusters;
+        _dirtyTableChunks.Clear();
+    }
+
+    /// <summary>Queues a release; it is applied once the mapping that dropped it is durable.</summary>
+    public void Release(ulong cluster) => _pendingReleases.Add(cluster);
+
+    // ---- Flush, in QEMU's order ----
+
+    /// <summary>
+    /// Makes everything durable, level by level, with a barrier after each: data, copy-on-write
+    /// and refcount blocks; then the refcount table; then L2 tables; then the L1 table; then the
+    /// releases of clusters that no durable mapping references any more.
+    /// </summary>
+    public void Flush()
+    {
+        FlushRefcountLevel();
+        if (_l2Cache.HasDirty)
+        {
+            _l2Cache.WriteDirty(WriteTable);
+            _storage.Flush();
+        }
+
+        if (_dirtyL1Chunks.Count > 0)
+        {
+            WriteChunks(_dirtyL1Chunks, _l1, _layout.L1Offset, _layout.L1Size);
+            _storage.Flush();
+        }
+
+        if (_pendingReleases.Count > 0)
+        {
+            ApplyReleases();
+            _blockCache!.WriteDirty(WriteTable);
+            _storage.Flush();
+        }
+    }
+
+    /// <summary>Data and refcount blocks durable, then the refcount table.</summary>
+    private void FlushRefcountLevel()
+    {
+        _blockCache?.WriteDirty(WriteTable);
+        _storage.Flush();
+        if (_dirtyTableChunks.Count > 0)
+        {
+            WriteChunks(_dirtyTableChunks, _refcountTable, _refcountTableOffset, (int)TableEntries);
+            _storage.Flush();
+        }
+    }
+
+    /// <summary>A dirty L2 table leaves the cache: what it points at must be durable first.</summary>
+    private void WriteBackL2Table(long offset, byte[] data)
+    {
+        FlushRefcountLevel();
+        WriteTable(offset, data);
+    }
+
+    private void ApplyReleases()
+    {
+        int order = _layout.Refcounts.RefcountOrder;
+        foreach (ulong cluster in _pendingReleases)
+        {
+            ulong index = cluster >> Qcow.Format.Refcount.blockBits(_layout.Refcounts);
+            if (BlockOffset(index) == 0)
+            {
+                throw Corrupt(QcowFormatErrorKind.Inconsistent, QcowStructure.RefcountBlock, (long)(cluster << _layout.Geometry.ClusterBits), "a released cluster has no refcount block");
+            }
+
+            byte[] block = RefcountBlock(index);
+            ulong count = Qcow.Format.Refcount.get(order, block, EntryInBlock(cluster));
+            if (count == 0)
+            {
+                throw Corrupt(QcowFormatErrorKind.Inconsistent, QcowStructure.RefcountBlock, (long)(cluster << _layout.Geometry.ClusterBits), "a released cluster's refcount is already 0");
+            }
+
+            Qcow.Format.Refcount.set(order, block, EntryInBlock(cluster), count - 1);
+            _blockCache!.MarkDirty((long)BlockOffset(index));
+            if (count == 1)
+            {
+                FirstFreeCluster = Math.Min(FirstFreeCluster, cluster);
+                _l2Cache.Forget((long)(cluster << _layout.Geometry.ClusterBits));
+            }
+        }
+
+        _pendingReleases.Clear();
+    }
+
+    // ---- Table I/O ----
+
+    private int EntryInBlock(ulong cluster) => (int)(cluster & (Qcow.Format.Refcount.entriesPerBlock(_layout.Refcounts) - 1));
+
+    private byte[] RefcountBlock(ulong index)
+    {
+        ulong offset = BlockOffset(index);
+        byte[]? data = _blockCache!.TryGet((long)offset);
+        if (data != null)
+        {
+            return data;
+        }
+
+        long where = (long)_refcountTableOffset + (long)index * 8;
+        if (!GeometryModule.isClusterAligned(_layout.Geometry, offset))
+        {
+            throw Corrupt(QcowFormatErrorKind.Misaligned, QcowStructure.RefcountTable, where, $"refcount block offset 0x{offset:x} is not cluster-aligned");
+        }
+
+        return LoadTable(_blockCache, offset, _layout.ClusterSize, QcowStructure.RefcountTable, where);
+    }
+
+    private byte[] LoadTable(MetadataCache cache, ulong offset, int bytes, QcowStructure pointer, long where)
+    {
+        if (offset > (ulong)(_storage.Length - bytes) || _storage.Length < bytes)
+        {
+            throw Corrupt(QcowFormatErrorKind.EntryOutOfRange, pointer, where, $"table at 0x{offset:x} lies past the end of the file");
+        }
+
+        byte[] data = cache.Insert((long)offset, dirty: false);
+        _storage.Read((long)offset, data.AsSpan(0, bytes));
+        return data;
+    }
+
+    /// <summary>
+    /// Reads a table of big-endian entries. Entries past the end of the file read as 0, as QEMU
+    /// reads them, so only what the file holds is allocated: a hostile size cannot exhaust memory.
+    /// </summary>
+    private ulong[] ReadTable(ulong offset, int entries, QcowStructure structure)
+    {
+        long available = Math.Max(0, (_storage.Length - (long)offset) / 8);
+        int count = (int)Math.Min(entries, available);
+        var table = new ulong[count];
+        byte[] bytes = new byte[Math.Min(count * 8L, 1 << 20)];
+        for (int done = 0; done < count;)
+        {
+            int n = Math.Min(count - done, bytes.Length / 8);
+            _storage.Read((long)offset + done * 8L, bytes.AsSpan(0, n * 8));
+            for (int i = 0; i < n; i++)
+            {
+                table[done + i] = BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(i * 8));
+            }
+
+            done += n;
+        }
+
+        _logger.LogDebug("{Image}: read {Structure} at 0x{Offset:x}, {Count} of {Entries} entries", _layout.Path, structure, offset, count, entries);
+        return table;
+    }
+
+    private void WriteChunks(HashSet<int> chunks, ulong[] table, ulong offset, int entries)
+    {
+        Span<byte> bytes = stackalloc byte[ChunkEntries * 8];
+        foreach (int chunk in chunks)
+        {
+            int first = chunk * ChunkEntries;
+            int n = Math.Min(ChunkEntries, entries - first);
+            for (int i = 0; i < n; i++)
+            {
+                ulong value = first + i < table.Length ? table[first + i] : 0;
+                BinaryPrimitives.WriteUInt64BigEndian(bytes[(i * 8)..], value);
+            }
+
+            _storage.Write((long)offset + first * 8L, bytes[..(n * 8)]);
+        }
+
+        chunks.Clear();
+    }
+
+    private void WriteTable(long offset, byte[] data) => _storage.Write(offset, data);
+
+    private QcowFormatException Corrupt(QcowFormatErrorKind kind, QcowStructure structure, long offset, string detail) =>
+        new(_layout.Path, kind, structure, offset, detail);
+}

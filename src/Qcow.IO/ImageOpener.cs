@@ -1,0 +1,100 @@
+// Opening any image by path: format probing as qemu-img does it, and backing chains resolved
+// through the referenced-file policy.
+using System;
+using System.Buffers.Binary;
+using System.Collections.Generic;
+using System.IO;
+using Microsoft.Extensions.Logging;
+using Qcow.Format;
+
+namespace Qcow.IO;
+
+/// <param name="Writable">Open the top image for writing (backing files are always read-only).</param>
+/// <param name="ForceCorrupt">Open read-write even when marked corrupt.</param>
+/// <param name="CacheBytes">L2 cache size per image.</param>
+/// <param name="LoggerFactory">Where images log.</param>
+/// <param name="Policy">Which referenced files may be opened.</param>
+internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy);
+
+internal static class ImageOpener
+{
+    /// <summary>A chain deeper than this is taken for a loop.</summary>
+    private const int MaxChainDepth = 256;
+
+    /// <summary>Names qemu-img gives the formats Qcow opens.</summary>
+    public static readonly string[] Formats = ["qcow2", "qcow", "raw"];
+
+    /// <summary>Opens an image; <paramref name="format"/> null means probe.</summary>
+    public static IBlockDevice Open(string path, string? format, OpenSettings settings) =>
+        Open(path, format, settings, new HashSet<string>(StringComparer.Ordinal));
+
+    /// <summary>qemu-img's probe: the qcow magic with version 1 is qcow, 2 or 3 is qcow2, anything else raw.</summary>
+    public static string Probe(IStorage storage)
+    {
+        Span<byte> head = stackalloc byte[8];
+        if (storage.Read(0, head) < 8 || BinaryPrimitives.ReadUInt32BigEndian(head) != Limits.Magic)
+        {
+            return "raw";
+        }
+
+        uint version = BinaryPrimitives.ReadUInt32BigEndian(head[4..]);
+        return version == 1 ? "qcow" : version is 2 or 3 ? "qcow2" : "raw";
+    }
+
+    private static IBlockDevice Open(string path, string? format, OpenSettings settings, HashSet<string> chain)
+    {
+        string full = System.IO.Path.GetFullPath(path);
+        if (!chain.Add(full) || chain.Count > MaxChainDepth)
+        {
+            throw new QcowFormatException(path, QcowFormatErrorKind.Inconsistent, QcowStructure.BackingFileName, 8, "the backing chain loops back on itself or is too deep");
+        }
+
+        IStorage storage = FileStorage.Open(path, settings.Writable);
+        try
+        {
+            string actual = format ?? Probe(storage);
+            if (actual == "raw")
+            {
+                return new RawDevice(storage);
+            }
+
+            if (actual != "qcow2" && actual != "qcow")
+            {
+                throw new ArgumentException($"unknown format '{actual}'", nameof(format));
+            }
+
+            var options = new DeviceOptions(settings.Writable, settings.ForceCorrupt, settings.CacheBytes, settings.LoggerFactory.CreateLogger("Qcow"));
+            QcowDevice device = QcowDevice.Open(storage, options, (name, backingFormat) => OpenBacking(path, name, backingFormat, settings, chain));
+            if (device.FormatName != actual)
+            {
+                device.Dispose();
+                throw new QcowFormatException(path, QcowFormatErrorKind.UnsupportedVersion, QcowStructure.Header, 4, $"the image is {device.FormatName}, not {actual}");
+            }
+
+            return device;
+        }
+        catch
+        {
+            storage.Dispose();
+            throw;
+        }
+    }
+
+    private static IBlockDevice OpenBacking(string imagePath, string name, string? format, OpenSettings settings, HashSet<string> chain)
+    {
+        string resolved = ResolveBacking(imagePath, name);
+        var file = new ReferencedFile(imagePath, name, resolved, ReferencedFileRole.BackingFile);
+        if (!settings.Policy.Allows(file))
+        {
+            throw new UnauthorizedAccessException($"{imagePath}: the policy does not allow opening its backing file '{name}'");
+        }
+
+        return Open(resolved, format, settings with { Writable = false, ForceCorrupt = false }, chain);
+    }
+
+    /// <summary>A relative backing name is relative to the directory of the image that names it.</summary>
+    public static string ResolveBacking(string imagePath, string name) =>
+        System.IO.Path.IsPathRooted(name)
+            ? name
+            : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(imagePath)) ?? ".", name);
+}

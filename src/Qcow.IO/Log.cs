@@ -1,0 +1,10 @@
+// The shell's log messages, as source-generated LoggerMessage methods.
+using Microsoft.Extensions.Logging;
+
+namespace Qcow.IO;
+
+internal static partial class Log
+{
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{Image}: refcount table at 0x{Offset:x} is full; growing it")]
+    public static partial void LogRefcountTableGrowth(this ILogger logger, string image, ulong offset);
+}

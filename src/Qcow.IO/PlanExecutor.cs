@@ -1,0 +1,108 @@
+// Carries out plans: every step in order, data to the file, metadata to ImageMetadata. Barriers
+// need no action here: ImageMetadata writes each metadata level only after the levels before it
+// are durable (data and refcounts, refcount table, L2, L1, then releases), which is exactly where
+// plans put their barriers.
+using System;
+using Microsoft.FSharp.Collections;
+using Qcow.Format;
+
+namespace Qcow.IO;
+
+internal sealed class PlanExecutor
+{
+    private static readonly byte[] s_zeroes = new byte[1 << Limits.MaxClusterBits];
+    private readonly IStorage _storage;
+    private readonly ImageMetadata _metadata;
+    private readonly ClusterCodec _codec;
+    private readonly IBlockDevice? _backing;
+    private readonly byte[] _cluster;
+
+    public PlanExecutor(IStorage storage, ImageMetadata metadata, ClusterCodec codec, IBlockDevice? backing, int clusterSize)
+    {
+        _storage = storage;
+        _metadata = metadata;
+        _codec = codec;
+        _backing = backing;
+        _cluster = new byte[clusterSize];
+    }
+
+    /// <summary>Runs a plan; <paramref name="payload"/> holds the request's bytes for its cluster.</summary>
+    public void Execute(Plan plan, ReadOnlySpan<byte> payload)
+    {
+        for (FSharpList<Step> steps = plan.Steps; !steps.IsEmpty; steps = steps.Tail)
+        {
+            Run(steps.Head, payload);
+        }
+    }
+
+    private void Run(Step step, ReadOnlySpan<byte> payload)
+    {
+        switch (step)
+        {
+            case Step.CreateRefcountBlock s:
+                _metadata.CreateRefcountBlock(s.Item);
+                break;
+            case Step.LinkRefcountBlock s:
+                _metadata.LinkRefcountBlock(s.tableIndex, s.blockOffset);
+                break;
+            case Step.SetRefcount s:
+                _metadata.SetRefcount(s.cluster, s.value);
+                break;
+            case Step.CreateL2Table s:
+                _metadata.CreateL2Table(s.tableOffset, s.copyOf);
+                break;
+            case Step.WriteData s:
+                WriteData(s.Item, payload);
+                break;
+            case Step.SetL2Entry s:
+                _metadata.SetL2Entry(s.table, s.index, s.entry);
+                break;
+            case Step.SetL1Entry s:
+                _metadata.SetL1Entry(s.l1Index, s.entry);
+                break;
+            case Step.CreateRefcountTable s:
+                _metadata.CreateRefcountTable(s.tableOffset, s.clusters, s.entries);
+                break;
+            case Step.SwitchRefcountTable s:
+                _metadata.SwitchRefcountTable(s.tableOffset, s.clusters);
+                break;
+            case Step.Release s:
+                _metadata.Release(s.cluster);
+                break;
+            default:
+                // Barrier: kept by ImageMetadata's flush order (see the file comment).
+                break;
+        }
+    }
+
+    private void WriteData(DataWrite w, ReadOnlySpan<byte> payload)
+    {
+        ReadOnlySpan<byte> bytes = w.Payload.IsRequestBytes ? payload[..w.Length] : s_zeroes.AsSpan(0, w.Length);
+        if (w.Fill.IsKeepExisting)
+        {
+            _storage.Write((long)w.Host + w.Start, bytes);
+            return;
+        }
+
+        Span<byte> cluster = _cluster;
+        if (w.Fill.IsFillFromBacking)
+        {
+            _backing!.Read((long)w.Guest, cluster);
+        }
+        else if (w.Fill is ClusterFill.FillFromHost host)
+        {
+            cluster[_storage.Read((long)host.oldHost, cluster)..].Clear();
+        }
+        else if (w.Fill is ClusterFill.FillFromCompressed compressed)
+        {
+            _codec.Inflate(compressed.streamHost, compressed.streamLength, cluster);
+        }
+        else
+        {
+            cluster.Clear();
+        }
+
+        bytes.CopyTo(cluster[w.Start..]);
+        _storage.Write((long)w.Host, cluster);
+    }
+}

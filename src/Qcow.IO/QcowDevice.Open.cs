@@ -1,0 +1,123 @@
+// Opening a qcow or qcow2 image: the header, what Qcow supports of it, and the backing file.
+using System;
+using System.Buffers.Binary;
+using System.Text;
+using Microsoft.FSharp.Core;
+using Qcow.Format;
+
+namespace Qcow.IO;
+
+internal sealed partial class QcowDevice
+{
+    /// <summary>Opens an image whose first bytes carry the qcow magic.</summary>
+    public static QcowDevice Open(IStorage storage, DeviceOptions options, BackingOpener openBacking)
+    {
+        byte[] probe = new byte[Limits.HeaderV3Length];
+        int available = storage.Read(0, probe);
+        uint version = BinaryPrimitives.ReadUInt32BigEndian(probe.AsSpan(4));
+        return version == 1
+            ? OpenV1(storage, probe.AsSpan(0, available), options, openBacking)
+            : OpenQcow2(storage, probe, options, openBacking);
+    }
+
+    private static QcowDevice OpenQcow2(IStorage storage, byte[] probe, DeviceOptions options, BackingOpener openBacking)
+    {
+        uint bits = BinaryPrimitives.ReadUInt32BigEndian(probe.AsSpan(20));
+        int clusterBytes = bits >= Limits.MinClusterBits && bits <= Limits.MaxClusterBits ? 1 << (int)bits : probe.Length;
+        byte[] first = new byte[Math.Max(clusterBytes, probe.Length)];
+        int available = storage.Read(0, first);
+        Header header = HeaderDecode.decode(first, available).OrThrow(storage.Path);
+
+        RefuseUnsupported(storage.Path, header, options);
+        if (options.Writable && header.AutoclearFeatures != 0)
+        {
+            // Autoclear bits Qcow does not maintain are cleared before the first write (qcow2.rst).
+            byte[] cleared = HeaderEncode.featureField(0);
+            storage.Write(HeaderEncode.AutoclearFieldOffset, cleared);
+            storage.Flush();
+            cleared.CopyTo(first, HeaderEncode.AutoclearFieldOffset);
+            header = HeaderDecode.decode(first, available).OrThrow(storage.Path);
+        }
+
+        var layout = new ImageLayout(
+            storage.Path,
+            header.Version,
+            HeaderModule.geometry(header),
+            HeaderModule.entryFormat(header),
+            HeaderModule.refcountGeometry(header),
+            header.Size,
+            header.L1TableOffset,
+            (int)header.L1Size,
+            header.RefcountTableOffset,
+            header.RefcountTableClusters,
+            header.CompressionType);
+        string? backingName = OptionModule.ToObj(header.BackingFileName);
+        string? backingFormat = OptionModule.ToObj(HeaderModule.backingFormat(header));
+        IBlockDevice? backing = backingName is null ? null : openBacking(backingName, backingFormat);
+        return new QcowDevice(storage, layout, header, null, backingName, backingFormat, backing, options);
+    }
+
+    private static void RefuseUnsupported(string path, Header header, DeviceOptions options)
+    {
+        if ((header.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0)
+        {
+            throw FormatErrors.Unsupported(path, "extended L2 entries (subclusters)");
+        }
+
+        if ((header.IncompatibleFeatures & HeaderModule.ExternalDataBit) != 0)
+        {
+            throw FormatErrors.Unsupported(path, "an external data file");
+        }
+
+        if (header.CryptMethod != 0)
+        {
+            throw FormatErrors.Unsupported(path, header.CryptMethod == 1 ? "AES encryption" : "LUKS encryption");
+        }
+
+        if (options.Writable && HeaderModule.isCorrupt(header) && !options.ForceCorrupt)
+        {
+            throw new QcowFormatException(path, QcowFormatErrorKind.Inconsistent, QcowStructure.Header, HeaderEncode.IncompatibleFieldOffset, "the image is marked corrupt: open it read-only, or repair it");
+        }
+
+        if (options.Writable && HeaderModule.isDirty(header))
+        {
+            throw FormatErrors.Unsupported(path, "opening a dirty image (lazy refcounts) read-write, which needs a refcount repair first,");
+        }
+    }
+
+    private static QcowDevice OpenV1(IStorage storage, ReadOnlySpan<byte> probe, DeviceOptions options, BackingOpener openBacking)
+    {
+        QcowV1Header header = QcowV1HeaderModule.decode(probe).OrThrow(storage.Path);
+        if (header.CryptMethod != 0)
+        {
+            throw FormatErrors.Unsupported(storage.Path, "AES encryption");
+        }
+
+        string? backingName = null;
+        if (header.BackingFileOffset != 0)
+        {
+            byte[] name = new byte[header.BackingFileSize];
+            if (storage.Read((long)header.BackingFileOffset, name) != name.Length)
+            {
+                throw new QcowFormatException(storage.Path, QcowFormatErrorKind.Truncated, QcowStructure.BackingFileName, (long)header.BackingFileOffset, "the backing file name lies past the end of the file");
+            }
+
+            backingName = Encoding.UTF8.GetString(name);
+        }
+
+        var layout = new ImageLayout(
+            storage.Path,
+            1,
+            QcowV1HeaderModule.geometry(header),
+            QcowV1HeaderModule.entryFormat(header),
+            new RefcountGeometry(header.ClusterBits, 4),
+            header.Size,
+            header.L1TableOffset,
+            (int)QcowV1HeaderModule.l1Size(header),
+            0,
+            0,
+            0);
+        IBlockDevice? backing = backingName is null ? null : openBacking(backingName, null);
+        return new QcowDevice(storage, layout, null, header, backingName, null, backing, options);
+    }
+}

@@ -1,0 +1,133 @@
+// Writing guest bytes, zeros and discards: an overwrite of a cluster this image alone owns is
+// one positional write; anything else asks the planner for a plan and executes it.
+using System;
+using Qcow.Format;
+
+namespace Qcow.IO;
+
+internal sealed partial class QcowDevice
+{
+    public void Write(long offset, ReadOnlySpan<byte> source) => Change(offset, source.Length, WriteKind.WriteBytes, source);
+
+    public void WriteZeroes(long offset, long length) => Change(offset, length, WriteKind.WriteZeroes, default);
+
+    /// <summary>Discards whole clusters only, as QEMU does; a partial cluster keeps its data.</summary>
+    public void Discard(long offset, long length) => Change(offset, length, WriteKind.DiscardCluster, default);
+
+    private void Change(long offset, long length, WriteKind kind, ReadOnlySpan<byte> source)
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            if (!CanWrite)
+            {
+                throw new InvalidOperationException($"{Path} is open read-only");
+            }
+
+            ArgumentOutOfRangeException.ThrowIfNegative(offset);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
+            int clusterSize = Layout.ClusterSize;
+            for (long done = 0; done < length;)
+            {
+                long guest = offset + done;
+                int inCluster = (int)(guest & (clusterSize - 1));
+                int n = (int)Math.Min(length - done, clusterSize - inCluster);
+                ReadOnlySpan<byte> piece = kind.IsWriteBytes ? source.Slice((int)done, n) : default;
+                ChangeCluster(guest, inCluster, n, kind, piece);
+                done += n;
+            }
+        }
+    }
+
+    private void ChangeCluster(long guest, int inCluster, int length, WriteKind kind, ReadOnlySpan<byte> piece)
+    {
+        ulong entry = EntryFor(guest, out int l1Index, out ulong table);
+        int clusterSize = Layout.ClusterSize;
+
+        // A request that reaches the end of the image covers the last, partial cluster whole.
+        bool reachesEnd = guest + length >= Length;
+        int effective = reachesEnd && inCluster == 0 ? clusterSize : length;
+        if (kind.IsDiscardCluster && effective != clusterSize)
+        {
+            return;
+        }
+
+        if (kind.IsWriteBytes && table != 0 && IsOwnedByThisImage(l1Index, entry))
+        {
+            _storage.Write((long)(Classify(entry, guest).Host + (ulong)inCluster), piece);
+            return;
+        }
+
+        var request = new ClusterRequest(
+            (ulong)(guest - inCluster),
+            l1Index,
+            _metadata.L1Entry(l1Index),
+            (int)(((ulong)guest >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1)),
+            entry,
+            inCluster,
+            kind.IsWriteBytes ? length : effective,
+            kind);
+        while (true)
+        {
+            PlanOutcome outcome = Planner.plan(Context(), request);
+            switch (outcome)
+            {
+                case PlanOutcome.Planned planned:
+                    _executor.Execute(planned.Item, piece);
+                    if (Layout.HasRefcounts)
+                    {
+                        _metadata.FirstFreeCluster = planned.Item.NextFreeCluster;
+                    }
+                    else
+                    {
+                        _metadata.FileEnd = planned.Item.NextFreeCluster;
+                    }
+
+                    _inflatedHost = ulong.MaxValue;
+                    return;
+                case PlanOutcome.NeedRefcountBlock need:
+                    _metadata.LoadRefcountBlock(need.tableIndex);
+                    break;
+                case PlanOutcome.Refused refused:
+                    throw FormatErrors.ToException(refused.Item, Path);
+                default:
+                    GrowRefcountTable();
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Both the L2 table and the cluster have refcount 1 (COPIED), or it is qcow v1.</summary>
+    private bool IsOwnedByThisImage(int l1Index, ulong entry)
+    {
+        L2Mapping mapping = Classify(entry, 0);
+        if (!mapping.IsNormal)
+        {
+            return false;
+        }
+
+        return Layout.Version == 1 || (mapping.Copied && (_metadata.L1Entry(l1Index) & L1Entry.CopiedFlag) != 0);
+    }
+
+    private PlanContext Context() =>
+        new(
+            Layout.Geometry,
+            Layout.Refcounts,
+            Layout.EntryFormat,
+            Backing != null,
+            Layout.HasRefcounts
+                ? AllocationSource.NewRefcounted(_metadata, _metadata.FirstFreeCluster)
+                : AllocationSource.NewAppendOnly(_metadata.FileEnd));
+
+    private void GrowRefcountTable()
+    {
+        PlanOutcome growth = RefcountGrowth.plan(Layout.Refcounts, _metadata, _metadata.RefcountTableOffset, _metadata.RefcountTableClusters);
+        if (growth is PlanOutcome.Refused refused)
+        {
+            throw FormatErrors.ToException(refused.Item, Path);
+        }
+
+        _logger.LogRefcountTableGrowth(Path, _metadata.RefcountTableOffset);
+        _executor.Execute(((PlanOutcome.Planned)growth).Item, default);
+    }
+}

@@ -1,0 +1,125 @@
+// A qcow (v1) or qcow2 (v2/v3) image as a virtual disk. This file holds its state; opening,
+// reading and writing live in QcowDevice.Open.cs, QcowDevice.Read.cs and QcowDevice.Write.cs.
+using System;
+using Microsoft.Extensions.Logging;
+using Qcow.Format;
+
+namespace Qcow.IO;
+
+internal sealed partial class QcowDevice : IBlockDevice
+{
+    private readonly object _sync = new();
+    private readonly IStorage _storage;
+    private readonly ImageMetadata _metadata;
+    private readonly PlanExecutor _executor;
+    private readonly ClusterCodec _codec;
+    private readonly ILogger _logger;
+    private readonly byte[] _inflated;
+    private ulong _inflatedHost = ulong.MaxValue;
+    private bool _disposed;
+
+    private QcowDevice(IStorage storage, ImageLayout layout, Header? header, QcowV1Header? v1Header, string? backingName, string? backingFormat, IBlockDevice? backing, DeviceOptions options)
+    {
+        _storage = storage;
+        Layout = layout;
+        Header = header;
+        V1Header = v1Header;
+        BackingFileName = backingName;
+        BackingFormat = backingFormat;
+        Backing = backing;
+        _logger = options.Logger;
+        _metadata = new ImageMetadata(storage, layout, options.Logger, options.CacheBytes);
+        _metadata.FileEnd = (ulong)storage.Length;
+        _codec = new ClusterCodec(storage, layout.CompressionType, layout.ClusterSize);
+        _executor = new PlanExecutor(storage, _metadata, _codec, backing, layout.ClusterSize);
+        _inflated = new byte[layout.ClusterSize];
+    }
+
+    public ImageLayout Layout { get; }
+
+    /// <summary>The qcow2 header; null for qcow v1.</summary>
+    public Header? Header { get; }
+
+    /// <summary>The qcow v1 header; null for qcow2.</summary>
+    public QcowV1Header? V1Header { get; }
+
+    public string? BackingFileName { get; }
+
+    public string? BackingFormat { get; }
+
+    public IBlockDevice? Backing { get; }
+
+    public string Path => _storage.Path;
+
+    public string FormatName => Layout.Version == 1 ? "qcow" : "qcow2";
+
+    /// <summary>QEMU counts whole sectors: a size that is not a multiple of 512 is rounded down.</summary>
+    public long Length => (long)(Layout.VirtualSize & ~511UL);
+
+    public bool CanWrite => _storage.CanWrite;
+
+    public ImageMetadata Metadata => _metadata;
+
+    public void Flush()
+    {
+        lock (_sync)
+        {
+            if (_storage.CanWrite)
+            {
+                _metadata.Flush();
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_sync)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            try
+            {
+                if (_storage.CanWrite)
+                {
+                    _metadata.Flush();
+                }
+            }
+            finally
+            {
+                _storage.Dispose();
+                Backing?.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The L2 entry mapping a guest offset, 0 when no table maps it.</summary>
+    private ulong EntryFor(long offset, out int l1Index, out ulong table)
+    {
+        l1Index = (int)((ulong)offset >> Layout.L1Shift);
+        table = l1Index < Layout.L1Size ? _metadata.L2TableOffset(l1Index) : 0;
+        if (table == 0)
+        {
+            return 0;
+        }
+
+        int l2Index = (int)(((ulong)offset >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
+        return _metadata.L2Entry(table, l2Index, l1Index);
+    }
+
+    private L2Mapping Classify(ulong entry, long guestOffset)
+    {
+        var mapping = L2Entry.classify(Layout.EntryFormat, entry);
+        if (mapping.IsError)
+        {
+            throw new QcowFormatException(Path, QcowFormatErrorKind.Inconsistent, QcowStructure.L2Table, guestOffset, $"L2 entry 0x{entry:x} for guest offset 0x{guestOffset:x} is invalid: {mapping.ErrorValue}");
+        }
+
+        return mapping.ResultValue;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+}

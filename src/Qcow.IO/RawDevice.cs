@@ -1,0 +1,50 @@
+// A raw image: guest offset = file offset.
+using System;
+
+namespace Qcow.IO;
+
+internal sealed class RawDevice : IBlockDevice
+{
+    private static readonly byte[] s_zeroes = new byte[1 << 16];
+    private readonly IStorage _storage;
+
+    public RawDevice(IStorage storage)
+    {
+        _storage = storage;
+    }
+
+    public string Path => _storage.Path;
+
+    public string FormatName => "raw";
+
+    public long Length => _storage.Length;
+
+    public bool CanWrite => _storage.CanWrite;
+
+    public void Read(long offset, Span<byte> destination)
+    {
+        int n = offset < Length ? _storage.Read(offset, destination) : 0;
+        destination[n..].Clear();
+    }
+
+    public void Write(long offset, ReadOnlySpan<byte> source) => _storage.Write(offset, source);
+
+    public void WriteZeroes(long offset, long length)
+    {
+        for (long done = 0; done < length;)
+        {
+            int n = (int)Math.Min(s_zeroes.Length, length - done);
+            _storage.Write(offset + done, s_zeroes.AsSpan(0, n));
+            done += n;
+        }
+    }
+
+    /// <summary>Discard on a raw file keeps the data, which is one of the results discard allows.</summary>
+    public void Discard(long offset, long length)
+    {
+    }
+
+    public void Flush() => _storage.Flush();
+
+    public void Dispose() => _storage.Dispose();
+}
