@@ -1,0 +1,66 @@
+// A seekable Stream over an image's virtual disk.
+using System;
+using System.IO;
+
+namespace Qcow;
+
+internal sealed class QcowStream : Stream
+{
+    private readonly QcowImage _image;
+    private long _position;
+
+    public QcowStream(QcowImage image)
+    {
+        _image = image;
+    }
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => true;
+
+    public override bool CanWrite => _image.CanWrite;
+
+    public override long Length => _image.Length;
+
+    public override long Position
+    {
+        get => _position;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _position = value;
+        }
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        int n = _image.Read(_position, buffer);
+        _position += n;
+        return n;
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        _image.Write(_position, buffer);
+        _position += buffer.Length;
+    }
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            _ => Length + offset,
+        };
+        return _position;
+    }
+
+    public override void Flush() => _image.Flush();
+
+    public override void SetLength(long value) => throw new NotSupportedException("resizing an image through its stream is not supported");
+}
