@@ -1,0 +1,55 @@
+// The qcow tool's entry point: picks the verb and turns every failure into one line on stderr.
+using System;
+using System.IO;
+using Qcow.Cli;
+
+return Cli.Run(args, Console.Out, Console.Error);
+
+namespace Qcow.Cli
+{
+    internal static class Cli
+    {
+        private const string Usage = """
+            usage: qcow VERB [options] ...
+            qemu-img's verbs, with its syntax:
+              create [-q] [-f fmt] [-b backing [-F fmt]] [-u] [-o options] FILE [SIZE]
+              info [-f fmt] [--output=human|json] FILE
+              convert [-f fmt] [-O fmt] [-o options] [-p] SRC DST
+            qemu-io's commands:
+              io [-f fmt] [-r] [-c CMD]... FILE
+            """;
+
+        public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+        {
+            if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+            {
+                stdout.WriteLine(Usage);
+                return args.Length == 0 ? 1 : 0;
+            }
+
+            var rest = new ArraySegment<string>(args, 1, args.Length - 1);
+            try
+            {
+                return args[0] switch
+                {
+                    "create" => CreateCommand.Run(rest, stdout),
+                    "info" => InfoCommand.Run(rest, stdout),
+                    "convert" => ConvertCommand.Run(rest, stderr),
+                    "io" => IoCommand.Run(rest, stdout, stderr),
+                    _ => throw new UsageException($"Command not found: {args[0]}"),
+                };
+            }
+            catch (UsageException e)
+            {
+                stderr.WriteLine($"qcow: {e.Message}");
+                stderr.WriteLine("Try 'qcow --help' for more information");
+                return 1;
+            }
+            catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+            {
+                stderr.WriteLine($"qcow: {e.Message}");
+                return 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+// Sizes as qemu-img and qemu-io write them: a number with an optional suffix, powers of 1024.
+using System;
+using System.Globalization;
+
+namespace Qcow.Cli;
+
+internal static class Sizes
+{
+    private const string Suffixes = "BKMGTPE";
+
+    /// <summary>Parses "64k", "1G", "512", "1.5M" (qemu_strtosz); throws a usage error otherwise.</summary>
+    public static long Parse(string text)
+    {
+        string t = text.Trim();
+        if (t.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
+        {
+            return long.TryParse(t[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out long hex) && hex >= 0
+                ? hex
+                : throw new UsageException($"Invalid size '{text}'");
+        }
+
+        int shift = 0;
+        if (t.Length > 0 && char.IsLetter(t[^1]))
+        {
+            int index = Suffixes.IndexOf(char.ToUpperInvariant(t[^1]));
+            if (index < 0)
+            {
+                throw new UsageException($"Invalid size '{text}': unknown suffix");
+            }
+
+            shift = index * 10;
+            t = t[..^1];
+        }
+
+        if (!decimal.TryParse(t, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out decimal value) || value < 0)
+        {
+            throw new UsageException($"Invalid size '{text}'");
+        }
+
+        decimal bytes = value * (decimal)Math.Pow(2, shift);
+        if (bytes > long.MaxValue)
+        {
+            throw new UsageException($"Invalid size '{text}': too large");
+        }
+
+        return (long)bytes;
+    }
+
+    /// <summary>qemu-img's human size: "1 GiB", "196 KiB", "1.5 MiB", "512 B".</summary>
+    public static string Human(long bytes)
+    {
+        string[] units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        double value = bytes;
+        int unit = 0;
+        while (value >= 1024 && unit < units.Length - 1)
+        {
+            value /= 1024;
+            unit++;
+        }
+
+        // QEMU prints three significant digits and drops trailing zeros.
+        string number = value.ToString(value >= 100 ? "0" : value >= 10 ? "0.#" : "0.##", CultureInfo.InvariantCulture);
+        return $"{number} {units[unit]}";
+    }
+}
