@@ -187,10 +187,12 @@ let private planZeroes (ctx: PlanContext) req l1 mapping draft =
         planData ctx req l1 mapping PayloadZeroes draft
 
 let private planDiscard (ctx: PlanContext) req l1 mapping draft =
+    // v3 hides the backing file's data behind a ZERO entry; v2 can only drop the mapping.
     match ctx.Format.Version, mapping with
     | 1, _
-    | _, Unallocated
     | _, ZeroPlain -> finish ctx draft []
+    | 2, Unallocated -> finish ctx draft []
+    | _, Unallocated when not ctx.HasBacking -> finish ctx draft []
     | 2, _ -> relink ctx req l1 draft [] Unallocated (releasesOf ctx mapping)
     | _ -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx mapping)
 

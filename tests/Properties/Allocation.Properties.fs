@@ -1,0 +1,210 @@
+/// Laws of the planner (Allocation.Planner.fs, Allocation.RefcountGrowth.fs), checked with the
+/// pure interpreter: random writes, zero writes and discards against a byte-array model.
+module Qcow.Properties.AllocationProperties
+
+open System
+open FsCheck
+open FsCheck.FSharp
+open FsCheck.Xunit
+open Qcow.Format
+open Qcow.Format.Interpreter
+open Qcow.Properties.Generators
+
+type Op =
+    | WriteOp of offset: int * length: int * seed: byte
+    | ZeroOp of offset: int * length: int
+    | DiscardOp of offset: int * length: int
+
+type Case =
+    { Version: int
+      ClusterBits: int
+      RefcountOrder: int
+      Clusters: int
+      HasBacking: bool
+      Ops: Op list }
+
+let private caseGen =
+    gen {
+        let! version = Gen.elements [ 2; 3 ]
+        let! cb = Gen.elements [ 9; 10; 12 ]
+        let! order = if version = 3 then Gen.choose (0, 6) else Gen.constant 4
+        let! clusters = Gen.choose (8, 6000)
+        let! backing = ArbMap.defaults |> ArbMap.generate<bool>
+        let cs = 1 <<< cb
+        let size = clusters * cs
+        let op =
+            gen {
+                let! offset = Gen.choose (0, size - 1)
+                let! length = Gen.frequency [ 3, Gen.choose (1, 3 * cs); 1, Gen.choose (1, 300 * cs) ]
+                let length = min length (size - offset)
+                let! seed = Gen.choose (1, 255)
+                return! Gen.elements [ WriteOp(offset, length, byte seed); ZeroOp(offset, length); DiscardOp(offset, length) ]
+            }
+        let! ops = Gen.listOfLength 12 op
+        return { Version = version; ClusterBits = cb; RefcountOrder = order; Clusters = clusters; HasBacking = backing; Ops = ops }
+    }
+
+let private backingByte (guest: uint64) = byte (guest / 7UL + 3UL)
+
+let private initialModel (c: Case) =
+    let options =
+        { Create.defaults (uint64 (c.Clusters <<< c.ClusterBits)) with
+            Version = c.Version
+            ClusterBits = c.ClusterBits
+            RefcountOrder = c.RefcountOrder }
+
+    let image = Create.qcow2 options |> Result.defaultWith failwith
+    let h = image.Header
+    let rg = Header.refcountGeometry h
+    let cs = Header.clusterSize h
+    let used = Geometry.clustersFor (Header.geometry h) image.FileLength
+    let blocks = (used + Refcount.entriesPerBlock rg - 1UL) / Refcount.entriesPerBlock rg
+
+    { Geometry = Header.geometry h
+      Refcounts = rg
+      Format = Header.entryFormat h
+      L1 = Map.empty
+      L2Tables = Map.empty
+      RefcountTableEntries = Refcount.tableEntriesIn rg (uint64 h.RefcountTableClusters)
+      RefcountTableOffset = h.RefcountTableOffset
+      Blocks = Map.ofList [ for i in 0UL .. blocks - 1UL -> i, (1UL + uint64 h.RefcountTableClusters + i) * cs ]
+      ClusterRefcounts = Map.ofList [ for c in 0UL .. used - 1UL -> c, 1UL ]
+      Data = Map.empty },
+    h
+
+/// Steps that reach the disk before the first barrier, and those that must come after it.
+let private ordered (plan: Plan) =
+    let steps = List.toArray plan.Steps
+    let isEarly s = match s with SetRefcount _ | CreateRefcountBlock _ | LinkRefcountBlock _ | CreateL2Table _ | WriteData _ -> true | _ -> false
+    let isLate s = match s with SetL2Entry _ | SetL1Entry _ | Release _ -> true | _ -> false
+    let lastEarly = steps |> Array.tryFindIndexBack isEarly
+    let firstLate = steps |> Array.tryFindIndex isLate
+    let lastEntry = steps |> Array.tryFindIndexBack (function SetL2Entry _ | SetL1Entry _ -> true | _ -> false)
+    let firstRelease = steps |> Array.tryFindIndex (function Release _ -> true | _ -> false)
+
+    let earlyBeforeLate =
+        match lastEarly, firstLate with
+        | Some e, Some l -> steps[e + 1 .. l - 1] |> Array.contains Barrier
+        | _ -> true
+
+    let releasesLast =
+        match lastEntry, firstRelease with
+        | Some e, Some r -> steps[e + 1 .. r - 1] |> Array.contains Barrier
+        | _ -> true
+
+    earlyBeforeLate && releasesLast
+
+type private Run =
+    { Model: ModelImage
+      Hint: uint64
+      Bytes: byte[]
+      Failures: string list }
+
+let private runCluster (c: Case) (h: Header) (run: Run) (guest: uint64) (start: int) (length: int) kind (payload: byte[]) =
+    let g = run.Model.Geometry
+    let cs = int (Geometry.clusterSize g)
+    let a = Geometry.decompose g (GuestOffset.Of guest)
+    let l1 = Map.tryFind a.L1Index.L1 run.Model.L1 |> Option.defaultValue 0UL
+
+    let req =
+        { Guest = guest - uint64 start
+          L1Index = a.L1Index.L1
+          L1Entry = l1
+          L2Index = a.L2Index.L2
+          L2Entry = l2EntryAt run.Model guest
+          Start = start
+          Length = length
+          Kind = kind }
+
+    let sources =
+        { Payload = payload
+          Backing = fun at n -> Array.init n (fun i -> if c.HasBacking then backingByte (at + uint64 i) else 0uy)
+          Inflate = fun _ _ -> failwith "no compressed clusters here" }
+
+    let rec attempt (run: Run) tries =
+        let ctx =
+            { Geometry = g
+              Refcounts = run.Model.Refcounts
+              Format = run.Model.Format
+              HasBacking = c.HasBacking
+              Source = Refcounted(view run.Model, run.Hint) }
+
+        match Planner.plan ctx req with
+        | Planned plan ->
+            let failures = if ordered plan then run.Failures else sprintf "misordered plan %A" plan.Steps :: run.Failures
+            { run with Model = Interpreter.run sources run.Model plan; Hint = plan.NextFreeCluster; Failures = failures }
+        | NeedRefcountTableGrowth when tries < 3 ->
+            match RefcountGrowth.plan run.Model.Refcounts (view run.Model) run.Model.RefcountTableOffset (uint32 ((run.Model.RefcountTableEntries * 8UL) / uint64 cs)) with
+            | Planned growth -> attempt { run with Model = Interpreter.run sources run.Model growth } (tries + 1)
+            | other -> { run with Failures = sprintf "growth failed: %A" other :: run.Failures }
+        | other -> { run with Failures = sprintf "unexpected outcome %A" other :: run.Failures }
+
+    attempt run 0
+
+let private apply (c: Case) (h: Header) (run: Run) (op: Op) =
+    let cs = 1 <<< c.ClusterBits
+    let offset, length, kind, seed =
+        match op with
+        | WriteOp(o, l, s) -> o, l, WriteBytes, s
+        | ZeroOp(o, l) -> o, l, WriteZeroes, 0uy
+        | DiscardOp(o, l) -> o, l, DiscardCluster, 0uy
+
+    let mutable run = run
+    let mutable at = offset
+
+    while at < offset + length do
+        let start = at % cs
+        let n = min (offset + length - at) (cs - start)
+        let payload = Array.init n (fun i -> if kind = WriteBytes then seed + byte (at + i) else 0uy)
+
+        match kind with
+        | DiscardCluster when start <> 0 || n <> cs -> ()
+        | _ ->
+            run <- runCluster c h run (uint64 at) start n kind payload
+
+            match kind with
+            | WriteBytes -> Array.blit payload 0 run.Bytes at n
+            | WriteZeroes -> Array.Clear(run.Bytes, at, n)
+            | DiscardCluster ->
+                for i in at .. at + n - 1 do
+                    run.Bytes[i] <- if c.Version = 2 && c.HasBacking then backingByte (uint64 i) else 0uy
+
+        at <- at + n
+
+    run
+
+/// Refcounts equal the references the tables hold, plus the fixed metadata.
+let private consistent (h: Header) (m: ModelImage) =
+    let cb = m.Geometry.ClusterBits
+    let cs = Geometry.clusterSize m.Geometry
+    let fixedClusters =
+        [ 0UL ]
+        @ [ for i in 0UL .. (m.RefcountTableEntries * 8UL + cs - 1UL) / cs - 1UL -> (m.RefcountTableOffset >>> cb) + i ]
+        @ [ for i in 0UL .. Geometry.clustersFor m.Geometry (uint64 h.L1Size * 8UL) - 1UL -> (h.L1TableOffset >>> cb) + i ]
+    let refs = references m |> fun r -> fixedClusters |> List.fold (fun r c -> Map.add c ((Map.tryFind c r |> Option.defaultValue 0) + 1) r) r
+    let counted = m.ClusterRefcounts |> Map.filter (fun _ v -> v <> 0UL)
+    let mismatches =
+        Seq.append refs.Keys counted.Keys
+        |> Seq.distinct
+        |> Seq.filter (fun c -> uint64 (Map.tryFind c refs |> Option.defaultValue 0) <> (Map.tryFind c counted |> Option.defaultValue 0UL))
+        |> Seq.truncate 5
+        |> Seq.toList
+    mismatches
+
+[<Property(MaxTest = 60)>]
+let ``plans keep refcounts equal to references, order their steps, and read back what was written`` () =
+    Prop.forAll (Arb.fromGen caseGen) (fun c ->
+        let model, h = initialModel c
+        let size = c.Clusters <<< c.ClusterBits
+        let bytes = Array.init size (fun i -> if c.HasBacking then backingByte (uint64 i) else 0uy)
+        let run = c.Ops |> List.fold (apply c h) { Model = model; Hint = 0UL; Bytes = bytes; Failures = [] }
+        let cs = 1 <<< c.ClusterBits
+        let sources =
+            { Payload = [||]
+              Backing = fun at n -> Array.init n (fun i -> if c.HasBacking then backingByte (at + uint64 i) else 0uy)
+              Inflate = fun _ _ -> [||] }
+        let readBack = Array.concat [ for k in 0 .. c.Clusters - 1 -> readCluster run.Model sources (uint64 (k * cs)) ]
+        let mismatches = consistent h run.Model
+        (Prop.label (sprintf "failures: %A" run.Failures) (List.isEmpty run.Failures))
+        .&. Prop.label (sprintf "refcount mismatches at clusters %A" mismatches) (List.isEmpty mismatches)
+        .&. Prop.label "read-back differs from the byte model" (readBack = run.Bytes))
