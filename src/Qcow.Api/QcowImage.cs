@@ -49,14 +49,7 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
             options.CacheSize,
             options.LoggerFactory ?? NullLoggerFactory.Instance,
             options.ReferencedFiles);
-        IBlockDevice device = ImageOpener.Open(path, null, settings);
-        if (device is not QcowDevice qcow)
-        {
-            device.Dispose();
-            throw new QcowFormatException(path, QcowFormatErrorKind.BadMagic, QcowStructure.Header, 0, "not a qcow or qcow2 image");
-        }
-
-        return new QcowImage(qcow);
+        return new QcowImage(ImageOpener.OpenQcow(path, settings));
     }
 
     /// <summary>Creates a new image (replacing any file at <paramref name="path"/>) and opens it read-write.</summary>

@@ -37,7 +37,7 @@ internal static class Sizes
             throw new UsageException($"Invalid size '{text}'");
         }
 
-        decimal bytes = value * (decimal)Math.Pow(2, shift);
+        decimal bytes = value * (1L << shift);
         if (bytes > long.MaxValue)
         {
             throw new UsageException($"Invalid size '{text}': too large");

@@ -28,6 +28,13 @@ internal static class ImageOpener
     public static IBlockDevice Open(string path, string? format, OpenSettings settings) =>
         Open(path, format, settings, new HashSet<string>(StringComparer.Ordinal));
 
+    /// <summary>
+    /// Opens a qcow or qcow2 image without probing, so that a file that is not one gets the
+    /// header's own error (wrong magic, unsupported version) rather than being taken for raw.
+    /// </summary>
+    public static QcowDevice OpenQcow(string path, OpenSettings settings) =>
+        (QcowDevice)Open(path, "qcow*", settings, new HashSet<string>(StringComparer.Ordinal));
+
     /// <summary>qemu-img's probe: the qcow magic with version 1 is qcow, 2 or 3 is qcow2, anything else raw.</summary>
     public static string Probe(IStorage storage)
     {
@@ -58,14 +65,14 @@ internal static class ImageOpener
                 return new RawDevice(storage);
             }
 
-            if (actual != "qcow2" && actual != "qcow")
+            if (actual != "qcow2" && actual != "qcow" && actual != "qcow*")
             {
                 throw new ArgumentException($"unknown format '{actual}'", nameof(format));
             }
 
             var options = new DeviceOptions(settings.Writable, settings.ForceCorrupt, settings.CacheBytes, settings.LoggerFactory.CreateLogger("Qcow"));
             QcowDevice device = QcowDevice.Open(storage, options, (name, backingFormat) => OpenBacking(path, name, backingFormat, settings, chain));
-            if (device.FormatName != actual)
+            if (actual != "qcow*" && device.FormatName != actual)
             {
                 device.Dispose();
                 throw new QcowFormatException(path, QcowFormatErrorKind.UnsupportedVersion, QcowStructure.Header, 4, $"the image is {device.FormatName}, not {actual}");

@@ -1,0 +1,101 @@
+// qcow info and qcow create against qemu-img: the same JSON (filename and actual-size aside).
+using System.IO;
+using System.Text.Json.Nodes;
+using Qcow.Cli;
+using Qcow.Examples.Oracle;
+using Xunit;
+
+namespace Qcow.Examples.CliTests;
+
+public sealed class InfoCommandTests
+{
+    private static JsonNode Without(string json)
+    {
+        JsonObject o = JsonNode.Parse(json)!.AsObject();
+        o.Remove("filename");
+        o.Remove("actual-size");
+        o.Remove("full-backing-filename");
+        return o;
+    }
+
+    [OracleTheory]
+    [InlineData("qcow2", "")]
+    [InlineData("qcow2", "compat=0.10")]
+    [InlineData("qcow2", "cluster_size=4096,refcount_bits=1,lazy_refcounts=on")]
+    [InlineData("qcow2", "compression_type=zstd")]
+    [InlineData("qcow", "")]
+    [InlineData("raw", "")]
+    public void InfoJson_EqualsQemuImgs(string format, string options)
+    {
+        using var dir = new TempDir();
+        string[] o = options == "" ? [] : ["-o", options];
+        Qemu.Ok("qemu-img", dir.Path, ["create", "-q", "-f", format, .. o, "x.img", "64M"]);
+        var stdout = new StringWriter();
+
+        int code = Cli.Cli.Run(["info", "--output=json", dir.File("x.img")], stdout, new StringWriter());
+
+        Assert.Equal(0, code);
+        string expected = Qemu.Ok("qemu-img", dir.Path, "info", "--output=json", "x.img");
+        Assert.True(JsonNode.DeepEquals(Without(expected), Without(stdout.ToString())), $"qemu-img: {expected}\nqcow: {stdout}");
+    }
+
+    [OracleTheory]
+    [InlineData("qcow2", "", "3G")]
+    [InlineData("qcow2", "compat=0.10,cluster_size=512", "16M")]
+    [InlineData("qcow2", "cluster_size=2M,refcount_bits=64,lazy_refcounts=on,compression_type=zstd", "3G")]
+    [InlineData("qcow2", "cluster_size=4096,refcount_bits=1", "1T")]
+    [InlineData("qcow", "", "3G")]
+    public void Create_WritesTheSameBytesAsQemuImg(string format, string options, string size)
+    {
+        using var dir = new TempDir();
+        string[] o = options == "" ? [] : ["-o", options];
+        Qemu.Ok("qemu-img", dir.Path, ["create", "-q", "-f", format, .. o, "theirs.img", size]);
+
+        int code = Cli.Cli.Run(["create", "-q", "-f", format, .. o, dir.File("mine.img"), size], new StringWriter(), new StringWriter());
+
+        Assert.Equal(0, code);
+        Assert.Equal(File.ReadAllBytes(dir.File("theirs.img")), File.ReadAllBytes(dir.File("mine.img")));
+    }
+
+    /// <summary>
+    /// An L1 table too large for one refcount block: QEMU places the extra blocks after the L1
+    /// in the order its allocator happens to produce; Qcow places them before it. Both are valid.
+    /// </summary>
+    [OracleTheory]
+    [InlineData("compat=0.10,cluster_size=512", "3G")]
+    [InlineData("cluster_size=512,refcount_bits=64", "100G")]
+    [InlineData("cluster_size=2M", "2E")]
+    public void Create_WithAnL1ThatNeedsSeveralRefcountBlocks_IsCleanForQemuImg(string options, string size)
+    {
+        using var dir = new TempDir();
+        int code = Cli.Cli.Run(["create", "-q", "-f", "qcow2", "-o", options, dir.File("mine.qcow2"), size], new StringWriter(), new StringWriter());
+
+        Assert.Equal(0, code);
+        Qemu.AssertClean(dir.Path, "mine.qcow2");
+        Qemu.Io(dir.Path, "mine.qcow2", "write -P 0x3c 1M 64k", "read -P 0x3c 1M 64k");
+        Qemu.AssertClean(dir.Path, "mine.qcow2");
+    }
+
+    [OracleFact]
+    public void Create_WithBackingFile_WritesTheSameBytesAsQemuImg()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "base.qcow2", "64M");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "theirs.qcow2");
+
+        int code = Cli.Cli.Run(["create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", dir.File("mine.qcow2")], new StringWriter(), new StringWriter());
+
+        Assert.Equal(0, code);
+        Assert.Equal(File.ReadAllBytes(dir.File("theirs.qcow2")), File.ReadAllBytes(dir.File("mine.qcow2")));
+    }
+
+    [Fact]
+    public void Errors_AreOneLine_WithoutAStackTrace()
+    {
+        var stderr = new StringWriter();
+        int code = Cli.Cli.Run(["info", "/nonexistent/x.qcow2"], new StringWriter(), stderr);
+        Assert.Equal(1, code);
+        Assert.StartsWith("qcow: ", stderr.ToString());
+        Assert.Single(stderr.ToString().TrimEnd().Split('\n'));
+    }
+}
