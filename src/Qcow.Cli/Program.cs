@@ -14,7 +14,7 @@ namespace Qcow.Cli
             qemu-img's verbs, with its syntax:
               create [-q] [-f fmt] [-b backing [-F fmt]] [-u] [-o options] FILE [SIZE]
               info [-f fmt] [--output=human|json] FILE
-              convert [-f fmt] [-O fmt] [-o options] [-p] SRC DST
+              convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] SRC DST
             qemu-io's commands:
               io [-f fmt] [-r] [-c CMD]... FILE
             """;

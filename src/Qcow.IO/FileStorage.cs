@@ -1,4 +1,5 @@
-// IStorage on a real file: RandomAccess on a SafeFileHandle, fsync for Flush.
+// IStorage on a real file: RandomAccess on a SafeFileHandle, fsync for Flush (unless flushes
+// are to be ignored, as QEMU's cache=unsafe ignores them).
 using System;
 using System.IO;
 using Microsoft.Win32.SafeHandles;
@@ -8,12 +9,14 @@ namespace Qcow.IO;
 internal sealed class FileStorage : IStorage
 {
     private readonly SafeFileHandle _handle;
+    private readonly bool _ignoreFlushes;
 
-    private FileStorage(string path, SafeFileHandle handle, bool canWrite)
+    private FileStorage(string path, SafeFileHandle handle, bool canWrite, bool ignoreFlushes)
     {
         Path = path;
         _handle = handle;
         CanWrite = canWrite;
+        _ignoreFlushes = ignoreFlushes;
     }
 
     public string Path { get; }
@@ -22,20 +25,21 @@ internal sealed class FileStorage : IStorage
 
     public long Length => RandomAccess.GetLength(_handle);
 
-    public static FileStorage Open(string path, bool writable)
+    /// <summary>Opens an existing file; with <paramref name="ignoreFlushes"/> it never fsyncs (QEMU's cache=unsafe, qemu-img convert's default).</summary>
+    public static FileStorage Open(string path, bool writable, bool ignoreFlushes = false)
     {
         SafeFileHandle handle = File.OpenHandle(
             path,
             FileMode.Open,
             writable ? FileAccess.ReadWrite : FileAccess.Read,
             writable ? FileShare.Read : FileShare.ReadWrite);
-        return new FileStorage(path, handle, writable);
+        return new FileStorage(path, handle, writable, ignoreFlushes);
     }
 
     public static FileStorage Create(string path)
     {
         SafeFileHandle handle = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read);
-        return new FileStorage(path, handle, canWrite: true);
+        return new FileStorage(path, handle, canWrite: true, ignoreFlushes: false);
     }
 
     public int Read(long offset, Span<byte> buffer)
@@ -59,7 +63,13 @@ internal sealed class FileStorage : IStorage
 
     public void SetLength(long length) => RandomAccess.SetLength(_handle, length);
 
-    public void Flush() => RandomAccess.FlushToDisk(_handle);
+    public void Flush()
+    {
+        if (!_ignoreFlushes)
+        {
+            RandomAccess.FlushToDisk(_handle);
+        }
+    }
 
     public void Dispose() => _handle.Dispose();
 }

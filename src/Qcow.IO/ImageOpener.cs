@@ -14,7 +14,8 @@ namespace Qcow.IO;
 /// <param name="CacheBytes">L2 cache size per image.</param>
 /// <param name="LoggerFactory">Where images log.</param>
 /// <param name="Policy">Which referenced files may be opened.</param>
-internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy);
+/// <param name="IgnoreFlushes">QEMU's cache=unsafe: writes reach the file, flushes never force them to disk.</param>
+internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false);
 
 internal static class ImageOpener
 {
@@ -56,7 +57,7 @@ internal static class ImageOpener
             throw new QcowFormatException(path, QcowFormatErrorKind.Inconsistent, QcowStructure.BackingFileName, 8, "the backing chain loops back on itself or is too deep");
         }
 
-        IStorage storage = FileStorage.Open(path, settings.Writable);
+        IStorage storage = FileStorage.Open(path, settings.Writable, settings.IgnoreFlushes);
         try
         {
             string actual = format ?? Probe(storage);

@@ -26,13 +26,28 @@ internal sealed class PlanExecutor
         _cluster = new byte[clusterSize];
     }
 
-    /// <summary>Runs a plan; <paramref name="payload"/> holds the request's bytes for its cluster.</summary>
-    public void Execute(Plan plan, ReadOnlySpan<byte> payload)
+    /// <summary>
+    /// Runs a plan; <paramref name="payload"/> holds the request's bytes for its cluster. A write of
+    /// those bytes with nothing to copy around them is not done here: its host offset is returned
+    /// (ulong.MaxValue when there is none) so that the caller can join it with its neighbours into
+    /// one write, before anything that could make the metadata pointing at it durable.
+    /// </summary>
+    public ulong Execute(Plan plan, ReadOnlySpan<byte> payload)
     {
+        ulong deferred = ulong.MaxValue;
         for (FSharpList<Step> steps = plan.Steps; !steps.IsEmpty; steps = steps.Tail)
         {
-            Run(steps.Head, payload);
+            if (steps.Head is Step.WriteData { Item: { Fill.IsKeepExisting: true, Payload.IsRequestBytes: true } write })
+            {
+                deferred = write.Host + (ulong)write.Start;
+            }
+            else
+            {
+                Run(steps.Head, payload);
+            }
         }
+
+        return deferred;
     }
 
     private void Run(Step step, ReadOnlySpan<byte> payload)

@@ -27,19 +27,62 @@ internal sealed partial class QcowDevice
             ArgumentOutOfRangeException.ThrowIfNegative(offset);
             ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
             int clusterSize = Layout.ClusterSize;
-            for (long done = 0; done < length;)
+            var batch = new WriteBatch(ulong.MaxValue, 0, 0);
+            try
             {
-                long guest = offset + done;
-                int inCluster = (int)(guest & (clusterSize - 1));
-                int n = (int)Math.Min(length - done, clusterSize - inCluster);
-                ReadOnlySpan<byte> piece = kind.IsWriteBytes ? source.Slice((int)done, n) : default;
-                ChangeCluster(guest, inCluster, n, kind, piece);
-                done += n;
+                for (long done = 0; done < length;)
+                {
+                    long guest = offset + done;
+                    int inCluster = (int)(guest & (clusterSize - 1));
+                    int n = (int)Math.Min(length - done, clusterSize - inCluster);
+                    if (inCluster == 0 && ((ulong)guest & ((1UL << Layout.L1Shift) - 1)) == 0)
+                    {
+                        // A new L2 table may be loaded, created or evicted from here on: data
+                        // joined so far must be written before any L2 table that points at it.
+                        batch = batch.Written(_storage, source);
+                    }
+
+                    ReadOnlySpan<byte> piece = kind.IsWriteBytes ? source.Slice((int)done, n) : default;
+                    ulong host = ChangeCluster(guest, inCluster, n, kind, piece);
+                    if (host != ulong.MaxValue)
+                    {
+                        batch = batch.Joined(host, (int)done, n, _storage, source);
+                    }
+
+                    done += n;
+                }
+            }
+            finally
+            {
+                batch.Written(_storage, source);
             }
         }
     }
 
-    private void ChangeCluster(long guest, int inCluster, int length, WriteKind kind, ReadOnlySpan<byte> piece)
+    /// <summary>
+    /// Request bytes bound for consecutive host offsets, written as one: a run of new clusters
+    /// allocated one after another becomes one write instead of one per cluster.
+    /// </summary>
+    private readonly record struct WriteBatch(ulong Host, int SourceOffset, int Length)
+    {
+        public WriteBatch Joined(ulong host, int sourceOffset, int length, IStorage storage, ReadOnlySpan<byte> source) =>
+            Length > 0 && Host + (ulong)Length == host && SourceOffset + Length == sourceOffset
+                ? this with { Length = Length + length }
+                : Written(storage, source) with { Host = host, SourceOffset = sourceOffset, Length = length };
+
+        public WriteBatch Written(IStorage storage, ReadOnlySpan<byte> source)
+        {
+            if (Length > 0)
+            {
+                storage.Write((long)Host, source.Slice(SourceOffset, Length));
+            }
+
+            return new WriteBatch(ulong.MaxValue, 0, 0);
+        }
+    }
+
+    /// <summary>Changes one cluster; returns where the request's bytes are still to be written, or ulong.MaxValue.</summary>
+    private ulong ChangeCluster(long guest, int inCluster, int length, WriteKind kind, ReadOnlySpan<byte> piece)
     {
         ulong entry = EntryFor(guest, out int l1Index, out ulong table);
         int clusterSize = Layout.ClusterSize;
@@ -49,13 +92,12 @@ internal sealed partial class QcowDevice
         int effective = reachesEnd && inCluster == 0 ? clusterSize : length;
         if (kind.IsDiscardCluster && effective != clusterSize)
         {
-            return;
+            return ulong.MaxValue;
         }
 
         if (kind.IsWriteBytes && table != 0 && IsOwnedByThisImage(l1Index, entry))
         {
-            _storage.Write((long)(Classify(entry, guest).Host + (ulong)inCluster), piece);
-            return;
+            return Classify(entry, guest).Host + (ulong)inCluster;
         }
 
         var request = new ClusterRequest(
@@ -73,7 +115,7 @@ internal sealed partial class QcowDevice
             switch (outcome)
             {
                 case PlanOutcome.Planned planned:
-                    _executor.Execute(planned.Item, piece);
+                    ulong deferred = _executor.Execute(planned.Item, piece);
                     if (Layout.HasRefcounts)
                     {
                         _metadata.FirstFreeCluster = planned.Item.NextFreeCluster;
@@ -84,7 +126,7 @@ internal sealed partial class QcowDevice
                     }
 
                     _inflatedHost = ulong.MaxValue;
-                    return;
+                    return deferred;
                 case PlanOutcome.NeedRefcountBlock need:
                     _metadata.LoadRefcountBlock(need.tableIndex);
                     break;
