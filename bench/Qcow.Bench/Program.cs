@@ -47,24 +47,29 @@ for (int r = 0; r < repeat; r++)
     }
 }
 
-double Median(string name)
+(double Median, double Min, double Max) Stats(string name)
 {
     List<double> t = times[name];
     t.Sort();
-    return t[t.Count / 2];
+    return (t[t.Count / 2], t[0], t[^1]);
 }
 
-double qemuToRaw = Median("qemu qcow2→raw"), qcowToRaw = Median("qcow qcow2→raw");
-double rawToQemu = Median("qemu raw→qcow2"), rawToQcow = Median("qcow raw→qcow2"), copy = Median("cp");
+var qemuToRaw = Stats("qemu qcow2→raw");
+var qcowToRaw = Stats("qcow qcow2→raw");
+var rawToQemu = Stats("qemu raw→qcow2");
+var rawToQcow = Stats("qcow raw→qcow2");
+var copy = Stats("cp");
 Run("qemu-img", "compare", "-q", Out("c.qcow2"), raw);
 Run("cmp", Out("c.raw"), raw);
 
 var (qcowReads, rawReads) = Qcow.Bench.RandomReads.Measure(qcow2, raw, reads);
-Console.WriteLine($"| job | Qcow | qemu-img | raw file | Qcow / qemu-img |");
-Console.WriteLine($"|---|---|---|---|---|");
-Console.WriteLine(Row("qcow2 → raw", qcowToRaw, qemuToRaw, copy));
-Console.WriteLine(Row("raw → qcow2", rawToQcow, rawToQemu, copy));
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| 4 KiB random reads, one thread | {qcowReads:N0} /s | — | {rawReads:N0} /s (pread) | — |"));
+Console.WriteLine($"Median of {repeat} runs (fastest–slowest in brackets); ratio = Qcow median / qemu-img median (fastest / fastest in brackets).");
+Console.WriteLine();
+Console.WriteLine("| job | Qcow | qemu-img | raw file (cp) | Qcow / qemu-img |");
+Console.WriteLine("|---|---|---|---|---|");
+Console.WriteLine(Row("qcow2 → raw, 1 GiB allocated", qcowToRaw, qemuToRaw, copy));
+Console.WriteLine(Row("raw → qcow2, 1 GiB allocated", rawToQcow, rawToQemu, copy));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| 4 KiB random reads, one thread, {reads:N0} reads | {qcowReads:N0} /s | — | {rawReads:N0} /s (pread) | — |"));
 foreach (string f in Directory.GetFiles(dir, "out-*"))
 {
     File.Delete(f);
@@ -80,8 +85,11 @@ string Arg(string name, string fallback)
     return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
 }
 
-static string Row(string job, double qcow, double qemu, double copy) =>
-    string.Create(CultureInfo.InvariantCulture, $"| {job} | {qcow:0.00} s | {qemu:0.00} s | {copy:0.00} s (cp) | {qcow / qemu:0.00} |");
+static string Row(string job, (double Median, double Min, double Max) qcow, (double Median, double Min, double Max) qemu, (double Median, double Min, double Max) copy) =>
+    string.Create(CultureInfo.InvariantCulture, $"| {job} | {Cell(qcow)} | {Cell(qemu)} | {Cell(copy)} | {qcow.Median / qemu.Median:0.00} ({qcow.Min / qemu.Min:0.00}) |");
+
+static string Cell((double Median, double Min, double Max) t) =>
+    string.Create(CultureInfo.InvariantCulture, $"{t.Median:0.00} s ({t.Min:0.00}–{t.Max:0.00})");
 
 static void Run(string tool, params string[] arguments)
 {
