@@ -29,6 +29,13 @@ internal sealed partial class QcowDevice
         Header header = HeaderDecode.decode(first, available).OrThrow(storage.Path);
 
         RefuseUnsupported(storage.Path, header, options);
+        if (options.Writable && HeaderModule.isDirty(header))
+        {
+            RefcountRepair.Rebuild(storage, header, options.Logger);
+            available = storage.Read(0, first);
+            header = HeaderDecode.decode(first, available).OrThrow(storage.Path);
+        }
+
         if (options.Writable && header.AutoclearFeatures != 0)
         {
             // Autoclear bits Qcow does not maintain are cleared before the first write (qcow2.rst).
@@ -77,11 +84,6 @@ internal sealed partial class QcowDevice
         if (options.Writable && HeaderModule.isCorrupt(header) && !options.ForceCorrupt)
         {
             throw new QcowFormatException(path, QcowFormatErrorKind.Inconsistent, QcowStructure.Header, HeaderEncode.IncompatibleFieldOffset, "the image is marked corrupt: open it read-only, or repair it");
-        }
-
-        if (options.Writable && HeaderModule.isDirty(header))
-        {
-            throw FormatErrors.Unsupported(path, "opening a dirty image (lazy refcounts) read-write, which needs a refcount repair first,");
         }
     }
 

@@ -1,0 +1,83 @@
+/// Internal snapshot table entries (qcow2.rst "Snapshots"), decoded one at a time: each entry is
+/// a 40-byte fixed part, extra data, the ID and the name, padded to 8 bytes.
+///
+/// | offset | size | field            |  | extra data (offsets from the entry)       |
+/// |      0 |    8 | l1_table_offset  |  | 40 | 8 | vm_state_size_large (if ≥ 8)  |
+/// |      8 |    4 | l1_size          |  | 48 | 8 | disk_size (if ≥ 16)           |
+/// |     12 |    2 | id_str_size      |  | 56 | 8 | icount (if ≥ 24)              |
+/// |     14 |    2 | name_size        |
+/// |     16 |    4 | date_sec         |
+/// |     20 |    4 | date_nsec        |
+/// |     24 |    8 | vm_clock_nsec    |
+/// |     32 |    4 | vm_state_size    |
+/// |     36 |    4 | extra_data_size  |
+namespace Qcow.Format
+
+open System
+open System.Text
+
+type Snapshot =
+    { L1TableOffset: uint64
+      L1Size: uint32
+      Id: string
+      Name: string
+      DateSeconds: uint32
+      DateNanoseconds: uint32
+      VmClockNanoseconds: uint64
+      VmStateSize: uint64
+      ExtraData: byte[] }
+
+module Snapshot =
+    /// The fixed part of an entry.
+    [<Literal>]
+    let FixedBytes = 40
+
+    /// QEMU refuses more extra data than this per entry (QCOW_MAX_SNAPSHOT_EXTRA_DATA).
+    [<Literal>]
+    let MaxExtraData = 1024u
+
+    /// The whole snapshot table is at most 64 MiB (QCOW_MAX_SNAPSHOTS_SIZE).
+    [<Literal>]
+    let MaxTableBytes = 67108864UL
+
+    /// Bytes an entry takes, padding included, from its fixed part.
+    let entryBytes (fixedPart: ReadOnlySpan<byte>) =
+        let extra = BigEndian.u32 fixedPart 36
+        let id = BigEndian.u16 fixedPart 12
+        let name = BigEndian.u16 fixedPart 14
+        (uint64 FixedBytes + uint64 extra + uint64 id + uint64 name + 7UL) &&& ~~~7UL
+
+    /// Decodes one whole entry found at `at` in the image file.
+    let decode (clusterBits: int) (entry: byte[]) (at: uint64) : Result<Snapshot, FormatError> =
+        let s = ReadOnlySpan entry
+        let extra = BigEndian.u32 s 36
+        let idLength = int (BigEndian.u16 s 12)
+        let nameLength = int (BigEndian.u16 s 14)
+        let l1 = BigEndian.u64 s 0
+        let l1Size = BigEndian.u32 s 8
+        let idAt = FixedBytes + int extra
+        let vmState = if extra >= 8u then BigEndian.u64 s 40 else uint64 (BigEndian.u32 s 32)
+
+        let snapshot =
+            { L1TableOffset = l1
+              L1Size = l1Size
+              Id = Encoding.UTF8.GetString(entry, idAt, idLength)
+              Name = Encoding.UTF8.GetString(entry, idAt + idLength, nameLength)
+              DateSeconds = BigEndian.u32 s 16
+              DateNanoseconds = BigEndian.u32 s 20
+              VmClockNanoseconds = BigEndian.u64 s 24
+              VmStateSize = vmState
+              ExtraData = entry[FixedBytes .. idAt - 1] }
+
+        result {
+            do!
+                check
+                    (extra <= MaxExtraData)
+                    (FieldOutOfRange(Structure.SnapshotTable, at + 36UL, "extra_data_size", uint64 extra, "at most 1024"))
+            do! check (l1 &&& ((1UL <<< clusterBits) - 1UL) = 0UL) (Misaligned(Structure.SnapshotTable, at, l1))
+            do!
+                check
+                    (uint64 l1Size * 8UL <= Limits.MaxL1Bytes)
+                    (FieldOutOfRange(Structure.SnapshotTable, at + 8UL, "snapshot l1_size", uint64 l1Size, "at most 4194304 entries"))
+            return snapshot
+        }

@@ -1,0 +1,29 @@
+// Rebuilding the refcounts of a dirty image (lazy refcounts left stale by a crash) before it is
+// written, as QEMU does on a read-write open: count every reference, write new refcount
+// structures past the end of the file, switch the header to them, then clear the dirty bit.
+using Microsoft.Extensions.Logging;
+using Qcow.Format;
+
+namespace Qcow.IO;
+
+internal static class RefcountRepair
+{
+    public static void Rebuild(IStorage storage, Header header, ILogger logger)
+    {
+        ReferenceCounter references = ReferenceCounter.Count(storage, header);
+        RefcountRebuild.Rebuilt rebuilt = RefcountRebuild
+            .layout(HeaderModule.refcountGeometry(header), references.Counts, (ulong)references.Counts.Length)
+            .OrThrow(storage.Path);
+
+        // The new structures first, durable; then one header write points at them; then, with
+        // refcounts right again, the dirty bit goes.
+        storage.Write((long)rebuilt.BlocksOffset, rebuilt.Blocks);
+        storage.Write((long)rebuilt.TableOffset, rebuilt.Table);
+        storage.Flush();
+        storage.Write(HeaderEncode.RefcountTableFieldsOffset, HeaderEncode.refcountTableFields(rebuilt.TableOffset, rebuilt.TableClusters));
+        storage.Flush();
+        storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(header.IncompatibleFeatures & ~HeaderModule.DirtyBit));
+        storage.Flush();
+        logger.LogRefcountsRebuilt(storage.Path, rebuilt.TableOffset, references.PastEnd);
+    }
+}
