@@ -14,11 +14,13 @@ namespace Qcow;
 /// </summary>
 public sealed partial class QcowImage : IDisposable, IAsyncDisposable
 {
-    private readonly QcowDevice _device;
+    private readonly OpenSettings _settings;
+    private QcowDevice _device;
 
-    private QcowImage(QcowDevice device)
+    private QcowImage(QcowDevice device, OpenSettings settings)
     {
         _device = device;
+        _settings = settings;
     }
 
     /// <summary>The image file's path.</summary>
@@ -49,7 +51,7 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
             options.CacheSize,
             options.LoggerFactory ?? NullLoggerFactory.Instance,
             options.ReferencedFiles);
-        return new QcowImage(ImageOpener.OpenQcow(path, settings));
+        return new QcowImage(ImageOpener.OpenQcow(path, settings), settings);
     }
 
     /// <summary>Creates a new image (replacing any file at <paramref name="path"/>) and opens it read-write.</summary>

@@ -17,33 +17,25 @@ internal sealed partial class QcowDevice
         uint version = BinaryPrimitives.ReadUInt32BigEndian(probe.AsSpan(4));
         return version == 1
             ? OpenV1(storage, probe.AsSpan(0, available), options, openBacking)
-            : OpenQcow2(storage, probe, options, openBacking);
+            : OpenQcow2(storage, options, openBacking);
     }
 
-    private static QcowDevice OpenQcow2(IStorage storage, byte[] probe, DeviceOptions options, BackingOpener openBacking)
+    private static QcowDevice OpenQcow2(IStorage storage, DeviceOptions options, BackingOpener openBacking)
     {
-        uint bits = BinaryPrimitives.ReadUInt32BigEndian(probe.AsSpan(20));
-        int clusterBytes = bits >= Limits.MinClusterBits && bits <= Limits.MaxClusterBits ? 1 << (int)bits : probe.Length;
-        byte[] first = new byte[Math.Max(clusterBytes, probe.Length)];
-        int available = storage.Read(0, first);
-        Header header = HeaderDecode.decode(first, available).OrThrow(storage.Path);
-
+        Header header = ReadHeader(storage);
         RefuseUnsupported(storage.Path, header, options);
         if (options.Writable && HeaderModule.isDirty(header))
         {
             RefcountRepair.Rebuild(storage, header, options.Logger);
-            available = storage.Read(0, first);
-            header = HeaderDecode.decode(first, available).OrThrow(storage.Path);
+            header = ReadHeader(storage);
         }
 
         if (options.Writable && header.AutoclearFeatures != 0)
         {
             // Autoclear bits Qcow does not maintain are cleared before the first write (qcow2.rst).
-            byte[] cleared = HeaderEncode.featureField(0);
-            storage.Write(HeaderEncode.AutoclearFieldOffset, cleared);
+            storage.Write(HeaderEncode.AutoclearFieldOffset, HeaderEncode.featureField(0));
             storage.Flush();
-            cleared.CopyTo(first, HeaderEncode.AutoclearFieldOffset);
-            header = HeaderDecode.decode(first, available).OrThrow(storage.Path);
+            header = ReadHeader(storage);
         }
 
         var layout = new ImageLayout(

@@ -96,6 +96,44 @@ internal sealed partial class QcowDevice : IBlockDevice
         }
     }
 
+    /// <summary>Flushes, then checks the image as it is on disk (qcow2 only).</summary>
+    public CheckReport Check()
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            if (Layout.Version == 1)
+            {
+                throw new NotSupportedException($"{Path}: qcow (version 1) images have no refcounts to check");
+            }
+
+            if (_storage.CanWrite)
+            {
+                _metadata.Flush();
+            }
+
+            return ImageChecker.Check(_storage, ReadHeader(_storage));
+        }
+    }
+
+    /// <summary>The header as it is on disk now (growth and repair change it after open).</summary>
+    public static Header ReadHeader(IStorage storage)
+    {
+        byte[] probe = new byte[Limits.HeaderV3Length];
+        storage.Read(0, probe);
+        uint bits = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(probe.AsSpan(20));
+        byte[] first = new byte[bits >= Limits.MinClusterBits && bits <= Limits.MaxClusterBits ? 1 << (int)bits : probe.Length];
+        int available = storage.Read(0, first);
+        return HeaderDecode.decode(first, available).OrThrow(storage.Path);
+    }
+
+    /// <summary>Rebuilds the refcounts of a closed image from the references its tables hold.</summary>
+    public static void RebuildRefcounts(string path, ILogger logger)
+    {
+        using FileStorage storage = FileStorage.Open(path, writable: true);
+        RefcountRepair.Rebuild(storage, ReadHeader(storage), logger);
+    }
+
     /// <summary>The L2 entry mapping a guest offset, 0 when no table maps it.</summary>
     private ulong EntryFor(long offset, out int l1Index, out ulong table)
     {

@@ -36,13 +36,28 @@ internal sealed class ReferenceCounter
         var counter = new ReferenceCounter(storage, header);
         counter.Add(0, 1UL << header.ClusterBits);
         counter.AddTree(header.L1TableOffset, header.L1Size);
-        foreach ((ulong at, ulong bytes, Snapshot snapshot) in counter.Snapshots())
+        foreach (Snapshot snapshot in counter.Snapshots())
         {
-            counter.Add(at, bytes);
             counter.AddTree(snapshot.L1TableOffset, snapshot.L1Size);
         }
 
         return counter;
+    }
+
+    /// <summary>Counts the refcount table's clusters and every block it names, as check does.</summary>
+    public void AddRefcountStructures()
+    {
+        ulong cs = 1UL << _clusterBits;
+        Add(_header.RefcountTableOffset, _header.RefcountTableClusters * cs);
+        byte[] table = ReadWithin(_header.RefcountTableOffset, (int)(_header.RefcountTableClusters * cs));
+        for (int i = 0; i < table.Length / 8; i++)
+        {
+            ulong block = BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8)) & ~Refcount.TableReservedMask;
+            if (block != 0)
+            {
+                Add(block, cs);
+            }
+        }
     }
 
     private void Add(ulong offset, ulong length)
@@ -115,12 +130,12 @@ internal sealed class ReferenceCounter
         }
     }
 
-    /// <summary>The snapshot table's entries, each with where it lies; the table's own extent first.</summary>
-    private IEnumerable<(ulong At, ulong Bytes, Snapshot Snapshot)> Snapshots()
+    /// <summary>The snapshot table's entries; counts the table's own extent.</summary>
+    private List<Snapshot> Snapshots()
     {
         ulong at = _header.SnapshotsOffset;
         ulong tableBytes = 0;
-        var entries = new List<(ulong, ulong, Snapshot)>();
+        var entries = new List<Snapshot>();
         byte[] fixedPart = new byte[SnapshotModule.FixedBytes];
         for (uint i = 0; i < _header.SnapshotCount; i++)
         {
@@ -138,7 +153,7 @@ internal sealed class ReferenceCounter
 
             byte[] entry = new byte[bytes];
             _storage.Read((long)entryAt, entry);
-            entries.Add((entryAt, bytes, SnapshotModule.decode(_clusterBits, entry, entryAt).OrThrow(_storage.Path)));
+            entries.Add(SnapshotModule.decode(_clusterBits, entry, entryAt).OrThrow(_storage.Path));
             tableBytes += bytes;
         }
 

@@ -37,6 +37,7 @@ public sealed class OracleMatrixTests
         Qemu.Io(dir.Path, "q.qcow2", Scenarios.Fill(size, clusterSize, withCompressed: true).Select(o => o.QemuIo).ToArray());
 
         AssertReadsLikeQemu(dir, "q.qcow2");
+        Assert.Equal(CheckTests.QemuFigures(dir, "q.qcow2"), CheckTests.Figures(CheckTests.CheckWithQcow(dir, "q.qcow2")));
     }
 
     [OracleTheory]
@@ -55,6 +56,7 @@ public sealed class OracleMatrixTests
         Qemu.Io(dir.Path, "theirs.qcow2", ops.Select(o => o.QemuIo).ToArray());
 
         Qemu.AssertClean(dir.Path, "mine.qcow2");
+        Assert.True(CheckTests.CheckWithQcow(dir, "mine.qcow2").IsClean);
         Qemu.Ok("qemu-img", dir.Path, "compare", "-q", "mine.qcow2", "theirs.qcow2");
     }
 
