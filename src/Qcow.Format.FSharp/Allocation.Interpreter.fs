@@ -30,7 +30,8 @@ let view (m: ModelImage) =
         member _.BlockOffset i = Map.tryFind i m.Blocks |> Option.defaultValue 0UL
         member _.Refcount c =
             { Loaded = true
-              Value = Map.tryFind c m.ClusterRefcounts |> Option.defaultValue 0UL } }
+              Value = Map.tryFind c m.ClusterRefcounts |> Option.defaultValue 0UL }
+        member _.BlockIsFull _ = false }
 
 let private clusterBytes (m: ModelImage) host =
     match Map.tryFind host m.Data with

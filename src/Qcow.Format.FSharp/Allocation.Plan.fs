@@ -85,6 +85,9 @@ type IRefcountView =
     abstract BlockOffset: index: uint64 -> uint64
     /// A cluster's refcount, when its block is loaded.
     abstract Refcount: cluster: uint64 -> RefcountLookup
+    /// True when the shell knows every cluster the block at `index` describes is in use, loaded
+    /// or not, so that a search can pass it without loading it again.
+    abstract BlockIsFull: index: uint64 -> bool
 
 /// How new host space is found.
 type AllocationSource =

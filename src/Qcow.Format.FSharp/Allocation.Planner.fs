@@ -39,6 +39,8 @@ let rec private findFree (ctx: PlanContext) (view: IRefcountView) draft (cluster
         | Some 0UL -> Ok cluster
         | Some _ -> findFree ctx view draft (cluster + 1UL)
         | None when Map.containsKey index draft.Blocks || blockOf view draft index = 0UL -> Ok cluster
+        | None when view.BlockIsFull index ->
+            findFree ctx view draft (Refcount.firstClusterOfBlock ctx.Refcounts (index + 1UL)).Cluster
         | None ->
             let r = view.Refcount cluster
 

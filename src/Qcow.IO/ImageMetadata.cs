@@ -21,6 +21,7 @@ internal sealed class ImageMetadata : IRefcountView
     private readonly HashSet<int> _dirtyL1Chunks = new();
     private readonly HashSet<int> _dirtyTableChunks = new();
     private readonly List<ulong> _pendingReleases = new();
+    private readonly Dictionary<ulong, long> _freeEntries = new();
     private ulong[] _l1;
     private ulong[] _refcountTable;
     private ulong _refcountTableOffset;
@@ -162,11 +163,45 @@ internal sealed class ImageMetadata : IRefcountView
 
     public void LoadRefcountBlock(ulong index) => RefcountBlock(index);
 
+    /// <summary>
+    /// Whether every cluster a block describes is known to be in use. The count of free entries
+    /// is kept for each block ever loaded (this image is its only writer), so a search for free
+    /// clusters can pass full blocks without loading them again; otherwise a search that crosses
+    /// more blocks than the cache holds would never finish.
+    /// </summary>
+    public bool BlockIsFull(ulong index) => _freeEntries.TryGetValue(index, out long free) && free == 0;
+
     public void SetRefcount(ulong cluster, ulong value)
     {
         ulong index = cluster >> Qcow.Format.Refcount.blockBits(_layout.Refcounts);
-        Qcow.Format.Refcount.set(_layout.Refcounts.RefcountOrder, RefcountBlock(index), EntryInBlock(cluster), value);
+        byte[] block = RefcountBlock(index);
+        int order = _layout.Refcounts.RefcountOrder;
+        CountChange(index, Qcow.Format.Refcount.get(order, block, EntryInBlock(cluster)), value);
+        Qcow.Format.Refcount.set(order, block, EntryInBlock(cluster), value);
         _blockCache!.MarkDirty((long)BlockOffset(index));
+    }
+
+    private void CountChange(ulong index, ulong before, ulong after)
+    {
+        if ((before == 0) != (after == 0) && _freeEntries.TryGetValue(index, out long free))
+        {
+            _freeEntries[index] = free + (after == 0 ? 1 : -1);
+        }
+    }
+
+    private void CountFree(ulong index, byte[] block)
+    {
+        int order = _layout.Refcounts.RefcountOrder;
+        long free = 0;
+        for (int i = 0; i < (int)Qcow.Format.Refcount.entriesPerBlock(_layout.Refcounts); i++)
+        {
+            if (Qcow.Format.Refcount.get(order, block, i) == 0)
+            {
+                free++;
+            }
+        }
+
+        _freeEntries[index] = free;
     }
 
     public void CreateRefcountBlock(NewRefcountBlock block)
@@ -177,6 +212,8 @@ internal sealed class ImageMetadata : IRefcountView
         {
             Qcow.Format.Refcount.set(_layout.Refcounts.RefcountOrder, data, EntryInBlock(c), 1);
         }
+
+        _freeEntries[block.TableIndex] = (long)(Qcow.Format.Refcount.entriesPerBlock(_layout.Refcounts) - block.InUseCount);
     }
 
     public void LinkRefcountBlock(ulong index, ulong offset)
@@ -291,6 +328,7 @@ internal sealed class ImageMetadata : IRefcountView
             }
 
             Qcow.Format.Refcount.set(order, block, EntryInBlock(cluster), count - 1);
+            CountChange(index, count, count - 1);
             _blockCache!.MarkDirty((long)BlockOffset(index));
             if (count == 1)
             {
@@ -321,7 +359,13 @@ internal sealed class ImageMetadata : IRefcountView
             throw Corrupt(QcowFormatErrorKind.Misaligned, QcowStructure.RefcountTable, where, $"refcount block offset 0x{offset:x} is not cluster-aligned");
         }
 
-        return LoadTable(_blockCache, offset, _layout.ClusterSize, QcowStructure.RefcountTable, where);
+        byte[] loaded = LoadTable(_blockCache, offset, _layout.ClusterSize, QcowStructure.RefcountTable, where);
+        if (!_freeEntries.ContainsKey(index))
+        {
+            CountFree(index, loaded);
+        }
+
+        return loaded;
     }
 
     private byte[] LoadTable(MetadataCache cache, ulong offset, int bytes, QcowStructure pointer, long where)

@@ -108,4 +108,23 @@ public sealed class FormatsAndChainsTests
         Qemu.AssertClean(dir.Path, "grow.qcow2");
         Qemu.Io(dir.Path, "grow.qcow2", "read -P 0x01 0 1M", "read -P 0 3M 1M", "read -P 0x18 23M 1M");
     }
+
+    /// <summary>
+    /// A free cluster low in the image (the refcount table QEMU moved away) with thousands of
+    /// used clusters after it: allocating two clusters must not need more refcount blocks at once
+    /// than a small cache holds (this used to loop for ever).
+    /// </summary>
+    [OracleFact]
+    public void AllocationPastManyFullRefcountBlocks_FinishesWithASmallCache()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-o", "cluster_size=512,refcount_bits=64", "full.qcow2", "3M");
+        Qemu.Io(dir.Path, "full.qcow2", "write -P 0x41 0 2M");
+        using (QcowImage image = QcowImage.Open(dir.File("full.qcow2"), new QcowOpenOptions { CacheSize = 16 << 10 }))
+        {
+            image.Write(2757632, new byte[544]);
+        }
+
+        Qemu.AssertClean(dir.Path, "full.qcow2");
+    }
 }

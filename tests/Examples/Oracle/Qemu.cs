@@ -124,6 +124,12 @@ internal sealed class TempDir : IDisposable
         Path = Directory.CreateTempSubdirectory("qcow-test-").FullName;
     }
 
+    /// <summary>A temporary directory under <paramref name="root"/> (tmpfs, for tests that write much).</summary>
+    public TempDir(string root)
+    {
+        Path = Directory.CreateDirectory(System.IO.Path.Combine(root, "qcow-test-" + System.IO.Path.GetRandomFileName())).FullName;
+    }
+
     public string Path { get; }
 
     public string File(string name) => System.IO.Path.Combine(Path, name);

@@ -1,0 +1,160 @@
+// A storage layer for tests that sits under the real shell code: it keeps the file's bytes in
+// memory, records every write and flush, can fail a chosen I/O, and can say what the disk would
+// hold had the power been cut after any event (writes not covered by a completed flush dropped,
+// the last one optionally torn at 512-byte granularity).
+using System;
+using System.Collections.Generic;
+using System.IO;
+using Qcow.IO;
+
+namespace Qcow.Examples.Reliability;
+
+internal sealed class CrashStorage : IStorage
+{
+    private readonly byte[] _initial;
+    private byte[] _bytes;
+    private long _length;
+
+    public CrashStorage(string path, byte[] initial, bool canWrite = true)
+    {
+        Path = path;
+        _initial = initial;
+        _bytes = (byte[])initial.Clone();
+        _length = initial.Length;
+        CanWrite = canWrite;
+    }
+
+    /// <summary>What happened, in order: writes (with their bytes), flushes, length changes.</summary>
+    public List<StorageEvent> Events { get; } = new();
+
+    /// <summary>The event index at which I/O fails with an IOException (-1: never).</summary>
+    public int FailAt { get; set; } = -1;
+
+    public string Path { get; }
+
+    public bool CanWrite { get; }
+
+    public long Length => _length;
+
+    public int Read(long offset, Span<byte> buffer)
+    {
+        if (FailAt == Events.Count)
+        {
+            throw new IOException($"injected read error at event {FailAt}");
+        }
+
+        int n = (int)Math.Clamp(_length - offset, 0, buffer.Length);
+        _bytes.AsSpan((int)offset, n).CopyTo(buffer);
+        return n;
+    }
+
+    public void Write(long offset, ReadOnlySpan<byte> buffer)
+    {
+        Fail();
+        Events.Add(new StorageEvent(StorageEventKind.Write, offset, buffer.ToArray()));
+        Apply(ref _bytes, ref _length, offset, buffer);
+    }
+
+    public void SetLength(long length)
+    {
+        Fail();
+        Events.Add(new StorageEvent(StorageEventKind.SetLength, length, null));
+        Resize(ref _bytes, ref _length, length);
+    }
+
+    public void Flush()
+    {
+        Fail();
+        Events.Add(new StorageEvent(StorageEventKind.Flush, 0, null));
+    }
+
+    public void Dispose()
+    {
+    }
+
+    /// <summary>
+    /// The disk's bytes had the power been cut right after each event in turn: every event up to
+    /// the last flush at or before it, then, if the cut event is a write, its first
+    /// <c>tornSectors(cut)</c> 512-byte sectors (counted on the file's sector grid).
+    /// </summary>
+    public IEnumerable<(int Cut, byte[] Image)> Cuts(Func<int, int> tornSectors)
+    {
+        byte[] durable = (byte[])_initial.Clone();
+        long durableLength = durable.Length;
+        int applied = 0;
+        for (int cut = 0; cut < Events.Count; cut++)
+        {
+            if (Events[cut].Kind == StorageEventKind.Flush)
+            {
+                for (; applied < cut; applied++)
+                {
+                    StorageEvent e = Events[applied];
+                    if (e.Kind == StorageEventKind.Write)
+                    {
+                        Apply(ref durable, ref durableLength, e.Offset, e.Data);
+                    }
+                    else if (e.Kind == StorageEventKind.SetLength)
+                    {
+                        Resize(ref durable, ref durableLength, e.Offset);
+                    }
+                }
+            }
+
+            byte[] image = durable.AsSpan(0, (int)durableLength).ToArray();
+            long length = durableLength;
+            StorageEvent last = Events[cut];
+            int torn = last.Kind == StorageEventKind.Write ? tornSectors(cut) : 0;
+            if (torn > 0)
+            {
+                long end = Math.Min(last.Offset + last.Data!.Length, (last.Offset / 512 + torn) * 512);
+                Apply(ref image, ref length, last.Offset, last.Data.AsSpan(0, (int)Math.Max(0, end - last.Offset)));
+                Array.Resize(ref image, (int)length);
+            }
+
+            yield return (cut, image);
+        }
+    }
+
+    private void Fail()
+    {
+        if (FailAt == Events.Count)
+        {
+            Events.Add(new StorageEvent(StorageEventKind.Failed, 0, null));
+            throw new IOException($"injected I/O error at event {FailAt}");
+        }
+    }
+
+    private static void Apply(ref byte[] bytes, ref long length, long offset, ReadOnlySpan<byte> data)
+    {
+        if (offset + data.Length > length)
+        {
+            Resize(ref bytes, ref length, offset + data.Length);
+        }
+
+        data.CopyTo(bytes.AsSpan((int)offset));
+    }
+
+    private static void Resize(ref byte[] bytes, ref long length, long newLength)
+    {
+        if (newLength > bytes.Length)
+        {
+            Array.Resize(ref bytes, (int)Math.Max(newLength, bytes.Length * 2L));
+        }
+        else if (newLength < length)
+        {
+            bytes.AsSpan((int)newLength, (int)(length - newLength)).Clear();
+        }
+
+        length = newLength;
+    }
+}
+
+internal enum StorageEventKind
+{
+    Write,
+    Flush,
+    SetLength,
+    Failed,
+}
+
+internal sealed record StorageEvent(StorageEventKind Kind, long Offset, byte[]? Data);
