@@ -55,10 +55,6 @@ module Geometry =
     /// Rounds up to a whole cluster; the caller keeps n below 2^64 − cluster size.
     let alignUp g (n: uint64) = startOfCluster g (n + clusterSize g - 1UL)
 
-    let hostCluster g (offset: HostOffset) = HostCluster.Of(offset.Host >>> g.ClusterBits)
-
-    let hostOffset g (cluster: HostCluster) = HostOffset.Of(cluster.Cluster <<< g.ClusterBits)
-
     /// Splits a guest offset: l1 = off >> (cluster_bits + l2_bits),
     /// l2 = (off >> cluster_bits) & (l2_entries − 1), in cluster = off & (cluster_size − 1).
     let decompose g (offset: GuestOffset) =

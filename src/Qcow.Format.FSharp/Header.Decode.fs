@@ -10,9 +10,6 @@ let private u32 (b: byte[]) at = BigEndian.u32 (ReadOnlySpan b) at
 let private u64 (b: byte[]) at = BigEndian.u64 (ReadOnlySpan b) at
 let private text (b: byte[]) at length = Encoding.UTF8.GetString(b, at, length)
 
-/// The version field, read before anything else (probing).
-let version (bytes: byte[]) = if bytes.Length >= 8 then u32 bytes 4 else 0u
-
 let private featureNames (b: byte[]) at length =
     [ for i in 0 .. length / 48 - 1 ->
           let e = at + i * 48

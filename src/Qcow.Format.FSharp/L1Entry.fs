@@ -30,5 +30,3 @@ module L1Entry =
 
     let ofMapping (m: L1Mapping) =
         m.L2TableOffset ||| (if m.IsCopied then CopiedFlag else 0UL)
-
-    let hasReservedBits (entry: uint64) = entry &&& ReservedMask <> 0UL

@@ -122,11 +122,6 @@ module L2Entry =
             let additionalSectors = (host + uint64 length - 1UL) / 512UL - host / 512UL
             CompressedFlag ||| (additionalSectors <<< x) ||| host
 
-    let hasReservedBits (format: EntryFormat) (entry: uint64) =
-        format.Version >= 2
-        && entry &&& CompressedFlag = 0UL
-        && entry &&& StandardReservedMask <> 0UL
-
     /// Host clusters a compressed stream touches: first and last cluster index.
     let compressedClusters clusterBits (host: uint64) (length: uint32) =
         struct (host >>> clusterBits, (host + uint64 length - 1UL) >>> clusterBits)

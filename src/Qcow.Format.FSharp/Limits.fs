@@ -75,7 +75,3 @@ let HeaderV1Length = 48
 /// Incompatible feature bits QEMU knows (dirty, corrupt, data file, compression type, extended L2).
 [<Literal>]
 let KnownIncompatibleMask = 0x1FUL
-
-/// The 512-byte sector compressed descriptors count in.
-[<Literal>]
-let SectorSize = 512

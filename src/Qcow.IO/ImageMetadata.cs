@@ -154,13 +154,6 @@ internal sealed class ImageMetadata : IRefcountView
             : new RefcountLookup(true, Qcow.Format.Refcount.get(_layout.Refcounts.RefcountOrder, data, EntryInBlock(cluster)));
     }
 
-    /// <summary>A cluster's refcount, loading its block if needed; 0 past the table.</summary>
-    public ulong ReadRefcount(ulong cluster)
-    {
-        ulong index = cluster >> Qcow.Format.Refcount.blockBits(_layout.Refcounts);
-        return BlockOffset(index) == 0 ? 0 : Qcow.Format.Refcount.get(_layout.Refcounts.RefcountOrder, RefcountBlock(index), EntryInBlock(cluster));
-    }
-
     public void LoadRefcountBlock(ulong index) => RefcountBlock(index);
 
     /// <summary>

@@ -22,9 +22,6 @@ internal static class ImageOpener
     /// <summary>A chain deeper than this is taken for a loop.</summary>
     private const int MaxChainDepth = 256;
 
-    /// <summary>Names qemu-img gives the formats Qcow opens.</summary>
-    public static readonly string[] Formats = ["qcow2", "qcow", "raw"];
-
     /// <summary>Opens an image; <paramref name="format"/> null means probe.</summary>
     public static IBlockDevice Open(string path, string? format, OpenSettings settings) =>
         Open(path, format, settings, new HashSet<string>(StringComparer.Ordinal));

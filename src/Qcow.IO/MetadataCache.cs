@@ -27,8 +27,6 @@ internal sealed class MetadataCache
         _nodes = new Dictionary<long, Node>(Math.Min(_capacity, 4096));
     }
 
-    public int Count => _nodes.Count;
-
     public bool HasDirty { get; private set; }
 
     /// <summary>The table at <paramref name="offset"/>, made the most recently used; null if absent.</summary>
