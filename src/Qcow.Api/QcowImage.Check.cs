@@ -35,6 +35,8 @@ public sealed partial class QcowImage
             throw new InvalidOperationException($"{Path} is open read-only; open it read-write to repair it");
         }
 
+        // The repair needs the file to itself: the device is closed, rebuilt and reopened, which
+        // is why no other thread may use the image meanwhile (see the summary).
         string path = _device.Path;
         _device.Dispose();
         QcowDevice.RebuildRefcounts(path, _settings.LoggerFactory.CreateLogger("Qcow"));

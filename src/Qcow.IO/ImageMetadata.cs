@@ -304,8 +304,12 @@ internal sealed class ImageMetadata : IRefcountView
 
     private void ApplyReleases()
     {
+        // Taken off the list before any is applied: a failure part-way then leaks clusters
+        // rather than releasing one twice when the flush is retried.
+        ulong[] releases = _pendingReleases.ToArray();
+        _pendingReleases.Clear();
         int order = _layout.Refcounts.RefcountOrder;
-        foreach (ulong cluster in _pendingReleases)
+        foreach (ulong cluster in releases)
         {
             ulong index = cluster >> Qcow.Format.Refcount.blockBits(_layout.Refcounts);
             if (BlockOffset(index) == 0)
@@ -329,8 +333,6 @@ internal sealed class ImageMetadata : IRefcountView
                 _l2Cache.Forget((long)(cluster << _layout.Geometry.ClusterBits));
             }
         }
-
-        _pendingReleases.Clear();
     }
 
     // ---- Table I/O ----

@@ -24,17 +24,18 @@ internal sealed partial class QcowDevice
     {
         Header header = ReadHeader(storage);
         RefuseUnsupported(storage.Path, header, options);
-        if (options.Writable && HeaderModule.isDirty(header))
+        if (options.Writable && header.AutoclearFeatures != 0)
         {
-            RefcountRepair.Rebuild(storage, header, options.Logger);
+            // Autoclear bits Qcow does not maintain are cleared before the first write
+            // (qcow2.rst), and before a refcount rebuild that does not count bitmap clusters.
+            storage.Write(HeaderEncode.AutoclearFieldOffset, HeaderEncode.featureField(0));
+            storage.Flush();
             header = ReadHeader(storage);
         }
 
-        if (options.Writable && header.AutoclearFeatures != 0)
+        if (options.Writable && HeaderModule.isDirty(header))
         {
-            // Autoclear bits Qcow does not maintain are cleared before the first write (qcow2.rst).
-            storage.Write(HeaderEncode.AutoclearFieldOffset, HeaderEncode.featureField(0));
-            storage.Flush();
+            RefcountRepair.Rebuild(storage, header, options.Logger);
             header = ReadHeader(storage);
         }
 

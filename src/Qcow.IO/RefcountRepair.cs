@@ -1,6 +1,7 @@
 // Rebuilding the refcounts of a dirty image (lazy refcounts left stale by a crash) before it is
 // written, as QEMU does on a read-write open: count every reference, write new refcount
 // structures past the end of the file, switch the header to them, then clear the dirty bit.
+using System;
 using Microsoft.Extensions.Logging;
 using Qcow.Format;
 
@@ -11,8 +12,12 @@ internal static class RefcountRepair
     public static void Rebuild(IStorage storage, Header header, ILogger logger)
     {
         ReferenceCounter references = ReferenceCounter.Count(storage, header);
+        // New structures go past every cluster a table names, so that none lands on one still in
+        // use; references absurdly far past the end (a hostile image) are not followed there.
+        ulong inFile = (ulong)references.Counts.Length;
+        ulong start = references.ClustersReferenced <= 2 * inFile + (1UL << 20) ? Math.Max(inFile, references.ClustersReferenced) : inFile;
         RefcountRebuild.Rebuilt rebuilt = RefcountRebuild
-            .layout(HeaderModule.refcountGeometry(header), references.Counts, (ulong)references.Counts.Length)
+            .layout(HeaderModule.refcountGeometry(header), references.Counts, start)
             .OrThrow(storage.Path);
 
         // The new structures first, durable; then one header write points at them; then, with

@@ -30,6 +30,9 @@ internal sealed class ReferenceCounter
     /// <summary>References the tables hold that point past the end of the file.</summary>
     public long PastEnd { get; private set; }
 
+    /// <summary>One past the highest cluster any reference names, inside the file or not.</summary>
+    public ulong ClustersReferenced { get; private set; }
+
     /// <summary>Counts every reference of a qcow2 image that has no external data file.</summary>
     public static ReferenceCounter Count(IStorage storage, Header header)
     {
@@ -69,6 +72,7 @@ internal sealed class ReferenceCounter
 
         ulong first = offset >> _clusterBits;
         ulong last = (offset + length - 1) >> _clusterBits;
+        ClustersReferenced = Math.Max(ClustersReferenced, last + 1);
         for (ulong c = first; c <= last; c++)
         {
             if (c < (ulong)Counts.Length)
