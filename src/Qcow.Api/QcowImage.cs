@@ -40,17 +40,25 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
     /// <param name="options">How to open it; null for the defaults (read-write).</param>
     /// <exception cref="QcowFormatException">The file is not a valid qcow or qcow2 image, or uses an unsupported feature.</exception>
     /// <exception cref="UnauthorizedAccessException">The referenced-file policy refused the backing file.</exception>
+    /// <exception cref="QcowLockedException">Another process (QEMU or Qcow) holds the image in a conflicting way.</exception>
     /// <exception cref="IOException">The file cannot be read.</exception>
+    /// <exception cref="ArgumentException">Sharing was forced on a read-write open.</exception>
     public static QcowImage Open(string path, QcowOpenOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         options ??= new QcowOpenOptions();
+        if (options.ForceShare && !options.ReadOnly)
+        {
+            throw new ArgumentException("ForceShare can only be used with read-only opens, as qemu-img's -U", nameof(options));
+        }
+
         var settings = new OpenSettings(
             !options.ReadOnly,
             options.ForceCorrupt,
             options.CacheSize,
             options.LoggerFactory ?? NullLoggerFactory.Instance,
-            options.ReferencedFiles);
+            options.ReferencedFiles,
+            ForceShare: options.ForceShare);
         return new QcowImage(ImageOpener.OpenQcow(path, settings), settings);
     }
 

@@ -9,6 +9,13 @@ public sealed class QcowOpenOptions
     /// <summary>Open without write access. Default: false.</summary>
     public bool ReadOnly { get; init; }
 
+    /// <summary>
+    /// Read-only opens only: read the image even while another process writes it (qemu-img's -U).
+    /// Without it, an image another process (QEMU or Qcow) writes cannot be opened, and a writer
+    /// cannot open an image others read. What is read meanwhile may be inconsistent. Default: false.
+    /// </summary>
+    public bool ForceShare { get; init; }
+
     /// <summary>Open read-write even when the image is marked corrupt, for repair. Default: false.</summary>
     public bool ForceCorrupt { get; init; }
 

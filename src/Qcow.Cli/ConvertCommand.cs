@@ -32,12 +32,12 @@ internal static class ConvertCommand
 
         string source = opt.Positional[0];
         string target = opt.Positional[1];
-        var readSettings = new OpenSettings(false, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default);
+        var readSettings = new OpenSettings(false, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U"));
         using IBlockDevice input = ImageOpener.Open(source, opt.Value("f"), readSettings);
         string format = opt.Value("O") ?? "raw";
         CreateSpec spec = CreateSpec.From(format, CreateSpec.ParseOptions(opt.Values("o")), null, null, input.Length);
         spec.Create(target);
-        using IBlockDevice output = ImageOpener.Open(target, format, readSettings with { Writable = true, IgnoreFlushes = cache == "unsafe" });
+        using IBlockDevice output = ImageOpener.Open(target, format, readSettings with { Writable = true, IgnoreFlushes = cache == "unsafe", ForceShare = false });
         var progress = opt.Has("p") ? new ProgressBar(stderr) : null;
         Copy(input, output, progress);
         output.Flush();

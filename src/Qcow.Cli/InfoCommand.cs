@@ -20,7 +20,7 @@ internal static class InfoCommand
         }
 
         string path = opt.Positional[0];
-        var settings = new OpenSettings(false, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default);
+        var settings = new OpenSettings(false, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"));
         using IBlockDevice device = ImageOpener.Open(path, opt.Value("f"), settings);
         ImageFacts facts = ImageFacts.Of(path, device);
         switch (opt.Value("output") ?? "human")

@@ -23,7 +23,12 @@ internal static class IoCommand
             throw new UsageException("Expecting one image file name");
         }
 
-        var settings = new OpenSettings(!opt.Has("r"), false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default);
+        if (opt.Has("U") && !opt.Has("r"))
+        {
+            throw new UsageException("force-share=on can only be used with read-only images");
+        }
+
+        var settings = new OpenSettings(!opt.Has("r"), false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U"));
         using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
         int status = 0;
         foreach (string command in opt.Values("c"))

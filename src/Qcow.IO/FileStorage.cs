@@ -25,14 +25,29 @@ internal sealed class FileStorage : IStorage
 
     public long Length => RandomAccess.GetLength(_handle);
 
-    /// <summary>Opens an existing file; with <paramref name="ignoreFlushes"/> it never fsyncs (QEMU's cache=unsafe, qemu-img convert's default).</summary>
-    public static FileStorage Open(string path, bool writable, bool ignoreFlushes = false)
+    /// <summary>
+    /// Opens an existing file and takes QEMU's image locks on it (<paramref name="shareAll"/> is
+    /// qemu-img's -U); with <paramref name="ignoreFlushes"/> it never fsyncs (QEMU's cache=unsafe,
+    /// qemu-img convert's default).
+    /// </summary>
+    /// <exception cref="QcowLockedException">Another process holds the image in a conflicting way.</exception>
+    public static FileStorage Open(string path, bool writable, bool ignoreFlushes = false, bool shareAll = false)
     {
         SafeFileHandle handle = File.OpenHandle(
             path,
             FileMode.Open,
             writable ? FileAccess.ReadWrite : FileAccess.Read,
-            writable ? FileShare.Read : FileShare.ReadWrite);
+            FileShare.ReadWrite);
+        try
+        {
+            ImageLock.Acquire(handle, path, writable, shareAll);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+
         return new FileStorage(path, handle, writable, ignoreFlushes);
     }
 

@@ -15,7 +15,8 @@ namespace Qcow.IO;
 /// <param name="LoggerFactory">Where images log.</param>
 /// <param name="Policy">Which referenced files may be opened.</param>
 /// <param name="IgnoreFlushes">QEMU's cache=unsafe: writes reach the file, flushes never force them to disk.</param>
-internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false);
+/// <param name="ForceShare">qemu-img's -U: a read-only open that lets others write the image meanwhile.</param>
+internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false, bool ForceShare = false);
 
 internal static class ImageOpener
 {
@@ -54,7 +55,7 @@ internal static class ImageOpener
             throw new QcowFormatException(path, QcowFormatErrorKind.Inconsistent, QcowStructure.BackingFileName, 8, "the backing chain loops back on itself or is too deep");
         }
 
-        IStorage storage = FileStorage.Open(path, settings.Writable, settings.IgnoreFlushes);
+        IStorage storage = FileStorage.Open(path, settings.Writable, settings.IgnoreFlushes, settings.ForceShare);
         try
         {
             string actual = format ?? Probe(storage);
