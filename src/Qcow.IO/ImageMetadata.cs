@@ -22,12 +22,14 @@ internal sealed class ImageMetadata : IRefcountView
     private readonly HashSet<int> _dirtyTableChunks = new();
     private readonly List<ulong> _pendingReleases = new();
     private readonly Dictionary<ulong, long> _freeEntries = new();
+    private readonly MetadataOverlap? _overlap;
     private ulong[] _l1;
     private ulong[] _refcountTable;
     private ulong _refcountTableOffset;
     private uint _refcountTableClusters;
 
-    public ImageMetadata(IStorage storage, ImageLayout layout, ILogger logger, long cacheBytes)
+    // snapshots: the snapshot table and where it starts (qcow2 only), kept from being overwritten.
+    public ImageMetadata(IStorage storage, ImageLayout layout, ILogger logger, long cacheBytes, (SnapshotTable Table, ulong Offset)? snapshots)
     {
         _storage = storage;
         _layout = layout;
@@ -42,9 +44,83 @@ internal sealed class ImageMetadata : IRefcountView
             _refcountTableClusters = layout.RefcountTableClusters;
             int entries = (int)Qcow.Format.Refcount.tableEntriesIn(layout.Refcounts, layout.RefcountTableClusters);
             _refcountTable = ReadTable(layout.RefcountTableOffset, entries, QcowStructure.RefcountTable);
-            _blockCache = new MetadataCache(Math.Max(4, l2Tables / 4), layout.ClusterSize, WriteTable);
+            _blockCache = new MetadataCache(Math.Max(4, l2Tables / 4), layout.ClusterSize, WriteRefcountBlock);
+            _overlap = ProtectedMetadata(snapshots);
         }
     }
+
+    /// <summary>True once a write was refused for overlapping metadata: the image is marked corrupt and takes no more writes.</summary>
+    public bool IsCorrupt { get; private set; }
+
+    private MetadataOverlap ProtectedMetadata((SnapshotTable Table, ulong Offset)? snapshots)
+    {
+        var overlap = new MetadataOverlap(_layout.Geometry.ClusterBits);
+        overlap.SetExtent(MetadataRole.ActiveL1, _layout.L1Offset, (ulong)_layout.L1Size * 8);
+        overlap.SetExtent(MetadataRole.RefcountTable, _refcountTableOffset, (ulong)_refcountTableClusters << _layout.Geometry.ClusterBits);
+        foreach (ulong entry in _l1)
+        {
+            overlap.ReplaceL2Table(0, entry & Qcow.Format.L1Entry.OffsetMask);
+        }
+
+        for (ulong i = 0; i < (ulong)_refcountTable.Length; i++)
+        {
+            overlap.ReplaceRefcountBlock(0, BlockOffset(i));
+        }
+
+        if (snapshots is { } s)
+        {
+            overlap.SetExtent(MetadataRole.SnapshotTable, s.Offset, s.Table.Bytes);
+            foreach (Snapshot snapshot in s.Table.Entries)
+            {
+                overlap.SetExtent(MetadataRole.InactiveL1, snapshot.L1TableOffset, (ulong)snapshot.L1Size * 8);
+            }
+        }
+
+        return overlap;
+    }
+
+    /// <summary>Writes guest data (or a copied cluster) to a host offset that must hold no metadata.</summary>
+    public void WriteData(ulong host, ReadOnlySpan<byte> bytes)
+    {
+        Guard(host, (ulong)bytes.Length, MetadataRole.None);
+        _storage.Write((long)host, bytes);
+    }
+
+    /// <summary>
+    /// Refuses a write that would land on live metadata of another kind: the image is marked
+    /// corrupt (as QEMU marks it) and nothing is written.
+    /// </summary>
+    private void Guard(ulong offset, ulong length, MetadataRole own)
+    {
+        MetadataRole hit = _overlap?.Find(offset, length, own) ?? MetadataRole.None;
+        if (hit == MetadataRole.None)
+        {
+            return;
+        }
+
+        IsCorrupt = true;
+        Span<byte> field = stackalloc byte[8];
+        _storage.Read(HeaderEncode.IncompatibleFieldOffset, field);
+        ulong incompatible = BinaryPrimitives.ReadUInt64BigEndian(field) | HeaderModule.CorruptBit;
+        _storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(incompatible));
+        _storage.Flush();
+        _logger.LogError("{Image}: a write at 0x{Offset:x} would overlap the {Role}; image marked as corrupt", _layout.Path, offset, MetadataOverlap.Describe(hit));
+        throw Corrupt(
+            QcowFormatErrorKind.OverlapsMetadata,
+            StructureOf(hit),
+            (long)offset,
+            $"Preventing invalid write on metadata (overlaps with {MetadataOverlap.Describe(hit)}); image marked as corrupt");
+    }
+
+    private static QcowStructure StructureOf(MetadataRole role) => role switch
+    {
+        MetadataRole.ActiveL1 or MetadataRole.InactiveL1 => QcowStructure.L1Table,
+        MetadataRole.ActiveL2 => QcowStructure.L2Table,
+        MetadataRole.RefcountTable => QcowStructure.RefcountTable,
+        MetadataRole.RefcountBlock => QcowStructure.RefcountBlock,
+        MetadataRole.SnapshotTable => QcowStructure.SnapshotTable,
+        _ => QcowStructure.Header,
+    };
 
     /// <summary>Where the next allocation starts looking: below it every cluster is in use.</summary>
     public ulong FirstFreeCluster { get; set; }
@@ -74,6 +150,7 @@ internal sealed class ImageMetadata : IRefcountView
             Array.Resize(ref _l1, Math.Min(_layout.L1Size, Math.Max(index + 1, _l1.Length * 2)));
         }
 
+        _overlap?.ReplaceL2Table(_l1[index] & Qcow.Format.L1Entry.OffsetMask, entry & Qcow.Format.L1Entry.OffsetMask);
         _l1[index] = entry;
         _dirtyL1Chunks.Add(index / ChunkEntries);
     }
@@ -109,6 +186,7 @@ internal sealed class ImageMetadata : IRefcountView
 
     public void CreateL2Table(ulong offset, ulong copyOf)
     {
+        Guard(offset, (ulong)_layout.L2TableBytes, MetadataRole.None);
         byte[]? source = copyOf == 0 ? null : (byte[])L2Table(copyOf, -1).Clone();
         byte[] data = _l2Cache.Insert((long)offset, dirty: true);
         if (source is null)
@@ -199,6 +277,7 @@ internal sealed class ImageMetadata : IRefcountView
 
     public void CreateRefcountBlock(NewRefcountBlock block)
     {
+        Guard(block.Offset, (ulong)_layout.ClusterSize, MetadataRole.None);
         byte[] data = _blockCache!.Insert((long)block.Offset, dirty: true);
         Array.Clear(data);
         for (ulong c = block.FirstInUse; c < block.FirstInUse + block.InUseCount; c++)
@@ -216,6 +295,7 @@ internal sealed class ImageMetadata : IRefcountView
             Array.Resize(ref _refcountTable, (int)Math.Min(TableEntries, Math.Max(index + 1, (ulong)_refcountTable.Length * 2)));
         }
 
+        _overlap?.ReplaceRefcountBlock(_refcountTable[index] & ~Qcow.Format.Refcount.TableReservedMask, offset);
         _refcountTable[index] = offset;
         _dirtyTableChunks.Add((int)(index / ChunkEntries));
     }
@@ -226,7 +306,8 @@ internal sealed class ImageMetadata : IRefcountView
     /// </summary>
     public void CreateRefcountTable(ulong offset, uint clusters, ulong[] entries)
     {
-        _blockCache!.WriteDirty(WriteTable);
+        Guard(offset, (ulong)clusters << _layout.Geometry.ClusterBits, MetadataRole.None);
+        _blockCache!.WriteDirty(WriteRefcountBlock);
         _storage.Flush();
         byte[] bytes = new byte[(long)clusters << _layout.Geometry.ClusterBits];
         for (int i = 0; i < entries.Length; i++)
@@ -236,6 +317,11 @@ internal sealed class ImageMetadata : IRefcountView
 
         _storage.Write((long)offset, bytes);
         _storage.Flush();
+        for (int i = 0; i < entries.Length; i++)
+        {
+            _overlap!.ReplaceRefcountBlock(BlockOffset((ulong)i), entries[i] & ~Qcow.Format.Refcount.TableReservedMask);
+        }
+
         _refcountTable = entries;
         _logger.LogDebug("{Image}: new refcount table at 0x{Offset:x}, {Clusters} clusters", _layout.Path, offset, clusters);
     }
@@ -247,6 +333,7 @@ internal sealed class ImageMetadata : IRefcountView
         _storage.Flush();
         _refcountTableOffset = offset;
         _refcountTableClusters = clusters;
+        _overlap!.SetExtent(MetadataRole.RefcountTable, offset, (ulong)clusters << _layout.Geometry.ClusterBits);
         _dirtyTableChunks.Clear();
     }
 
@@ -265,20 +352,20 @@ internal sealed class ImageMetadata : IRefcountView
         FlushRefcountLevel();
         if (_l2Cache.HasDirty)
         {
-            _l2Cache.WriteDirty(WriteTable);
+            _l2Cache.WriteDirty(WriteL2Table);
             _storage.Flush();
         }
 
         if (_dirtyL1Chunks.Count > 0)
         {
-            WriteChunks(_dirtyL1Chunks, _l1, _layout.L1Offset, _layout.L1Size);
+            WriteChunks(_dirtyL1Chunks, _l1, _layout.L1Offset, _layout.L1Size, MetadataRole.ActiveL1);
             _storage.Flush();
         }
 
         if (_pendingReleases.Count > 0)
         {
             ApplyReleases();
-            _blockCache!.WriteDirty(WriteTable);
+            _blockCache!.WriteDirty(WriteRefcountBlock);
             _storage.Flush();
         }
     }
@@ -286,11 +373,11 @@ internal sealed class ImageMetadata : IRefcountView
     /// <summary>Data and refcount blocks durable, then the refcount table.</summary>
     private void FlushRefcountLevel()
     {
-        _blockCache?.WriteDirty(WriteTable);
+        _blockCache?.WriteDirty(WriteRefcountBlock);
         _storage.Flush();
         if (_dirtyTableChunks.Count > 0)
         {
-            WriteChunks(_dirtyTableChunks, _refcountTable, _refcountTableOffset, (int)TableEntries);
+            WriteChunks(_dirtyTableChunks, _refcountTable, _refcountTableOffset, (int)TableEntries, MetadataRole.RefcountTable);
             _storage.Flush();
         }
     }
@@ -299,7 +386,7 @@ internal sealed class ImageMetadata : IRefcountView
     private void WriteBackL2Table(long offset, byte[] data)
     {
         FlushRefcountLevel();
-        WriteTable(offset, data);
+        WriteL2Table(offset, data);
     }
 
     private void ApplyReleases()
@@ -401,7 +488,7 @@ internal sealed class ImageMetadata : IRefcountView
         return table;
     }
 
-    private void WriteChunks(HashSet<int> chunks, ulong[] table, ulong offset, int entries)
+    private void WriteChunks(HashSet<int> chunks, ulong[] table, ulong offset, int entries, MetadataRole role)
     {
         Span<byte> bytes = stackalloc byte[ChunkEntries * 8];
         foreach (int chunk in chunks)
@@ -414,13 +501,22 @@ internal sealed class ImageMetadata : IRefcountView
                 BinaryPrimitives.WriteUInt64BigEndian(bytes[(i * 8)..], value);
             }
 
+            Guard(offset + (ulong)first * 8, (ulong)n * 8, role);
             _storage.Write((long)offset + first * 8L, bytes[..(n * 8)]);
         }
 
         chunks.Clear();
     }
 
-    private void WriteTable(long offset, byte[] data) => _storage.Write(offset, data);
+    private void WriteL2Table(long offset, byte[] data) => WriteMetadata(offset, data, MetadataRole.ActiveL2);
+
+    private void WriteRefcountBlock(long offset, byte[] data) => WriteMetadata(offset, data, MetadataRole.RefcountBlock);
+
+    private void WriteMetadata(long offset, ReadOnlySpan<byte> data, MetadataRole role)
+    {
+        Guard((ulong)offset, (ulong)data.Length, role);
+        _storage.Write(offset, data);
+    }
 
     private QcowFormatException Corrupt(QcowFormatErrorKind kind, QcowStructure structure, long offset, string detail) =>
         new(_layout.Path, kind, structure, offset, detail);

@@ -95,7 +95,7 @@ internal sealed class PlanExecutor
         ReadOnlySpan<byte> bytes = w.Payload.IsRequestBytes ? payload[..w.Length] : s_zeroes.AsSpan(0, w.Length);
         if (w.Fill.IsKeepExisting)
         {
-            _storage.Write((long)w.Host + w.Start, bytes);
+            _metadata.WriteData(w.Host + (ulong)w.Start, bytes);
             return;
         }
 
@@ -118,6 +118,6 @@ internal sealed class PlanExecutor
         }
 
         bytes.CopyTo(cluster[w.Start..]);
-        _storage.Write((long)w.Host, cluster);
+        _metadata.WriteData(w.Host, cluster);
     }
 }

@@ -54,7 +54,7 @@ internal sealed partial class QcowDevice
         string? backingName = OptionModule.ToObj(header.BackingFileName);
         string? backingFormat = OptionModule.ToObj(HeaderModule.backingFormat(header));
         IBlockDevice? backing = backingName is null ? null : openBacking(backingName, backingFormat);
-        return new QcowDevice(storage, layout, header, null, backingName, backingFormat, backing, options);
+        return new QcowDevice(storage, layout, header, null, backingName, backingFormat, backing, options, SnapshotTable.Read(storage, header));
     }
 
     private static void RefuseUnsupported(string path, Header header, DeviceOptions options)
@@ -113,6 +113,6 @@ internal sealed partial class QcowDevice
             0,
             0);
         IBlockDevice? backing = backingName is null ? null : openBacking(backingName, null);
-        return new QcowDevice(storage, layout, null, header, backingName, null, backing, options);
+        return new QcowDevice(storage, layout, null, header, backingName, null, backing, options, null);
     }
 }

@@ -24,6 +24,8 @@ internal sealed partial class QcowDevice
                 throw new InvalidOperationException($"{Path} is open read-only");
             }
 
+            ThrowIfMarkedCorrupt();
+
             ArgumentOutOfRangeException.ThrowIfNegative(offset);
             ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
             int clusterSize = Layout.ClusterSize;
@@ -39,14 +41,14 @@ internal sealed partial class QcowDevice
                     {
                         // A new L2 table may be loaded, created or evicted from here on: data
                         // joined so far must be written before any L2 table that points at it.
-                        batch = batch.Written(_storage, source);
+                        batch = batch.Written(_metadata, source);
                     }
 
                     ReadOnlySpan<byte> piece = kind.IsWriteBytes ? source.Slice((int)done, n) : default;
                     ulong host = ChangeCluster(guest, inCluster, n, kind, piece);
                     if (host != ulong.MaxValue)
                     {
-                        batch = batch.Joined(host, (int)done, n, _storage, source);
+                        batch = batch.Joined(host, (int)done, n, _metadata, source);
                     }
 
                     done += n;
@@ -54,7 +56,12 @@ internal sealed partial class QcowDevice
             }
             finally
             {
-                batch.Written(_storage, source);
+                // Bytes already placed are written even when a later cluster fails, unless the
+                // failure marked the image corrupt: then nothing more is written.
+                if (!_metadata.IsCorrupt)
+                {
+                    batch.Written(_metadata, source);
+                }
             }
         }
     }
@@ -65,16 +72,16 @@ internal sealed partial class QcowDevice
     /// </summary>
     private readonly record struct WriteBatch(ulong Host, int SourceOffset, int Length)
     {
-        public WriteBatch Joined(ulong host, int sourceOffset, int length, IStorage storage, ReadOnlySpan<byte> source) =>
+        public WriteBatch Joined(ulong host, int sourceOffset, int length, ImageMetadata metadata, ReadOnlySpan<byte> source) =>
             Length > 0 && Host + (ulong)Length == host && SourceOffset + Length == sourceOffset
                 ? this with { Length = Length + length }
-                : Written(storage, source) with { Host = host, SourceOffset = sourceOffset, Length = length };
+                : Written(metadata, source) with { Host = host, SourceOffset = sourceOffset, Length = length };
 
-        public WriteBatch Written(IStorage storage, ReadOnlySpan<byte> source)
+        public WriteBatch Written(ImageMetadata metadata, ReadOnlySpan<byte> source)
         {
             if (Length > 0)
             {
-                storage.Write((long)Host, source.Slice(SourceOffset, Length));
+                metadata.WriteData(Host, source.Slice(SourceOffset, Length));
             }
 
             return new WriteBatch(ulong.MaxValue, 0, 0);

@@ -18,7 +18,7 @@ internal sealed partial class QcowDevice : IBlockDevice
     private ulong _inflatedHost = ulong.MaxValue;
     private bool _disposed;
 
-    private QcowDevice(IStorage storage, ImageLayout layout, Header? header, QcowV1Header? v1Header, string? backingName, string? backingFormat, IBlockDevice? backing, DeviceOptions options)
+    private QcowDevice(IStorage storage, ImageLayout layout, Header? header, QcowV1Header? v1Header, string? backingName, string? backingFormat, IBlockDevice? backing, DeviceOptions options, SnapshotTable? snapshots)
     {
         _storage = storage;
         Layout = layout;
@@ -28,7 +28,7 @@ internal sealed partial class QcowDevice : IBlockDevice
         BackingFormat = backingFormat;
         Backing = backing;
         _logger = options.Logger;
-        _metadata = new ImageMetadata(storage, layout, options.Logger, options.CacheBytes);
+        _metadata = new ImageMetadata(storage, layout, options.Logger, options.CacheBytes, snapshots is null ? null : (snapshots, header!.SnapshotsOffset));
         _metadata.FileEnd = (ulong)storage.Length;
         _codec = new ClusterCodec(storage, layout.CompressionType, layout.ClusterSize);
         _executor = new PlanExecutor(storage, _metadata, _codec, backing, layout.ClusterSize);
@@ -64,6 +64,7 @@ internal sealed partial class QcowDevice : IBlockDevice
     {
         lock (_sync)
         {
+            ThrowIfMarkedCorrupt();
             if (_storage.CanWrite)
             {
                 _metadata.Flush();
@@ -83,7 +84,9 @@ internal sealed partial class QcowDevice : IBlockDevice
             _disposed = true;
             try
             {
-                if (_storage.CanWrite)
+                // After a refused write the metadata in memory may be half-changed: like QEMU,
+                // Qcow then writes nothing more to the image.
+                if (_storage.CanWrite && !_metadata.IsCorrupt)
                 {
                     _metadata.Flush();
                 }
@@ -107,7 +110,7 @@ internal sealed partial class QcowDevice : IBlockDevice
                 throw new NotSupportedException($"{Path}: qcow (version 1) images have no refcounts to check");
             }
 
-            if (_storage.CanWrite)
+            if (_storage.CanWrite && !_metadata.IsCorrupt)
             {
                 _metadata.Flush();
             }
@@ -160,4 +163,12 @@ internal sealed partial class QcowDevice : IBlockDevice
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    private void ThrowIfMarkedCorrupt()
+    {
+        if (_metadata.IsCorrupt)
+        {
+            throw new QcowFormatException(Path, QcowFormatErrorKind.OverlapsMetadata, QcowStructure.Header, HeaderEncode.IncompatibleFieldOffset, "the image was marked corrupt after a write that would have overwritten metadata; it takes no more writes");
+        }
+    }
 }

@@ -28,6 +28,8 @@ public enum QcowFormatErrorKind
     BadCompressedData,
     /// <summary>Fields contradict each other, or the image is marked corrupt.</summary>
     Inconsistent,
+    /// <summary>A write would have overwritten live metadata: it was refused and the image marked corrupt.</summary>
+    OverlapsMetadata,
 }
 
 /// <summary>The structure of the image in which a problem was found.</summary>

@@ -135,38 +135,15 @@ internal sealed class ReferenceCounter
     }
 
     /// <summary>The snapshot table's entries; counts the table's own extent.</summary>
-    private List<Snapshot> Snapshots()
+    private IReadOnlyList<Snapshot> Snapshots()
     {
-        ulong at = _header.SnapshotsOffset;
-        ulong tableBytes = 0;
-        var entries = new List<Snapshot>();
-        byte[] fixedPart = new byte[SnapshotModule.FixedBytes];
-        for (uint i = 0; i < _header.SnapshotCount; i++)
+        SnapshotTable table = SnapshotTable.Read(_storage, _header);
+        if (table.Bytes > 0)
         {
-            ulong entryAt = at + tableBytes;
-            if (_storage.Read((long)entryAt, fixedPart) != fixedPart.Length)
-            {
-                throw new QcowFormatException(_storage.Path, QcowFormatErrorKind.Truncated, QcowStructure.SnapshotTable, (long)entryAt, "the snapshot table runs past the end of the file");
-            }
-
-            ulong bytes = SnapshotModule.entryBytes(fixedPart);
-            if (tableBytes + bytes > SnapshotModule.MaxTableBytes)
-            {
-                throw new QcowFormatException(_storage.Path, QcowFormatErrorKind.FieldOutOfRange, QcowStructure.SnapshotTable, (long)entryAt, "the snapshot table is larger than QEMU's 64 MiB limit");
-            }
-
-            byte[] entry = new byte[bytes];
-            _storage.Read((long)entryAt, entry);
-            entries.Add(SnapshotModule.decode(_clusterBits, entry, entryAt).OrThrow(_storage.Path));
-            tableBytes += bytes;
+            Add(_header.SnapshotsOffset, table.Bytes);
         }
 
-        if (tableBytes > 0)
-        {
-            Add(at, tableBytes);
-        }
-
-        return entries;
+        return table.Entries;
     }
 
     /// <summary>Reads a table, as much of it as the file holds (the rest reads as zeros).</summary>
