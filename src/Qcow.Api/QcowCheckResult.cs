@@ -8,9 +8,12 @@ public enum QcowCheckMode
 {
     /// <summary>Only report (qemu-img check).</summary>
     ReportOnly,
-    /// <summary>Fix leaked clusters, when there is no corruption (qemu-img check -r leaks).</summary>
+    /// <summary>Free leaked clusters by lowering their refcounts; corruptions stay (qemu-img check -r leaks).</summary>
     RepairLeaks,
-    /// <summary>Fix leaks and refcount corruptions by rebuilding the refcounts (qemu-img check -r all).</summary>
+    /// <summary>
+    /// Fix everything (qemu-img check -r all): entries with reserved bits, misaligned or past the
+    /// end of the file (those whose data is lost then read as zeros), refcounts (rebuilt), COPIED flags.
+    /// </summary>
     RepairAll,
 }
 

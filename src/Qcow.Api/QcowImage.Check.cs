@@ -9,7 +9,9 @@ public sealed partial class QcowImage
 {
     /// <summary>
     /// Flushes, then checks the image's refcounts and COPIED flags against the references its
-    /// tables hold; with a repair mode, rebuilds the refcounts and checks again. A repair closes
+    /// tables hold; with a repair mode, rebuilds the refcounts (and for RepairAll, first drops
+    /// table entries pointing past the end of the file or misaligned, clears reserved bits, and
+    /// afterwards fixes COPIED flags), then checks again. A repair closes
     /// and reopens the image: call it while no other thread uses the image.
     /// </summary>
     /// <exception cref="NotSupportedException">The image is qcow version 1, which has no refcounts.</exception>
@@ -22,7 +24,7 @@ public sealed partial class QcowImage
         bool repair = mode switch
         {
             QcowCheckMode.RepairAll => before.Corruptions > 0 || before.Leaks > 0,
-            QcowCheckMode.RepairLeaks => before.Leaks > 0 && before.Corruptions == 0,
+            QcowCheckMode.RepairLeaks => before.Leaks > 0,
             _ => false,
         };
         if (!repair)
@@ -39,7 +41,7 @@ public sealed partial class QcowImage
         // is why no other thread may use the image meanwhile (see the summary).
         string path = _device.Path;
         _device.Dispose();
-        QcowDevice.RebuildRefcounts(path, _settings.LoggerFactory.CreateLogger("Qcow"));
+        QcowDevice.Repair(path, mode == QcowCheckMode.RepairAll, _settings.LoggerFactory.CreateLogger("Qcow"));
         _device = ImageOpener.OpenQcow(path, _settings);
         CheckReport after = _device.Check();
         return Result(after, Math.Max(0, before.Corruptions - after.Corruptions), Math.Max(0, before.Leaks - after.Leaks));

@@ -13,7 +13,8 @@ namespace Qcow.Cli
             usage: qcow VERB [options] ...
             qemu-img's verbs, with its syntax:
               create [-q] [-f fmt] [-b backing [-F fmt]] [-u] [-o options] FILE [SIZE]
-              info [-f fmt] [--output=human|json] FILE
+              info [-f fmt] [--output=human|json] [-U] FILE
+              check [-f fmt] [--output=human|json] [-r leaks|all] [-U] [-q] FILE
               convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] SRC DST
             qemu-io's commands:
               io [-f fmt] [-r] [-c CMD]... FILE
@@ -34,6 +35,7 @@ namespace Qcow.Cli
                 {
                     "create" => CreateCommand.Run(rest, stdout),
                     "info" => InfoCommand.Run(rest, stdout),
+                    "check" => CheckCommand.Run(rest, stdout, stderr),
                     "convert" => ConvertCommand.Run(rest, stderr),
                     "io" => IoCommand.Run(rest, stdout, stderr),
                     _ => throw new UsageException($"Command not found: {args[0]}"),

@@ -31,6 +31,14 @@ type L2Mapping =
     /// A compressed stream: its host byte offset and the bytes to read from there.
     | Compressed of StreamHost: uint64 * StreamLength: uint32
 
+/// An entry's kind by its flags alone, as QEMU's check sees it (qcow2_get_cluster_type).
+type ClusterType =
+    | Unallocated = 0
+    | ZeroPlain = 1
+    | ZeroAllocated = 2
+    | Normal = 3
+    | Compressed = 4
+
 /// Why an L2 entry cannot be used.
 type L2Problem =
     | ZeroFlagBeforeVersion3
@@ -59,11 +67,33 @@ module L2Entry =
     /// Bits of a qcow2 compressed descriptor given to the host offset: 62 − (cluster_bits − 8).
     let compressedOffsetBits clusterBits = 62 - (clusterBits - 8)
 
-    let private qcow2Compressed clusterBits (entry: uint64) =
+    /// A qcow2 compressed entry's stream: host byte offset, and the bytes from there to the end
+    /// of its last sector.
+    let compressedStream clusterBits (entry: uint64) =
         let x = compressedOffsetBits clusterBits
         let host = entry &&& ((1UL <<< x) - 1UL)
         let sectors = ((entry >>> x) &&& ((1UL <<< (clusterBits - 8)) - 1UL)) + 1UL
-        Compressed(host, uint32 (sectors * 512UL - (host &&& 511UL)))
+        struct (host, uint32 (sectors * 512UL - (host &&& 511UL)))
+
+    let private qcow2Compressed clusterBits (entry: uint64) =
+        let struct (host, length) = compressedStream clusterBits entry
+        Compressed(host, length)
+
+    /// The kind of a qcow2 entry by its flags alone, whatever its alignment and reserved bits,
+    /// as check needs it to report those. Bit 0 reads as ZERO in v2 images too, as in QEMU.
+    let clusterType (format: EntryFormat) (entry: uint64) =
+        if entry &&& CompressedFlag <> 0UL then
+            ClusterType.Compressed
+        elif entry &&& ZeroFlag <> 0UL then
+            if entry &&& OffsetMask <> 0UL then ClusterType.ZeroAllocated else ClusterType.ZeroPlain
+        elif entry &&& OffsetMask = 0UL && not (format.HasExternalData && entry &&& CopiedFlag <> 0UL) then
+            ClusterType.Unallocated
+        else
+            ClusterType.Normal
+
+    /// Reserved bits set in a standard (not compressed) qcow2 entry.
+    let hasReservedBits (entry: uint64) =
+        entry &&& CompressedFlag = 0UL && entry &&& StandardReservedMask <> 0UL
 
     let private classifyQcow2 (format: EntryFormat) (entry: uint64) =
         let copied = entry &&& CopiedFlag <> 0UL

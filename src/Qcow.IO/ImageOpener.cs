@@ -34,6 +34,13 @@ internal static class ImageOpener
     public static QcowDevice OpenQcow(string path, OpenSettings settings) =>
         (QcowDevice)Open(path, "qcow*", settings, new HashSet<string>(StringComparer.Ordinal));
 
+    /// <summary>The format qemu-img would probe the file as.</summary>
+    public static string Probe(string path)
+    {
+        using FileStorage storage = FileStorage.Open(path, writable: false, shareAll: true);
+        return Probe(storage);
+    }
+
     /// <summary>qemu-img's probe: the qcow magic with version 1 is qcow, 2 or 3 is qcow2, anything else raw.</summary>
     public static string Probe(IStorage storage)
     {

@@ -8,6 +8,6 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Debug, Message = "{Image}: refcount table at 0x{Offset:x} is full; growing it")]
     public static partial void LogRefcountTableGrowth(this ILogger logger, string image, ulong offset);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Image}: the image was dirty; refcounts rebuilt, new refcount table at 0x{Offset:x} ({PastEnd} references past the end of the file ignored)")]
-    public static partial void LogRefcountsRebuilt(this ILogger logger, string image, ulong offset, long pastEnd);
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Image}: the image was dirty; refcounts rebuilt, new refcount table at 0x{Offset:x} ({Problems} problems found in the tables)")]
+    public static partial void LogRefcountsRebuilt(this ILogger logger, string image, ulong offset, long problems);
 }

@@ -130,11 +130,24 @@ internal sealed partial class QcowDevice : IBlockDevice
         return HeaderDecode.decode(first, available).OrThrow(storage.Path);
     }
 
-    /// <summary>Rebuilds the refcounts of a closed image from the references its tables hold.</summary>
-    public static void RebuildRefcounts(string path, ILogger logger)
+    /// <summary>
+    /// Repairs a closed image: lowers the refcounts of leaked clusters (qemu-img check -r leaks);
+    /// with <paramref name="all"/>, fixes the entries no refcount can make right, rebuilds the
+    /// refcounts from the references the tables hold, and makes the COPIED flags agree with them
+    /// (qemu-img check -r all).
+    /// </summary>
+    public static void Repair(string path, bool all, ILogger logger)
     {
         using FileStorage storage = FileStorage.Open(path, writable: true);
+        if (!all)
+        {
+            RefcountRepair.FreeLeaks(storage, ReadHeader(storage));
+            return;
+        }
+
+        BrokenEntries.Fix(storage, ReadHeader(storage), logger);
         RefcountRepair.Rebuild(storage, ReadHeader(storage), logger);
+        CopiedFlags.Repair(storage, ReadHeader(storage), new System.Collections.Generic.List<string>());
     }
 
     /// <summary>The L2 entry mapping a guest offset, 0 when no table maps it.</summary>

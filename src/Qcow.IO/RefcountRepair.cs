@@ -9,9 +9,31 @@ namespace Qcow.IO;
 
 internal static class RefcountRepair
 {
+    /// <summary>
+    /// qemu-img check -r leaks: each cluster whose stored refcount is higher than the references
+    /// to it gets the reference count, in place; corruptions are left for a full repair.
+    /// </summary>
+    public static long FreeLeaks(IStorage storage, Header header)
+    {
+        ReferenceCounter references = ReferenceCounter.Count(storage, header, refcountStructures: true);
+        var stored = new StoredRefcounts(storage, header);
+        long freed = 0;
+        for (long c = 0; c < references.Clusters; c++)
+        {
+            if (stored.Get((ulong)c) is { } refcount && refcount > references.Counts[c])
+            {
+                stored.Lower((ulong)c, references.Counts[c]);
+                freed++;
+            }
+        }
+
+        stored.WriteBack();
+        return freed;
+    }
+
     public static void Rebuild(IStorage storage, Header header, ILogger logger)
     {
-        ReferenceCounter references = ReferenceCounter.Count(storage, header);
+        ReferenceCounter references = ReferenceCounter.Count(storage, header, refcountStructures: false);
         // New structures go past every cluster a table names, so that none lands on one still in
         // use; references absurdly far past the end (a hostile image) are not followed there.
         ulong inFile = (ulong)references.Counts.Length;
@@ -29,6 +51,6 @@ internal static class RefcountRepair
         storage.Flush();
         storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(header.IncompatibleFeatures & ~HeaderModule.DirtyBit));
         storage.Flush();
-        logger.LogRefcountsRebuilt(storage.Path, rebuilt.TableOffset, references.PastEnd);
+        logger.LogRefcountsRebuilt(storage.Path, rebuilt.TableOffset, references.Corruptions);
     }
 }

@@ -1,6 +1,8 @@
 // Counts the references an image's tables hold to each host cluster, as QEMU's check counts them
 // (calculate_refcounts): header, L1 tables, L2 tables and data clusters per path, compressed
-// streams per cluster they touch, the snapshot table and every snapshot's tree.
+// streams per cluster they touch, the snapshot table, every snapshot's tree, and on request the
+// refcount structures. On the way it finds what QEMU's check finds in those tables (reserved
+// bits, misaligned offsets, references past the end of the file) and the active tree's figures.
 using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
@@ -13,145 +15,258 @@ internal sealed class ReferenceCounter
     private readonly IStorage _storage;
     private readonly Header _header;
     private readonly int _clusterBits;
+    private readonly long _clusterSize;
     private readonly long _fileLength;
+    private readonly uint _refcountMax;
+    private readonly EntryFormat _format;
+    private long _nextContiguous;
 
     private ReferenceCounter(IStorage storage, Header header)
     {
         _storage = storage;
         _header = header;
         _clusterBits = header.ClusterBits;
+        _clusterSize = 1L << _clusterBits;
         _fileLength = storage.Length;
-        Counts = new uint[(_fileLength + (1L << _clusterBits) - 1) >> _clusterBits];
+        _format = HeaderModule.entryFormat(header);
+        int refcountBits = 1 << header.RefcountOrder;
+        _refcountMax = refcountBits >= 32 ? uint.MaxValue : (1u << refcountBits) - 1;
+        Clusters = (_fileLength + _clusterSize - 1) >> _clusterBits;
+        // A reference may reach less than one cluster past the end of the file (QEMU allows a
+        // last cluster that is only partly there), so one cluster more than the file holds.
+        Counts = new uint[Clusters + 1];
     }
 
-    /// <summary>References per host cluster; index = cluster. Clusters past the end of the file are not counted.</summary>
+    /// <summary>References per host cluster; index = cluster.</summary>
     public uint[] Counts { get; }
 
-    /// <summary>References the tables hold that point past the end of the file.</summary>
-    public long PastEnd { get; private set; }
+    /// <summary>Clusters to compare: those of the file, and the one past it if anything references it.</summary>
+    public long Clusters { get; private set; }
+
+    /// <summary>Problems found in the tables, each counted as QEMU counts it.</summary>
+    public long Corruptions { get; private set; }
+
+    /// <summary>What was found, one line each, in qemu-img check's words.</summary>
+    public List<string> Messages { get; } = new();
 
     /// <summary>One past the highest cluster any reference names, inside the file or not.</summary>
     public ulong ClustersReferenced { get; private set; }
 
+    /// <summary>The refcount structures themselves are broken: only a rebuild repairs them.</summary>
+    public bool RefcountStructuresBroken { get; private set; }
+
+    /// <summary>Allocated entries in the active L2 tables.</summary>
+    public long Allocated { get; private set; }
+
+    /// <summary>Active allocated clusters not host-contiguous with their predecessor in the same table.</summary>
+    public long Fragmented { get; private set; }
+
+    /// <summary>Active compressed clusters.</summary>
+    public long Compressed { get; private set; }
+
     /// <summary>Counts every reference of a qcow2 image that has no external data file.</summary>
-    public static ReferenceCounter Count(IStorage storage, Header header)
+    /// <param name="storage">The image file.</param>
+    /// <param name="header">Its header as it is on disk.</param>
+    /// <param name="refcountStructures">Count the refcount table and blocks too (check does; a rebuild, which replaces them, does not).</param>
+    public static ReferenceCounter Count(IStorage storage, Header header, bool refcountStructures)
     {
         var counter = new ReferenceCounter(storage, header);
-        counter.Add(0, 1UL << header.ClusterBits);
-        counter.AddTree(header.L1TableOffset, header.L1Size);
-        foreach (Snapshot snapshot in counter.Snapshots())
+        counter.Add(0, counter._clusterSize);
+        counter.AddTree(header.L1TableOffset, header.L1Size, active: true);
+        SnapshotTable snapshots = SnapshotTable.Read(storage, header);
+        foreach (Snapshot snapshot in snapshots.Entries)
         {
-            counter.AddTree(snapshot.L1TableOffset, snapshot.L1Size);
+            counter.AddTree(snapshot.L1TableOffset, snapshot.L1Size, active: false);
+        }
+
+        counter.Add((long)header.SnapshotsOffset, (long)snapshots.Bytes);
+        if (refcountStructures)
+        {
+            counter.Add((long)header.RefcountTableOffset, (long)header.RefcountTableClusters << counter._clusterBits);
+            counter.AddRefcountBlocks();
         }
 
         return counter;
     }
 
-    /// <summary>Counts the refcount table's clusters and every block it names, as check does.</summary>
-    public void AddRefcountStructures()
+    /// <summary>qcow2_inc_refcounts_imrt: one reference to each cluster a byte range touches.</summary>
+    private void Add(long offset, long length)
     {
-        ulong cs = 1UL << _clusterBits;
-        Add(_header.RefcountTableOffset, _header.RefcountTableClusters * cs);
-        byte[] table = ReadWithin(_header.RefcountTableOffset, (int)(_header.RefcountTableClusters * cs));
-        for (int i = 0; i < table.Length / 8; i++)
-        {
-            ulong block = BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8)) & ~Refcount.TableReservedMask;
-            if (block != 0)
-            {
-                Add(block, cs);
-            }
-        }
-    }
-
-    private void Add(ulong offset, ulong length)
-    {
-        if (length == 0)
+        if (length <= 0)
         {
             return;
         }
 
-        ulong first = offset >> _clusterBits;
-        ulong last = (offset + length - 1) >> _clusterBits;
-        ClustersReferenced = Math.Max(ClustersReferenced, last + 1);
-        for (ulong c = first; c <= last; c++)
+        long first = offset >> _clusterBits;
+        long last = (offset + length - 1) >> _clusterBits;
+        ClustersReferenced = Math.Max(ClustersReferenced, (ulong)last + 1);
+        if (offset + length - _fileLength >= _clusterSize)
         {
-            if (c < (ulong)Counts.Length)
+            Corrupt($"ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x{offset:x} size 0x{length:x}");
+            return;
+        }
+
+        for (long c = first; c <= last; c++)
+        {
+            Clusters = Math.Max(Clusters, c + 1);
+            if (Counts[c] == _refcountMax)
             {
-                Counts[c]++;
+                Corrupt($"ERROR: overflow cluster offset=0x{c << _clusterBits:x}");
+                continue;
             }
-            else
-            {
-                PastEnd++;
-            }
+
+            Counts[c]++;
         }
     }
 
-    /// <summary>An L1 table, each L2 table it names, each cluster those name.</summary>
-    private void AddTree(ulong l1Offset, uint l1Size)
+    /// <summary>check_refcounts_l1: an L1 table, each L2 table it names, each cluster those name.</summary>
+    private void AddTree(ulong l1Offset, uint l1Size, bool active)
     {
-        Add(l1Offset, (ulong)l1Size * 8);
-        int clusterSize = 1 << _clusterBits;
-        byte[] l1 = ReadWithin(l1Offset, (int)l1Size * 8);
-        byte[] l2 = new byte[clusterSize];
-        EntryFormat format = HeaderModule.entryFormat(_header);
-        for (int i = 0; i < l1.Length / 8; i++)
+        Add((long)l1Offset, (long)l1Size * 8);
+        byte[] l1 = ReadZeroFilled((long)l1Offset, (int)l1Size * 8);
+        for (int i = 0; i < (int)l1Size; i++)
         {
-            ulong table = BinaryPrimitives.ReadUInt64BigEndian(l1.AsSpan(i * 8)) & L1Entry.OffsetMask;
-            if (table == 0)
+            ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l1.AsSpan(i * 8));
+            if (entry == 0)
             {
                 continue;
             }
 
-            Add(table, (ulong)clusterSize);
-            if (table + (ulong)clusterSize > (ulong)_fileLength)
+            if ((entry & L1Entry.ReservedMask) != 0)
             {
-                continue;
+                Corrupt($"ERROR found L1 entry with reserved bits set: {entry:x}");
             }
 
-            _storage.Read((long)table, l2);
-            for (int j = 0; j < clusterSize / 8; j++)
+            long table = (long)(entry & L1Entry.OffsetMask);
+            Add(table, _clusterSize);
+            if ((table & (_clusterSize - 1)) != 0)
             {
-                var mapping = L2Entry.classify(format, BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * 8)));
-                if (mapping.IsError)
-                {
-                    continue;
-                }
-
-                L2Mapping m = mapping.ResultValue;
-                if (m.IsNormal)
-                {
-                    Add(m.Host, (ulong)clusterSize);
-                }
-                else if (m.IsZeroAllocated)
-                {
-                    Add(m.ZeroHost, (ulong)clusterSize);
-                }
-                else if (m.IsCompressed)
-                {
-                    Add(m.StreamHost, m.StreamLength);
-                }
+                Corrupt($"ERROR l2_offset={table:x}: Table is not cluster aligned; L1 entry corrupted");
             }
+
+            AddL2Table(table, active);
         }
     }
 
-    /// <summary>The snapshot table's entries; counts the table's own extent.</summary>
-    private IReadOnlyList<Snapshot> Snapshots()
+    /// <summary>check_refcounts_l2, with the fragmentation figures for the active tree.</summary>
+    private void AddL2Table(long table, bool active)
     {
-        SnapshotTable table = SnapshotTable.Read(_storage, _header);
-        if (table.Bytes > 0)
+        byte[] l2 = ReadZeroFilled(table, (int)_clusterSize);
+        _nextContiguous = 0;
+        for (int j = 0; j < l2.Length / 8; j++)
         {
-            Add(_header.SnapshotsOffset, table.Bytes);
-        }
+            ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * 8));
+            ClusterType type = L2Entry.clusterType(_format, entry);
+            if (L2Entry.hasReservedBits(entry))
+            {
+                Corrupt($"ERROR found l2 entry with reserved bits set: {entry:x}");
+            }
 
-        return table.Entries;
+            if (type == ClusterType.Compressed)
+            {
+                AddCompressed(entry, active);
+            }
+            else if (type is ClusterType.Normal or ClusterType.ZeroAllocated)
+            {
+                AddAllocated(entry, type, active);
+            }
+        }
     }
 
-    /// <summary>Reads a table, as much of it as the file holds (the rest reads as zeros).</summary>
-    private byte[] ReadWithin(ulong offset, int length)
+    private void AddCompressed(ulong entry, bool active)
     {
-        long available = Math.Max(0, Math.Min(length, _fileLength - (long)offset));
-        byte[] bytes = new byte[available & ~7L];
-        _storage.Read((long)offset, bytes);
+        var (host, length) = L2Entry.compressedStream(_clusterBits, entry);
+        if ((entry & L2Entry.CopiedFlag) != 0)
+        {
+            Corrupt($"ERROR: coffset=0x{host:x}: copied flag must never be set for compressed clusters");
+        }
+
+        Add((long)host, length);
+        if (active)
+        {
+            // Compressed clusters count as fragmented by nature, as qemu-img counts them.
+            Allocated++;
+            Compressed++;
+            Fragmented++;
+        }
+    }
+
+    private void AddAllocated(ulong entry, ClusterType type, bool active)
+    {
+        long host = (long)(entry & L2Entry.OffsetMask);
+        if ((host & (_clusterSize - 1)) != 0)
+        {
+            string what = type == ClusterType.ZeroAllocated ? "Preallocated" : "Data";
+            Corrupt($"ERROR offset={host:x}: {what} cluster is not properly aligned; L2 entry corrupted.");
+        }
+
+        if (active)
+        {
+            Allocated++;
+            if (_nextContiguous != 0 && host != _nextContiguous)
+            {
+                Fragmented++;
+            }
+
+            _nextContiguous = host + _clusterSize;
+        }
+
+        Add(host, _clusterSize);
+    }
+
+    /// <summary>check_refblocks: each refcount block the table names, which must be referenced exactly once.</summary>
+    private void AddRefcountBlocks()
+    {
+        byte[] table = ReadZeroFilled((long)_header.RefcountTableOffset, (int)(_header.RefcountTableClusters << _clusterBits));
+        for (int i = 0; i < table.Length / 8; i++)
+        {
+            ulong entry = BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8));
+            long block = (long)(entry & ~Refcount.TableReservedMask);
+            if ((entry & Refcount.TableReservedMask) != 0)
+            {
+                BrokenRefcounts($"ERROR refcount table entry {i} has reserved bits set");
+            }
+            else if ((block & (_clusterSize - 1)) != 0)
+            {
+                BrokenRefcounts($"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted");
+            }
+            else if (block >> _clusterBits >= Clusters)
+            {
+                BrokenRefcounts($"ERROR refcount block {i} is outside image");
+            }
+            else if (block != 0)
+            {
+                Add(block, _clusterSize);
+                uint references = Counts[block >> _clusterBits];
+                if (references != 1)
+                {
+                    BrokenRefcounts($"ERROR refcount block {i} refcount={references}");
+                }
+            }
+        }
+    }
+
+    private void Corrupt(string message)
+    {
+        Corruptions++;
+        Messages.Add(message);
+    }
+
+    private void BrokenRefcounts(string message)
+    {
+        RefcountStructuresBroken = true;
+        Corrupt(message);
+    }
+
+    /// <summary>Reads bytes as QEMU reads them from a file: what lies past its end reads as zeros.</summary>
+    private byte[] ReadZeroFilled(long offset, int length)
+    {
+        byte[] bytes = new byte[length];
+        if (offset < _fileLength)
+        {
+            _storage.Read(offset, bytes);
+        }
+
         return bytes;
     }
 }

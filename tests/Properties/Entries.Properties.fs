@@ -25,6 +25,21 @@ let ``ofMapping (classify e) = e for entries without reserved bits`` () =
         | Error _ -> false)
 
 [<Property>]
+let ``check's cluster type agrees with classify wherever classify accepts the entry`` (raw: uint64) =
+    let f = { Version = 3; ClusterBits = 16; HasExternalData = false }
+    match L2Entry.classify f raw with
+    | Error _ -> true
+    | Ok m ->
+        let expected =
+            match m with
+            | Unallocated -> ClusterType.Unallocated
+            | ZeroPlain -> ClusterType.ZeroPlain
+            | ZeroAllocated _ -> ClusterType.ZeroAllocated
+            | Normal _ -> ClusterType.Normal
+            | Compressed _ -> ClusterType.Compressed
+        L2Entry.clusterType f raw = expected
+
+[<Property>]
 let ``L1 entries round trip`` (table: uint64, copied: bool) =
     let m = { L2TableOffset = table &&& L1Entry.OffsetMask; IsCopied = copied }
     L1Entry.classify (L1Entry.ofMapping m) = m

@@ -1,0 +1,95 @@
+// JSON as qemu-img prints its dictionaries: pretty-printed with four spaces, keys in the order
+// QEMU's QDict iterates them (by hash bucket, and newest first within a bucket), so that the
+// output is the same text as qemu-img's, not just the same object.
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Text.Json;
+
+namespace Qcow.Cli;
+
+internal sealed class QemuJson
+{
+    private const int Buckets = 512;
+    private readonly List<(string Key, object Value)> _members = new();
+
+    /// <summary>Adds a member; members are added in QEMU's schema order, which decides ties within a bucket.</summary>
+    public QemuJson Add(string key, object value)
+    {
+        _members.Add((key, value));
+        return this;
+    }
+
+    /// <summary>Adds a member only when the condition holds (QEMU's optional fields).</summary>
+    public QemuJson AddIf(bool condition, string key, object value) => condition ? Add(key, value) : this;
+
+    public override string ToString()
+    {
+        var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, IndentSize = 4 }))
+        {
+            Write(writer);
+        }
+
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private void Write(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        IEnumerable<(string Key, object Value)> ordered = _members
+            .Select((m, i) => (m, i))
+            .OrderBy(x => Bucket(x.m.Key))
+            .ThenByDescending(x => x.i)
+            .Select(x => x.m);
+        foreach ((string key, object value) in ordered)
+        {
+            w.WritePropertyName(key);
+            WriteValue(w, value);
+        }
+
+        w.WriteEndObject();
+    }
+
+    private static void WriteValue(Utf8JsonWriter w, object value)
+    {
+        switch (value)
+        {
+            case QemuJson nested:
+                nested.Write(w);
+                break;
+            case IEnumerable<QemuJson> list:
+                w.WriteStartArray();
+                foreach (QemuJson item in list)
+                {
+                    item.Write(w);
+                }
+
+                w.WriteEndArray();
+                break;
+            case string s:
+                w.WriteStringValue(s);
+                break;
+            case bool b:
+                w.WriteBooleanValue(b);
+                break;
+            default:
+                w.WriteNumberValue(System.Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture));
+                break;
+        }
+    }
+
+    /// <summary>QDict's bucket for a key: the tdb hash of its bytes, modulo 512.</summary>
+    private static uint Bucket(string key)
+    {
+        byte[] bytes = Encoding.UTF8.GetBytes(key);
+        uint value = unchecked(0x238F13AFu * (uint)bytes.Length);
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            value = unchecked(value + ((uint)bytes[i] << (i * 5 % 24)));
+        }
+
+        return unchecked((1103515243u * value) + 12345u) % Buckets;
+    }
+}
