@@ -146,7 +146,7 @@ internal sealed record ImageFacts(string Path, string Format, long VirtualSize, 
 {
     public static ImageFacts Of(string path, IBlockDevice device)
     {
-        long actual = new FileInfo(path).Length;
+        long actual = FileStorage.AllocatedBytesOf(path);
         return device is QcowDevice q
             ? new ImageFacts(path, q.FormatName, q.Length, q.Layout.ClusterSize, actual, q.Header, q.BackingFileName, q.BackingFileName is null ? null : ImageOpener.ResolveBacking(path, q.BackingFileName), q.BackingFormat)
             : new ImageFacts(path, device.FormatName, device.Length, 0, actual, null, null, null, null);

@@ -26,4 +26,7 @@ internal interface IBlockDevice : IDisposable
     void Discard(long offset, long length);
 
     void Flush();
+
+    /// <summary>The status of the bytes from <paramref name="offset"/> on, through the backing chain; at most <paramref name="maxLength"/> bytes.</summary>
+    BlockStatus Status(long offset, long maxLength);
 }

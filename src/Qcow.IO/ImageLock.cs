@@ -5,6 +5,7 @@
 using System;
 using System.IO;
 using System.Runtime.InteropServices;
+using System.Threading;
 using Microsoft.Win32.SafeHandles;
 
 namespace Qcow.IO;
@@ -28,6 +29,9 @@ internal static class ImageLock
     private const short Unlocked = 2;
     private const int InvalidArgument = 22;
     private const int NotSupported = 95;
+
+    private const int ConflictAttempts = 10;
+    private static readonly TimeSpan ConflictPause = TimeSpan.FromMilliseconds(10);
 
     /// <summary>
     /// Takes the locks QEMU takes for an image opened this way: a writer holds consistent read,
@@ -58,11 +62,33 @@ internal static class ImageLock
             Lock(fd, RefusedBase + p);
         }
 
+        // A child process forked by this one holds copies of its descriptors, and their locks,
+        // until it execs: a conflict that lasts only that long is not another user of the image.
+        for (int attempt = 1; ; attempt++)
+        {
+            string? conflict = Conflict(fd, held, refused);
+            if (conflict is null)
+            {
+                return;
+            }
+
+            if (attempt == ConflictAttempts)
+            {
+                throw new QcowLockedException(path, conflict, LockHolders.Describe(path));
+            }
+
+            Thread.Sleep(ConflictPause);
+        }
+    }
+
+    /// <summary>QEMU's words for the first conflicting lock, or null when there is none.</summary>
+    private static string? Conflict(int fd, int[] held, int[] refused)
+    {
         foreach (int p in held)
         {
             if (LockedByOthers(fd, RefusedBase + p))
             {
-                throw new QcowLockedException(path, $"Failed to get \"{s_names[p]}\" lock", LockHolders.Describe(path));
+                return $"Failed to get \"{s_names[p]}\" lock";
             }
         }
 
@@ -70,9 +96,11 @@ internal static class ImageLock
         {
             if (LockedByOthers(fd, HeldBase + p))
             {
-                throw new QcowLockedException(path, $"Failed to get shared \"{s_names[p]}\" lock", LockHolders.Describe(path));
+                return $"Failed to get shared \"{s_names[p]}\" lock";
             }
         }
+
+        return null;
     }
 
     /// <summary>Takes a shared lock on one byte; false when the file system has no such locks (QEMU then goes on unlocked).</summary>

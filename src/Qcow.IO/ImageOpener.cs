@@ -105,9 +105,13 @@ internal static class ImageOpener
         return Open(resolved, format, settings with { Writable = false, ForceCorrupt = false }, chain);
     }
 
-    /// <summary>A relative backing name is relative to the directory of the image that names it.</summary>
-    public static string ResolveBacking(string imagePath, string name) =>
-        System.IO.Path.IsPathRooted(name)
-            ? name
-            : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(imagePath)) ?? ".", name);
+    /// <summary>
+    /// A relative backing name is relative to the directory of the image that names it, joined
+    /// as QEMU's path_combine joins it (so that the name reads as qemu-img prints it).
+    /// </summary>
+    public static string ResolveBacking(string imagePath, string name)
+    {
+        int slash = imagePath.LastIndexOf('/');
+        return System.IO.Path.IsPathRooted(name) || slash < 0 ? name : imagePath[..(slash + 1)] + name;
+    }
 }

@@ -16,6 +16,7 @@ internal sealed partial class QcowDevice : IBlockDevice
     private readonly ILogger _logger;
     private readonly byte[] _inflated;
     private ulong _inflatedHost = ulong.MaxValue;
+    private bool? _metadataPreallocated;
     private bool _disposed;
 
     private QcowDevice(IStorage storage, ImageLayout layout, Header? header, QcowV1Header? v1Header, string? backingName, string? backingFormat, IBlockDevice? backing, DeviceOptions options, SnapshotTable? snapshots)

@@ -46,5 +46,12 @@ internal sealed class RawDevice : IBlockDevice
 
     public void Flush() => _storage.Flush();
 
+    /// <summary>Data at its own offset, or zeros where the file has a hole, as QEMU's file driver reports it.</summary>
+    public BlockStatus Status(long offset, long maxLength)
+    {
+        (bool data, long length) = _storage is FileStorage file ? file.Allocation(offset, maxLength) : (true, maxLength);
+        return new BlockStatus(length, Present: true, Zero: !data, Data: data, HostOffset: offset, Depth: 0, File: Path);
+    }
+
     public void Dispose() => _storage.Dispose();
 }
