@@ -15,6 +15,7 @@ namespace Qcow.Cli
               create [-q] [-f fmt] [-b backing [-F fmt]] [-u] [-o options] FILE [SIZE]
               info [-f fmt] [--output=human|json] [-U] FILE
               check [-f fmt] [--output=human|json] [-r leaks|all] [-U] [-q] FILE
+              measure [--output=human|json] [-O fmt] [-o options] [--size N | [-f fmt] FILE]
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
               convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] SRC DST
             qemu-io's commands:
@@ -38,6 +39,7 @@ namespace Qcow.Cli
                     "info" => InfoCommand.Run(rest, stdout),
                     "check" => CheckCommand.Run(rest, stdout, stderr),
                     "map" => MapCommand.Run(rest, stdout, stderr),
+                    "measure" => MeasureCommand.Run(rest, stdout),
                     "convert" => ConvertCommand.Run(rest, stderr),
                     "io" => IoCommand.Run(rest, stdout, stderr),
                     _ => throw new UsageException($"Command not found: {args[0]}"),
