@@ -18,6 +18,9 @@ namespace Qcow.Cli
               measure [--output=human|json] [-O fmt] [-o options] [--size N | [-f fmt] FILE]
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
               convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] SRC DST
+            teaching verbs:
+              explain [-f fmt] [--output=human|json] FILE OFFSET
+              geometry [-o cluster_size=..,refcount_bits=..,extended_l2=..] [--output=human|json] SIZE
             qemu-io's commands:
               io [-f fmt] [-r] [-c CMD]... FILE
             """;
@@ -40,6 +43,8 @@ namespace Qcow.Cli
                     "check" => CheckCommand.Run(rest, stdout, stderr),
                     "map" => MapCommand.Run(rest, stdout, stderr),
                     "measure" => MeasureCommand.Run(rest, stdout),
+                    "explain" => ExplainCommand.Run(rest, stdout),
+                    "geometry" => GeometryCommand.Run(rest, stdout),
                     "convert" => ConvertCommand.Run(rest, stderr),
                     "io" => IoCommand.Run(rest, stdout, stderr),
                     _ => throw new UsageException($"Command not found: {args[0]}"),

@@ -150,6 +150,25 @@ internal sealed partial class QcowDevice
             : status with { Length = length, Zero = !data };
     }
 
+    /// <summary>The table entries that map a guest offset, and where they lie, for explaining it.</summary>
+    public EntryTrace Trace(long offset)
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            ulong entry = EntryFor(offset, out int l1Index, out ulong table);
+            int l2Index = (int)(((ulong)offset >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
+            return new EntryTrace(
+                l1Index,
+                (long)Layout.L1Offset + l1Index * 8L,
+                _metadata.L1Entry(l1Index),
+                table,
+                l2Index,
+                table == 0 ? -1 : (long)table + l2Index * 8L,
+                entry);
+        }
+    }
+
     private bool NextIsContiguous(long guest, ulong host)
     {
         if (guest >= Length)
