@@ -20,6 +20,7 @@ namespace Qcow.Cli
               convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] SRC DST
             teaching verbs:
               explain [-f fmt] [--output=human|json] FILE OFFSET
+              layout [--svg OUT] [-U] FILE
               geometry [-o cluster_size=..,refcount_bits=..,extended_l2=..] [--output=human|json] SIZE
             qemu-io's commands:
               io [-f fmt] [-r] [-c CMD]... FILE
@@ -45,6 +46,7 @@ namespace Qcow.Cli
                     "measure" => MeasureCommand.Run(rest, stdout),
                     "explain" => ExplainCommand.Run(rest, stdout),
                     "geometry" => GeometryCommand.Run(rest, stdout),
+                    "layout" => LayoutCommand.Run(rest, stdout),
                     "convert" => ConvertCommand.Run(rest, stderr),
                     "io" => IoCommand.Run(rest, stdout, stderr),
                     _ => throw new UsageException($"Command not found: {args[0]}"),

@@ -1,0 +1,136 @@
+// What each host cluster of a qcow2 image is for: found by walking every structure the header
+// reaches (the same walk check makes), then, for clusters nothing references, by their refcount.
+using System;
+using System.Buffers.Binary;
+using Qcow.Format;
+
+namespace Qcow.IO;
+
+/// <summary>The role of a host cluster; a cluster with several keeps the first found.</summary>
+internal enum ClusterRole : byte
+{
+    Free,
+    Header,
+    L1Table,
+    L2Table,
+    RefcountTable,
+    RefcountBlock,
+    SnapshotTable,
+    SnapshotL1Table,
+    SnapshotL2Table,
+    Data,
+    CompressedData,
+    Leaked,
+}
+
+internal sealed class ClusterRoles
+{
+    private readonly IStorage _storage;
+    private readonly Header _header;
+    private readonly int _bits;
+    private readonly EntryFormat _format;
+
+    private ClusterRoles(IStorage storage, Header header)
+    {
+        _storage = storage;
+        _header = header;
+        _bits = header.ClusterBits;
+        _format = HeaderModule.entryFormat(header);
+        Roles = new ClusterRole[(storage.Length + (1L << _bits) - 1) >> _bits];
+    }
+
+    /// <summary>One role per cluster of the file.</summary>
+    public ClusterRole[] Roles { get; }
+
+    public int ClusterBits => _bits;
+
+    public static ClusterRoles Of(IStorage storage, Header header)
+    {
+        var map = new ClusterRoles(storage, header);
+        long cs = 1L << map._bits;
+        map.Mark(0, cs, ClusterRole.Header);
+        map.MarkTree(header.L1TableOffset, header.L1Size, ClusterRole.L1Table, ClusterRole.L2Table);
+        map.Mark((long)header.RefcountTableOffset, (long)header.RefcountTableClusters * cs, ClusterRole.RefcountTable);
+        byte[] table = map.Read((long)header.RefcountTableOffset, (int)(header.RefcountTableClusters * cs));
+        for (int i = 0; i < table.Length / 8; i++)
+        {
+            map.Mark((long)(BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8)) & ~Refcount.TableReservedMask), cs, ClusterRole.RefcountBlock);
+        }
+
+        SnapshotTable snapshots = SnapshotTable.Read(storage, header);
+        map.Mark((long)header.SnapshotsOffset, (long)snapshots.Bytes, ClusterRole.SnapshotTable);
+        foreach (Snapshot snapshot in snapshots.Entries)
+        {
+            map.MarkTree(snapshot.L1TableOffset, snapshot.L1Size, ClusterRole.SnapshotL1Table, ClusterRole.SnapshotL2Table);
+        }
+
+        var stored = new StoredRefcounts(storage, header);
+        for (long c = 0; c < map.Roles.Length; c++)
+        {
+            if (map.Roles[c] == ClusterRole.Free && stored.Get((ulong)c) is > 0)
+            {
+                map.Roles[c] = ClusterRole.Leaked;
+            }
+        }
+
+        return map;
+    }
+
+    private void MarkTree(ulong l1Offset, uint l1Size, ClusterRole l1Role, ClusterRole l2Role)
+    {
+        long cs = 1L << _bits;
+        Mark((long)l1Offset, (long)l1Size * 8, l1Role);
+        byte[] l1 = Read((long)l1Offset, (int)l1Size * 8);
+        for (int i = 0; i < l1.Length / 8; i++)
+        {
+            long table = (long)(BinaryPrimitives.ReadUInt64BigEndian(l1.AsSpan(i * 8)) & L1Entry.OffsetMask);
+            if (table == 0)
+            {
+                continue;
+            }
+
+            Mark(table, cs, l2Role);
+            byte[] l2 = Read(table, (int)cs);
+            for (int j = 0; j < l2.Length / 8; j++)
+            {
+                ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * 8));
+                switch (L2Entry.clusterType(_format, entry))
+                {
+                    case ClusterType.Normal or ClusterType.ZeroAllocated:
+                        Mark((long)(entry & L2Entry.OffsetMask), cs, ClusterRole.Data);
+                        break;
+                    case ClusterType.Compressed:
+                        var (host, length) = L2Entry.compressedStream(_bits, entry);
+                        Mark((long)host, length, ClusterRole.CompressedData);
+                        break;
+                }
+            }
+        }
+    }
+
+    /// <summary>Gives a role to the clusters a byte range touches that have none yet.</summary>
+    private void Mark(long offset, long length, ClusterRole role)
+    {
+        if (length <= 0 || offset < 0)
+        {
+            return;
+        }
+
+        long last = Math.Min((offset + length - 1) >> _bits, Roles.Length - 1);
+        for (long c = offset >> _bits; c <= last; c++)
+        {
+            if (Roles[c] == ClusterRole.Free)
+            {
+                Roles[c] = role;
+            }
+        }
+    }
+
+    /// <summary>What the file holds of a table; the rest reads as zeros.</summary>
+    private byte[] Read(long offset, int length)
+    {
+        byte[] bytes = new byte[Math.Max(0, Math.Min(length, _storage.Length - offset)) & ~7L];
+        _storage.Read(offset, bytes);
+        return bytes;
+    }
+}
