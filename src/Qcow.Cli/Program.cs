@@ -16,6 +16,7 @@ namespace Qcow.Cli
               info [-f fmt] [--output=human|json] [-U] FILE
               check [-f fmt] [--output=human|json] [-r leaks|all] [-U] [-q] FILE
               measure [--output=human|json] [-O fmt] [-o options] [--size N | [-f fmt] FILE]
+              compare [-f fmt] [-F fmt] [-s] [-p] [-q] [-U] FILE1 FILE2
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
               convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] SRC DST
             teaching verbs:
@@ -43,6 +44,7 @@ namespace Qcow.Cli
                     "info" => InfoCommand.Run(rest, stdout),
                     "check" => CheckCommand.Run(rest, stdout, stderr),
                     "map" => MapCommand.Run(rest, stdout, stderr),
+                    "compare" => CompareCommand.Run(rest, stdout, stderr),
                     "measure" => MeasureCommand.Run(rest, stdout),
                     "explain" => ExplainCommand.Run(rest, stdout),
                     "geometry" => GeometryCommand.Run(rest, stdout),

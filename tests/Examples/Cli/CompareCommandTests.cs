@@ -1,0 +1,52 @@
+// qcow compare against qemu-img compare: the same verdicts, messages and exit codes for equal
+// images, a differing byte, a byte only one image allocates, different sizes, strict mode, and
+// an image that cannot be opened.
+using System.IO;
+using Qcow.Examples.Oracle;
+using Xunit;
+
+namespace Qcow.Examples.CliTests;
+
+public sealed class CompareCommandTests
+{
+    [OracleFact]
+    public void Compare_SaysWhatQemuImgCompareSays()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "a.qcow2", "4M");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-o", "cluster_size=4k", "b.qcow2", "4M");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "big.qcow2", "8M");
+        AssertSame(dir, "a.qcow2", "b.qcow2");
+
+        Qemu.Io(dir.Path, "b.qcow2", "write -P 1 70000 10");
+        AssertSame(dir, "a.qcow2", "b.qcow2");
+        AssertSame(dir, "b.qcow2", "a.qcow2");
+
+        Qemu.Io(dir.Path, "a.qcow2", "write -P 1 70000 10", "write -P 3 1M 4k");
+        Qemu.Io(dir.Path, "b.qcow2", "write -P 3 1M 4k", "write -P 4 1M 1");
+        AssertSame(dir, "a.qcow2", "b.qcow2");
+
+        Qemu.Io(dir.Path, "big.qcow2", "write -P 1 70000 10", "write -P 3 1M 4k");
+        AssertSame(dir, "a.qcow2", "big.qcow2");
+        AssertSame(dir, "-s", "a.qcow2", "big.qcow2");
+        Qemu.Io(dir.Path, "big.qcow2", "write -P 2 5M 10");
+        AssertSame(dir, "a.qcow2", "big.qcow2");
+
+        Qemu.Io(dir.Path, "a.qcow2", "write -z 2M 64k");
+        Qemu.Ok("qemu-img", dir.Path, "convert", "-O", "raw", "a.qcow2", "a.raw");
+        AssertSame(dir, "a.qcow2", "a.raw");
+        AssertSame(dir, "-s", "a.qcow2", "a.raw");
+        AssertSame(dir, "a.qcow2", "missing.qcow2");
+    }
+
+    private static void AssertSame(TempDir dir, params string[] args)
+    {
+        var theirs = Qemu.Run("qemu-img", dir.Path, ["compare", .. args]);
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        string[] paths = [.. System.Array.ConvertAll(args, a => a.StartsWith('-') ? a : dir.File(a))];
+        int code = Cli.Cli.Run(["compare", .. paths], stdout, stderr);
+        Assert.Equal(theirs.ExitCode, code);
+        Assert.Equal(theirs.Stdout, stdout.ToString());
+    }
+}
