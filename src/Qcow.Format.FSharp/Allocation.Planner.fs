@@ -129,14 +129,16 @@ let private finish (ctx: PlanContext) draft (after: Step list) =
 
 /// Points one L2 entry at a new mapping: table first, entry after a barrier, the L1 link after
 /// another, and releases of what the entry held last, once all of that is durable.
+let private linkInto (ctx: PlanContext) req (table, draft, link, tableRelease) (before: Step list) (mapping: L2Mapping) (released: Step list) =
+    let entry = SetL2Entry(table, req.L2Index, L2Entry.ofMapping ctx.Format mapping)
+    let releases = released @ tableRelease
+    let tail = if List.isEmpty releases then [] else Barrier :: releases
+    finish ctx draft (before @ [ Barrier; entry ] @ link @ tail)
+
 let private relink (ctx: PlanContext) req l1 draft (before: Step list) (mapping: L2Mapping) (released: Step list) =
     match writableTable ctx req l1 draft with
     | Error e -> e
-    | Ok(table, draft, link, tableRelease) ->
-        let entry = SetL2Entry(table, req.L2Index, L2Entry.ofMapping ctx.Format mapping)
-        let releases = released @ tableRelease
-        let tail = if List.isEmpty releases then [] else Barrier :: releases
-        finish ctx draft (before @ [ Barrier; entry ] @ link @ tail)
+    | Ok table -> linkInto ctx req table before mapping released
 
 let private planData (ctx: PlanContext) req (l1: L1Mapping) (mapping: L2Mapping) payload draft =
     let cs = int (clusterSize ctx)
@@ -156,18 +158,22 @@ let private planData (ctx: PlanContext) req (l1: L1Mapping) (mapping: L2Mapping)
     | ZeroAllocated(host, true) when l1.IsCopied ->
         relink ctx req l1 draft [ data host FillZeroes ] (Normal(host, true)) []
     | _ ->
-        match allocate ctx draft (clusterSize ctx) with
+        // The L2 table first, then the data cluster: QEMU's order, so that both lay out a file alike.
+        match writableTable ctx req l1 draft with
         | Error e -> e
-        | Ok(host, draft) ->
-            let fill =
-                match mapping with
-                | Unallocated -> if ctx.HasBacking then FillFromBacking else FillZeroes
-                | ZeroPlain
-                | ZeroAllocated _ -> FillZeroes
-                | Normal(old, _) -> FillFromHost old
-                | Compressed(old, length) -> FillFromCompressed(old, length)
+        | Ok(table, draft, link, tableRelease) ->
+            match allocate ctx draft (clusterSize ctx) with
+            | Error e -> e
+            | Ok(host, draft) ->
+                let fill =
+                    match mapping with
+                    | Unallocated -> if ctx.HasBacking then FillFromBacking else FillZeroes
+                    | ZeroPlain
+                    | ZeroAllocated _ -> FillZeroes
+                    | Normal(old, _) -> FillFromHost old
+                    | Compressed(old, length) -> FillFromCompressed(old, length)
 
-            relink ctx req l1 draft [ data host fill ] (Normal(host, true)) (releasesOf ctx mapping)
+                linkInto ctx req (table, draft, link, tableRelease) [ data host fill ] (Normal(host, true)) (releasesOf ctx mapping)
 
 let private readsAsZeroes (ctx: PlanContext) mapping =
     match mapping with
