@@ -1,6 +1,8 @@
-// qcow convert: copies a disk into a new image of any format, skipping ranges that read as zeros
-// (a new target reads as zeros already), with qemu-img's progress display on -p. Like qemu-img,
-// the target's cache mode is 'unsafe' unless -t says otherwise: no fsync, the page cache decides.
+// qcow convert: copies one disk, or several one after another, into an image of any format, as
+// qemu-img convert does: block status decides what is read (ranges that read as zeros are not),
+// zero detection what is written (-S), -n writes into an existing target, -B leaves what the
+// source's backing file holds to the target's backing file. Like qemu-img, the target's cache
+// mode is 'unsafe' unless -t says otherwise: no fsync, the page cache decides.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -11,50 +13,113 @@ using Qcow.IO;
 
 namespace Qcow.Cli;
 
+/// <param name="TargetReadsZero">The target reads as zeros already: zero ranges need no writing.</param>
+/// <param name="TargetHasBacking">Ranges the source's backing file answers are left to the target's backing file.</param>
+/// <param name="MinSparse">Zero runs at least this long are not written as data; 0 writes every byte.</param>
+/// <param name="Buffers">Chunks in flight between reading and writing.</param>
+internal sealed record CopyOptions(bool TargetReadsZero, bool TargetHasBacking, int MinSparse, int Buffers)
+{
+    public static CopyOptions NewTarget { get; } = new(true, false, 4096, 4);
+}
+
 internal static class ConvertCommand
 {
     private const int ChunkBytes = 2 << 20;
-    private const int Buffers = 4;
 
     public static int Run(IReadOnlyList<string> args, TextWriter stderr)
     {
-        GetOpt opt = GetOpt.Parse(args, "fOotT", "pqU");
+        GetOpt opt = GetOpt.Parse(args, "fOotTSmBF", "pqUcnW", [], ["target-is-zero", "force-share"]);
         string cache = opt.Value("t") ?? "unsafe";
         if (cache is not ("unsafe" or "writeback" or "writethrough" or "none" or "directsync"))
         {
             throw new UsageException($"Invalid cache option: {cache}");
         }
 
-        if (opt.Positional.Count != 2)
+        if (opt.Positional.Count < 2)
         {
-            throw new UsageException("Expecting one source and one target file name");
+            throw new UsageException("Expecting at least one source and one target file name");
         }
 
-        string source = opt.Positional[0];
-        string target = opt.Positional[1];
-        var readSettings = new OpenSettings(false, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U"));
-        using IBlockDevice input = ImageOpener.Open(source, opt.Value("f"), readSettings);
+        if (opt.Has("c"))
+        {
+            throw new UsageException("-c: compressed output is not supported by qcow yet");
+        }
+
+        if (opt.Has("target-is-zero") && !opt.Has("n"))
+        {
+            throw new UsageException("--target-is-zero requires use of -n flag");
+        }
+
+        long minSparse = opt.Value("S") is { } s ? Sizes.Parse(s) : 4096;
+        if (minSparse % 512 != 0 || minSparse > 16 << 20)
+        {
+            throw new UsageException("Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to 16MiB");
+        }
+
+        int coroutines = opt.Value("m") is { } m && int.TryParse(m, out int n) ? n : 8;
+        if (coroutines is < 1 or > 16)
+        {
+            throw new UsageException("Invalid number of coroutines. Allowed number of coroutines is between 1 and 16");
+        }
+
+        string target = opt.Positional[^1];
+        var readSettings = new OpenSettings(false, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"));
+        var sources = new List<IBlockDevice>();
+        try
+        {
+            for (int i = 0; i < opt.Positional.Count - 1; i++)
+            {
+                sources.Add(ImageOpener.Open(opt.Positional[i], opt.Value("f"), readSettings));
+            }
+        }
+        catch
+        {
+            sources.ForEach(d => d.Dispose());
+            throw;
+        }
+
+        using IBlockDevice input = sources.Count == 1 ? sources[0] : new ConcatenatedDevice(sources);
         string format = opt.Value("O") ?? "raw";
-        CreateSpec spec = CreateSpec.From(format, CreateSpec.ParseOptions(opt.Values("o")), null, null, input.Length);
-        spec.Create(target);
+        string? backing = opt.Value("B");
+        if (!opt.Has("n"))
+        {
+            CreateSpec.From(format, CreateSpec.ParseOptions(opt.Values("o")), backing, opt.Value("F"), input.Length).Create(target);
+        }
+
         using IBlockDevice output = ImageOpener.Open(target, format, readSettings with { Writable = true, IgnoreFlushes = cache == "unsafe", ForceShare = false });
-        var progress = opt.Has("p") ? new ProgressBar(stderr) : null;
-        Copy(input, output, progress);
+        var options = new CopyOptions(
+            TargetReadsZero: minSparse != 0 && backing is null && (!opt.Has("n") || opt.Has("target-is-zero")),
+            TargetHasBacking: backing is not null,
+            MinSparse: (int)minSparse,
+            Buffers: Math.Max(2, coroutines / 2));
+        Copy(input, output, options, opt.Has("p") ? new ProgressBar(stderr) : null);
         output.Flush();
         return 0;
     }
 
+    /// <summary>What a range of the source asks of the target.</summary>
+    private enum RunKind
+    {
+        Data,
+        Zero,
+        Backing,
+    }
+
+    private readonly record struct Piece(int Start, int Length, RunKind Kind);
+
+    private sealed record Chunk(long Offset, int Length, byte[] Buffer, List<Piece> Pieces);
+
     /// <summary>
-    /// Copies every chunk that is not all zeros; the target reads as zeros elsewhere. Reading the
-    /// next chunks overlaps writing this one (a small pool of buffers between two threads), as
-    /// qemu-img overlaps its requests.
+    /// Copies the source chunk by chunk: a reader thread reads the data ranges of the next chunks
+    /// while this one is written (a small pool of buffers between two threads), as qemu-img
+    /// overlaps its requests.
     /// </summary>
-    public static void Copy(IBlockDevice input, IBlockDevice output, IProgress<double>? progress)
+    public static void Copy(IBlockDevice input, IBlockDevice output, CopyOptions options, IProgress<double>? progress)
     {
         long length = input.Length;
-        var filled = Channel.CreateBounded<(long Offset, int Length, byte[] Buffer)>(Buffers - 1);
+        var filled = Channel.CreateBounded<Chunk>(options.Buffers - 1);
         var free = Channel.CreateUnbounded<byte[]>();
-        for (int i = 0; i < Buffers; i++)
+        for (int i = 0; i < options.Buffers; i++)
         {
             free.Writer.TryWrite(new byte[ChunkBytes]);
         }
@@ -67,8 +132,16 @@ internal static class ConvertCommand
                 {
                     byte[] buffer = await free.Reader.ReadAsync();
                     int n = (int)Math.Min(ChunkBytes, length - offset);
-                    input.Read(offset, buffer.AsSpan(0, n));
-                    await filled.Writer.WriteAsync((offset, n, buffer));
+                    List<Piece> runs = Pieces(input, offset, n, options);
+                    foreach (Piece run in runs)
+                    {
+                        if (run.Kind == RunKind.Data)
+                        {
+                            input.Read(offset + run.Start, buffer.AsSpan(run.Start, run.Length));
+                        }
+                    }
+
+                    await filled.Writer.WriteAsync(new Chunk(offset, n, buffer, runs));
                 }
 
                 filled.Writer.Complete();
@@ -83,9 +156,13 @@ internal static class ConvertCommand
         {
             while (filled.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
             {
-                while (filled.Reader.TryRead(out var chunk))
+                while (filled.Reader.TryRead(out Chunk? chunk))
                 {
-                    WriteNonZeroRuns(output, chunk.Offset, chunk.Buffer.AsSpan(0, chunk.Length));
+                    foreach (Piece run in chunk.Pieces)
+                    {
+                        WriteRun(output, chunk.Offset + run.Start, chunk.Buffer.AsSpan(run.Start, run.Length), run.Kind, options);
+                    }
+
                     free.Writer.TryWrite(chunk.Buffer);
                     progress?.Report(100.0 * (chunk.Offset + chunk.Length) / length);
                 }
@@ -100,22 +177,77 @@ internal static class ConvertCommand
         progress?.Report(100.0);
     }
 
-    /// <summary>Writes the parts of a chunk that hold data, in 64 KiB granules.</summary>
-    private static void WriteNonZeroRuns(IBlockDevice output, long offset, ReadOnlySpan<byte> chunk)
+    /// <summary>A chunk's ranges by block status, neighbours of one kind joined; with -S 0 zeros are data too (a fully allocated target).</summary>
+    private static List<Piece> Pieces(IBlockDevice input, long offset, int length, CopyOptions options)
     {
-        const int Granule = 64 << 10;
-        int start = -1;
-        for (int at = 0; at <= chunk.Length; at += Granule)
+        var runs = new List<Piece>();
+        for (int done = 0; done < length;)
         {
-            bool data = at < chunk.Length && chunk.Slice(at, Math.Min(Granule, chunk.Length - at)).ContainsAnyExcept((byte)0);
-            if (data && start < 0)
+            BlockStatus s = input.Status(offset + done, length - done);
+            RunKind kind = options.TargetHasBacking && (s.Depth > 0 || !s.Present) ? RunKind.Backing
+                : s.Zero && options.MinSparse != 0 ? RunKind.Zero
+                : RunKind.Data;
+            int n = (int)s.Length;
+            if (runs.Count > 0 && runs[^1].Kind == kind)
             {
-                start = at;
+                runs[^1] = runs[^1] with { Length = runs[^1].Length + n };
             }
-            else if (!data && start >= 0)
+            else
             {
-                output.Write(offset + start, chunk[start..Math.Min(at, chunk.Length)]);
-                start = -1;
+                runs.Add(new Piece(done, n, kind));
+            }
+
+            done += n;
+        }
+
+        return runs;
+    }
+
+    private static void WriteRun(IBlockDevice output, long offset, ReadOnlySpan<byte> bytes, RunKind kind, CopyOptions options)
+    {
+        switch (kind)
+        {
+            case RunKind.Data when options.MinSparse == 0:
+                output.Write(offset, bytes);
+                break;
+            case RunKind.Data:
+                WriteDetectingZeros(output, offset, bytes, options);
+                break;
+            case RunKind.Zero when !options.TargetReadsZero:
+                output.WriteZeroes(offset, bytes.Length);
+                break;
+        }
+    }
+
+    /// <summary>Writes the granules that hold data; all-zero granules are skipped, or written as zeros when the target may hold something else.</summary>
+    private static void WriteDetectingZeros(IBlockDevice output, long offset, ReadOnlySpan<byte> bytes, CopyOptions options)
+    {
+        int granule = options.MinSparse;
+        int start = 0;
+        bool? startIsData = null;
+        for (int at = 0; ; at += granule)
+        {
+            // Past the last granule, data is null: whatever run is open gets written.
+            bool? data = at < bytes.Length ? bytes.Slice(at, Math.Min(granule, bytes.Length - at)).ContainsAnyExcept((byte)0) : null;
+            if (data != startIsData)
+            {
+                int end = Math.Min(at, bytes.Length);
+                if (startIsData == true)
+                {
+                    output.Write(offset + start, bytes[start..end]);
+                }
+                else if (startIsData == false && !options.TargetReadsZero)
+                {
+                    output.WriteZeroes(offset + start, end - start);
+                }
+
+                start = at;
+                startIsData = data;
+            }
+
+            if (data is null)
+            {
+                return;
             }
         }
     }
