@@ -120,21 +120,29 @@ internal static class InfoCommand
 
         if (f.Header != null)
         {
-            Header h = f.Header;
-            s.Append("Format specific information:\n");
-            s.Append($"    compat: {(h.Version == 3 ? "1.1" : "0.10")}\n");
-            s.Append($"    compression type: {(h.CompressionType == 1 ? "zstd" : "zlib")}\n");
-            if (h.Version == 3)
-            {
-                s.Append($"    lazy refcounts: {(HeaderModule.hasLazyRefcounts(h) ? "true" : "false")}\n");
-            }
+            s.Append(FormatSpecific(f.Header));
+        }
 
-            s.Append($"    refcount bits: {1 << h.RefcountOrder}\n");
-            if (h.Version == 3)
-            {
-                s.Append($"    corrupt: {(HeaderModule.isCorrupt(h) ? "true" : "false")}\n");
-                s.Append($"    extended l2: {((h.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0 ? "true" : "false")}\n");
-            }
+        return s.ToString();
+    }
+
+    /// <summary>The "Format specific information" block that qemu-img info and qemu-io info print.</summary>
+    public static string FormatSpecific(Header h)
+    {
+        var s = new StringBuilder();
+        s.Append("Format specific information:\n");
+        s.Append($"    compat: {(h.Version == 3 ? "1.1" : "0.10")}\n");
+        s.Append($"    compression type: {(h.CompressionType == 1 ? "zstd" : "zlib")}\n");
+        if (h.Version == 3)
+        {
+            s.Append($"    lazy refcounts: {(HeaderModule.hasLazyRefcounts(h) ? "true" : "false")}\n");
+        }
+
+        s.Append($"    refcount bits: {1 << h.RefcountOrder}\n");
+        if (h.Version == 3)
+        {
+            s.Append($"    corrupt: {(HeaderModule.isCorrupt(h) ? "true" : "false")}\n");
+            s.Append($"    extended l2: {((h.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0 ? "true" : "false")}\n");
         }
 
         return s.ToString();

@@ -73,6 +73,15 @@ internal static class IoCommand
             case "length" or "len":
                 stdout.WriteLine(Sizes.Human(device.Length));
                 break;
+            case "map":
+                Map(device, stdout);
+                break;
+            case "alloc":
+                Alloc(device, GetOpt.Parse(rest, "", ""), stdout);
+                break;
+            case "info":
+                Info(device, stdout);
+                break;
             default:
                 throw new CommandException($"command \"{words[0]}\" not found");
         }
@@ -148,6 +157,74 @@ internal static class IoCommand
         var watch = Stopwatch.StartNew();
         device.Discard(offset, length);
         Report(stdout, "discard", offset, length, watch, opt.Has("q"));
+    }
+
+    /// <summary>qemu-io's map: runs the image itself allocates (its backing file aside), and runs it does not.</summary>
+    private static void Map(IBlockDevice device, TextWriter stdout)
+    {
+        for (long offset = 0; offset < device.Length;)
+        {
+            bool allocated = AllocatedHere(device, offset, device.Length, out long length);
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Sizes.Io(length)} (0x{length:x}) bytes {(allocated ? "   " : "not")} allocated at offset {Sizes.Io(offset)} (0x{offset:x})"));
+            offset += length;
+        }
+    }
+
+    /// <summary>qemu-io's alloc OFFSET [LENGTH]: how many of the bytes the image itself allocates.</summary>
+    private static void Alloc(IBlockDevice device, GetOpt opt, TextWriter stdout)
+    {
+        if (opt.Positional.Count is < 1 or > 2)
+        {
+            throw new CommandException("alloc: expected an offset and an optional length");
+        }
+
+        long offset = Sizes.Parse(opt.Positional[0]);
+        long count = Math.Min(opt.Positional.Count == 2 ? Sizes.Parse(opt.Positional[1]) : 512, device.Length - offset);
+        long end = offset + count;
+        long allocated = 0;
+        for (long at = offset; at < end;)
+        {
+            allocated += AllocatedHere(device, at, end, out long length) ? length : 0;
+            at += length;
+        }
+
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{allocated}/{count} bytes allocated at offset {Sizes.Io(offset)}"));
+    }
+
+    /// <summary>Whether the image itself (not its backing file) allocates the bytes at offset, and for how long that holds (up to end).</summary>
+    private static bool AllocatedHere(IBlockDevice device, long offset, long end, out long length)
+    {
+        BlockStatus first = device.Status(offset, end - offset);
+        bool allocated = first.Depth == 0 && first.Present;
+        length = first.Length;
+        while (offset + length < end)
+        {
+            BlockStatus next = device.Status(offset + length, end - offset - length);
+            if ((next.Depth == 0 && next.Present) != allocated)
+            {
+                break;
+            }
+
+            length += next.Length;
+        }
+
+        return allocated;
+    }
+
+    /// <summary>qemu-io's info: format, cluster size, where VM state would go, and the format's own facts.</summary>
+    private static void Info(IBlockDevice device, TextWriter stdout)
+    {
+        int clusterSize = device is QcowDevice q ? q.Layout.ClusterSize : 0;
+        long vmState = device is QcowDevice { Layout.Version: >= 2 } v
+            ? (long)Qcow.Format.GeometryModule.l1EntriesFor(v.Layout.Geometry, v.Layout.VirtualSize) << v.Layout.L1Shift
+            : 0;
+        stdout.WriteLine($"format name: {device.FormatName}");
+        stdout.WriteLine($"cluster size: {Sizes.Io(clusterSize)}");
+        stdout.WriteLine($"vm state offset: {Sizes.Io(vmState)}");
+        if (device is QcowDevice { Header: { } header })
+        {
+            stdout.Write(InfoCommand.FormatSpecific(header));
+        }
     }
 
     private static byte Pattern(string text)

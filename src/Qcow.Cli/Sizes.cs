@@ -62,4 +62,23 @@ internal static class Sizes
         string number = value.ToString(value >= 100 ? "0" : value >= 10 ? "0.#" : "0.##", CultureInfo.InvariantCulture);
         return $"{number} {units[unit]}";
     }
+
+    /// <summary>
+    /// qemu-io's cvtstr: three decimals, rounded as printf rounds (half to even on the exact
+    /// value), with ".000" dropped: "1.062 MiB", "896 KiB", "0 bytes".
+    /// </summary>
+    public static string Io(long bytes)
+    {
+        string[] units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        decimal value = bytes;
+        int unit = 0;
+        while (value >= 1024 && unit < units.Length - 1)
+        {
+            value /= 1024;
+            unit++;
+        }
+
+        string number = Math.Round(value, 3, MidpointRounding.ToEven).ToString("0.000", CultureInfo.InvariantCulture);
+        return $"{(number.EndsWith(".000", StringComparison.Ordinal) ? number[..^4] : number)} {units[unit]}";
+    }
 }

@@ -1,0 +1,47 @@
+// qcow io's inspection commands against qemu-io's: map, alloc and info print the same text for
+// qcow2 (v2 and v3, with a backing file), qcow and raw images, several -c in order.
+using System.IO;
+using Qcow.Examples.Oracle;
+using Xunit;
+
+namespace Qcow.Examples.CliTests;
+
+public sealed class IoCommandTests
+{
+    private static readonly string[] Commands = ["map", "alloc 0 64k", "alloc 100k 2M", "alloc 0", "info", "length"];
+
+    [OracleTheory]
+    [InlineData("qcow2", "")]
+    [InlineData("qcow2", "compat=0.10,cluster_size=4k")]
+    [InlineData("qcow", "")]
+    [InlineData("raw", "")]
+    public void InspectionCommands_PrintWhatQemuIoPrints(string format, string options)
+    {
+        using var dir = new TempDir();
+        string[] o = options == "" ? [] : ["-o", options];
+        Qemu.Ok("qemu-img", dir.Path, ["create", "-q", "-f", format, .. o, "base.img", "8M"]);
+        Qemu.Ok("qemu-io", dir.Path, "-f", format, "-c", "write -P 1 0 100k", "-c", "write -P 2 3M 64k", "base.img");
+        AssertSame(dir, format, "base.img");
+        if (format == "qcow2")
+        {
+            Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-b", "base.img", "-F", "qcow2", "top.qcow2");
+            Qemu.Io(dir.Path, "top.qcow2", "write -P 3 64k 128k", "write -z 5M 64k");
+            AssertSame(dir, "qcow2", "top.qcow2");
+        }
+    }
+
+    private static void AssertSame(TempDir dir, string format, string image)
+    {
+        var args = new System.Collections.Generic.List<string> { "-r", "-f", format };
+        foreach (string c in Commands)
+        {
+            args.Add("-c");
+            args.Add(c);
+        }
+
+        string theirs = Qemu.Ok("qemu-io", dir.Path, [.. args, image]);
+        var stdout = new StringWriter();
+        Assert.Equal(0, Cli.Cli.Run(["io", .. args, dir.File(image)], stdout, new StringWriter()));
+        Assert.Equal(theirs, stdout.ToString());
+    }
+}
