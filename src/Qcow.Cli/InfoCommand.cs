@@ -1,8 +1,11 @@
 // qcow info: qemu-img info's human text and JSON (the shape of qemu-img 7.2).
+using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.IO;
+using System.Linq;
 using System.Text;
-using System.Text.Json;
+using Microsoft.FSharp.Core;
 using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.Format;
 using Qcow.IO;
@@ -13,86 +16,123 @@ internal static class InfoCommand
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stdout)
     {
-        GetOpt opt = GetOpt.Parse(args, "f", "U", ["output"], ["force-share"]);
+        GetOpt opt = GetOpt.Parse(args, "f", "U", ["output"], ["force-share", "backing-chain"]);
         if (opt.Positional.Count != 1)
         {
             throw new UsageException("Expecting one image file name");
         }
 
-        string path = opt.Positional[0];
-        var settings = new OpenSettings(false, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"));
-        using IBlockDevice device = ImageOpener.Open(path, opt.Value("f"), settings);
-        ImageFacts facts = ImageFacts.Of(path, device);
-        switch (opt.Value("output") ?? "human")
+        string output = opt.Value("output") ?? "human";
+        if (output is not ("human" or "json"))
         {
-            case "json":
-                stdout.WriteLine(Json(facts));
-                break;
-            case "human":
-                stdout.Write(Human(facts));
-                break;
-            default:
-                throw new UsageException($"--output must be human or json");
+            throw new UsageException("--output must be human or json");
+        }
+
+        // As qemu-img info, backing files are opened only to describe them.
+        bool chain = opt.Has("backing-chain");
+        var settings = new OpenSettings(false, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"), OpenBackingFiles: chain);
+        using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
+        var layers = new List<ImageFacts>();
+        for (IBlockDevice? layer = device; layer != null; layer = chain ? (layer as QcowDevice)?.Backing : null)
+        {
+            layers.Add(ImageFacts.Of(layer.Path, layer));
+        }
+
+        if (output == "json")
+        {
+            stdout.WriteLine(chain ? JsonArray(layers) : Json(layers[0]).ToString());
+        }
+        else
+        {
+            stdout.Write(string.Join("\n", layers.ConvertAll(Human)));
         }
 
         return 0;
     }
 
-    public static string Json(ImageFacts f)
+    /// <summary>qemu-img info --backing-chain --output=json: a list of the layers' objects.</summary>
+    private static string JsonArray(List<ImageFacts> layers)
     {
-        var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, IndentSize = 4 }))
+        var lines = new StringBuilder("[\n");
+        for (int i = 0; i < layers.Count; i++)
         {
-            w.WriteStartObject();
-            if (f.BackingFormat != null)
+            foreach (string line in Json(layers[i]).ToString().Split('\n'))
             {
-                w.WriteString("backing-filename-format", f.BackingFormat);
+                lines.Append("    ").Append(line).Append('\n');
             }
 
-            w.WriteNumber("virtual-size", f.VirtualSize);
-            w.WriteString("filename", f.Path);
-            if (f.ClusterSize > 0)
-            {
-                w.WriteNumber("cluster-size", f.ClusterSize);
-            }
-
-            w.WriteString("format", f.Format);
-            w.WriteNumber("actual-size", f.ActualSize);
-            if (f.Header != null)
-            {
-                Header h = f.Header;
-                w.WriteStartObject("format-specific");
-                w.WriteString("type", "qcow2");
-                w.WriteStartObject("data");
-                w.WriteString("compat", h.Version == 3 ? "1.1" : "0.10");
-                w.WriteString("compression-type", h.CompressionType == 1 ? "zstd" : "zlib");
-                if (h.Version == 3)
-                {
-                    w.WriteBoolean("lazy-refcounts", HeaderModule.hasLazyRefcounts(h));
-                }
-
-                w.WriteNumber("refcount-bits", 1 << h.RefcountOrder);
-                if (h.Version == 3)
-                {
-                    w.WriteBoolean("corrupt", HeaderModule.isCorrupt(h));
-                    w.WriteBoolean("extended-l2", (h.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0);
-                }
-
-                w.WriteEndObject();
-                w.WriteEndObject();
-            }
-
-            if (f.BackingFile != null)
-            {
-                w.WriteString("full-backing-filename", f.FullBackingFile);
-                w.WriteString("backing-filename", f.BackingFile);
-            }
-
-            w.WriteBoolean("dirty-flag", f.Header != null && HeaderModule.isDirty(f.Header));
-            w.WriteEndObject();
+            lines.Length--;
+            lines.Append(i + 1 < layers.Count ? ",\n" : "\n");
         }
 
-        return Encoding.UTF8.GetString(buffer.ToArray());
+        return lines.Append(']').ToString();
+    }
+
+    /// <summary>qemu-img's ImageInfo object; optional members only when they hold something.</summary>
+    public static QemuJson Json(ImageFacts f)
+    {
+        var o = new QemuJson()
+            .Add("filename", f.Path)
+            .Add("format", f.Format)
+            .Add("dirty-flag", f.Header != null && HeaderModule.isDirty(f.Header))
+            .Add("actual-size", f.ActualSize)
+            .Add("virtual-size", f.VirtualSize)
+            .AddIf(f.ClusterSize > 0, "cluster-size", f.ClusterSize);
+        if (f.BackingFile != null)
+        {
+            o.Add("backing-filename", f.BackingFile).Add("full-backing-filename", f.FullBackingFile!);
+        }
+
+        o.AddIf(f.BackingFormat != null, "backing-filename-format", f.BackingFormat!);
+        if (f.Snapshots.Count > 0)
+        {
+            o.Add("snapshots", f.Snapshots.Select(SnapshotJson).ToList());
+        }
+
+        if (f.Header is { } h)
+        {
+            var data = new QemuJson()
+                .Add("compat", h.Version == 3 ? "1.1" : "0.10")
+                .AddIf(h.Version == 3, "lazy-refcounts", HeaderModule.hasLazyRefcounts(h))
+                .AddIf(h.Version == 3, "corrupt", HeaderModule.isCorrupt(h))
+                .Add("refcount-bits", 1 << h.RefcountOrder)
+                .AddIf(h.Version == 3, "extended-l2", (h.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0)
+                .Add("compression-type", h.CompressionType == 1 ? "zstd" : "zlib");
+            o.Add("format-specific", new QemuJson().Add("type", "qcow2").Add("data", data));
+        }
+
+        return o;
+    }
+
+    private static QemuJson SnapshotJson(Snapshot s)
+    {
+        ulong? icount = OptionModule.ToNullable(SnapshotModule.icount(s));
+        return new QemuJson()
+            .Add("id", s.Id)
+            .Add("name", s.Name)
+            .Add("vm-state-size", (long)s.VmStateSize)
+            .Add("date-sec", (long)s.DateSeconds)
+            .Add("date-nsec", (long)s.DateNanoseconds)
+            .Add("vm-clock-sec", (long)(s.VmClockNanoseconds / 1_000_000_000))
+            .Add("vm-clock-nsec", (long)(s.VmClockNanoseconds % 1_000_000_000))
+            .AddIf(icount.HasValue, "icount", (long)icount.GetValueOrDefault());
+    }
+
+    /// <summary>QEMU's snapshot list: header line, then one line per snapshot (local time, as qemu-img prints it).</summary>
+    private static string SnapshotList(IReadOnlyList<Snapshot> snapshots)
+    {
+        var s = new StringBuilder("Snapshot list:\n");
+        s.Append(CultureInfo.InvariantCulture, $"{"ID",-10}{"TAG",-17}{"VM SIZE",8}{"DATE",20}{"VM CLOCK",13}{"ICOUNT",11}\n");
+        foreach (Snapshot sn in snapshots)
+        {
+            string date = DateTimeOffset.FromUnixTimeSeconds(sn.DateSeconds).ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture);
+            ulong seconds = sn.VmClockNanoseconds / 1_000_000_000;
+            string clock = string.Create(CultureInfo.InvariantCulture, $"{seconds / 3600:00}:{seconds / 60 % 60:00}:{seconds % 60:00}.{sn.VmClockNanoseconds / 1_000_000 % 1000:000}");
+            string icount = OptionModule.ToNullable(SnapshotModule.icount(sn)) is { } n ? n.ToString(CultureInfo.InvariantCulture) : "";
+            s.Append(CultureInfo.InvariantCulture, $"{sn.Id,-9} {sn.Name,-16} {Sizes.Human((long)sn.VmStateSize),8}{date,20}{clock,13}{icount,11}\n");
+        }
+
+        return s.ToString();
     }
 
     public static string Human(ImageFacts f)
@@ -116,6 +156,11 @@ internal static class InfoCommand
         if (f.BackingFormat != null)
         {
             s.Append($"backing file format: {f.BackingFormat}\n");
+        }
+
+        if (f.Snapshots.Count > 0)
+        {
+            s.Append(SnapshotList(f.Snapshots));
         }
 
         if (f.Header != null)
@@ -150,13 +195,13 @@ internal static class InfoCommand
 }
 
 /// <summary>What info reports of one image.</summary>
-internal sealed record ImageFacts(string Path, string Format, long VirtualSize, int ClusterSize, long ActualSize, Header? Header, string? BackingFile, string? FullBackingFile, string? BackingFormat)
+internal sealed record ImageFacts(string Path, string Format, long VirtualSize, int ClusterSize, long ActualSize, Header? Header, string? BackingFile, string? FullBackingFile, string? BackingFormat, IReadOnlyList<Snapshot> Snapshots)
 {
     public static ImageFacts Of(string path, IBlockDevice device)
     {
         long actual = FileStorage.AllocatedBytesOf(path);
         return device is QcowDevice q
-            ? new ImageFacts(path, q.FormatName, q.Length, q.Layout.ClusterSize, actual, q.Header, q.BackingFileName, q.BackingFileName is null ? null : ImageOpener.ResolveBacking(path, q.BackingFileName), q.BackingFormat)
-            : new ImageFacts(path, device.FormatName, device.Length, 0, actual, null, null, null, null);
+            ? new ImageFacts(path, q.FormatName, q.Length, q.Layout.ClusterSize, actual, q.Header, q.BackingFileName, q.BackingFileName is null ? null : ImageOpener.ResolveBacking(path, q.BackingFileName), q.BackingFormat, q.Snapshots)
+            : new ImageFacts(path, device.FormatName, device.Length, 0, actual, null, null, null, null, []);
     }
 }

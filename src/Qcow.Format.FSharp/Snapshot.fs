@@ -36,6 +36,15 @@ module Snapshot =
     [<Literal>]
     let MaxExtraData = 1024u
 
+    /// The guest's instruction count at the snapshot (extra data bytes 16–23), or None when the
+    /// entry does not record one (QEMU's -1).
+    let icount (s: Snapshot) =
+        if s.ExtraData.Length >= 24 then
+            let value = BigEndian.u64 (System.ReadOnlySpan s.ExtraData) 16
+            if value = System.UInt64.MaxValue then None else Some value
+        else
+            None
+
     /// The whole snapshot table is at most 64 MiB (QCOW_MAX_SNAPSHOTS_SIZE).
     [<Literal>]
     let MaxTableBytes = 67108864UL

@@ -9,5 +9,5 @@ namespace Qcow.IO;
 /// <param name="Logger">Where the shell logs.</param>
 internal sealed record DeviceOptions(bool Writable, bool ForceCorrupt, long CacheBytes, ILogger Logger);
 
-/// <summary>Opens the image an image names as its backing file, read-only.</summary>
-internal delegate IBlockDevice BackingOpener(string name, string? format);
+/// <summary>Opens the image an image names as its backing file, read-only; null leaves it unopened (qemu-img info without --backing-chain).</summary>
+internal delegate IBlockDevice? BackingOpener(string name, string? format);

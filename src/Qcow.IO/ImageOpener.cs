@@ -16,7 +16,8 @@ namespace Qcow.IO;
 /// <param name="Policy">Which referenced files may be opened.</param>
 /// <param name="IgnoreFlushes">QEMU's cache=unsafe: writes reach the file, flushes never force them to disk.</param>
 /// <param name="ForceShare">qemu-img's -U: a read-only open that lets others write the image meanwhile.</param>
-internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false, bool ForceShare = false);
+/// <param name="OpenBackingFiles">False leaves backing files unopened, for reading headers only (qemu-img info).</param>
+internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false, bool ForceShare = false, bool OpenBackingFiles = true);
 
 internal static class ImageOpener
 {
@@ -77,7 +78,7 @@ internal static class ImageOpener
             }
 
             var options = new DeviceOptions(settings.Writable, settings.ForceCorrupt, settings.CacheBytes, settings.LoggerFactory.CreateLogger("Qcow"));
-            QcowDevice device = QcowDevice.Open(storage, options, (name, backingFormat) => OpenBacking(path, name, backingFormat, settings, chain));
+            QcowDevice device = QcowDevice.Open(storage, options, (name, backingFormat) => settings.OpenBackingFiles ? OpenBacking(path, name, backingFormat, settings, chain) : null);
             if (actual != "qcow*" && device.FormatName != actual)
             {
                 device.Dispose();

@@ -21,6 +21,7 @@ internal sealed partial class QcowDevice : IBlockDevice
 
     private QcowDevice(IStorage storage, ImageLayout layout, Header? header, QcowV1Header? v1Header, string? backingName, string? backingFormat, IBlockDevice? backing, DeviceOptions options, SnapshotTable? snapshots)
     {
+        Snapshots = snapshots?.Entries ?? [];
         _storage = storage;
         Layout = layout;
         Header = header;
@@ -48,7 +49,11 @@ internal sealed partial class QcowDevice : IBlockDevice
 
     public string? BackingFormat { get; }
 
+    /// <summary>The backing file, opened; null when there is none or it was left unopened.</summary>
     public IBlockDevice? Backing { get; }
+
+    /// <summary>The internal snapshots, as the snapshot table held them at open.</summary>
+    public System.Collections.Generic.IReadOnlyList<Snapshot> Snapshots { get; }
 
     public string Path => _storage.Path;
 

@@ -39,6 +39,27 @@ public sealed class InfoCommandTests
         Assert.True(JsonNode.DeepEquals(Without(expected), Without(stdout.ToString())), $"qemu-img: {expected}\nqcow: {stdout}");
     }
 
+    [OracleFact]
+    public void Info_ListsSnapshots_AndFollowsTheBackingChain_AsQemuImgPrintsThem()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "raw", "base.raw", "4M");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-o", "compat=0.10", "-b", "base.raw", "-F", "raw", "mid.qcow2");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-b", "mid.qcow2", "-F", "qcow2", "top.qcow2", "8M");
+        Qemu.Io(dir.Path, "top.qcow2", "write -P 1 0 64k");
+        Qemu.Ok("qemu-img", dir.Path, "snapshot", "-c", "first", "top.qcow2");
+        Qemu.Ok("qemu-img", dir.Path, "snapshot", "-c", "second one", "top.qcow2");
+
+        string top = dir.File("top.qcow2");
+        foreach (string[] args in new[] { new[] { top }, ["--output=json", top], ["--backing-chain", top], ["--backing-chain", "--output=json", top] })
+        {
+            string theirs = Qemu.Ok("qemu-img", dir.Path, ["info", .. args]);
+            var stdout = new StringWriter();
+            Assert.Equal(0, Cli.Cli.Run(["info", .. args], stdout, new StringWriter()));
+            Assert.Equal(theirs, stdout.ToString());
+        }
+    }
+
     [OracleTheory]
     [InlineData("qcow2", "", "3G")]
     [InlineData("qcow2", "compat=0.10,cluster_size=512", "16M")]
