@@ -124,7 +124,7 @@ internal sealed class CreateSpec
         switch (Format)
         {
             case "raw":
-                ImageCreator.CreateRaw(path, Options.Size);
+                ImageCreator.CreateRaw(path, (long)size);
                 break;
             case "qcow":
                 ImageCreator.CreateQcowV1(path, size, Options.BackingFile);

@@ -17,6 +17,8 @@ namespace Qcow.Cli
               check [-f fmt] [--output=human|json] [-r leaks|all] [-U] [-q] FILE
               measure [--output=human|json] [-O fmt] [-o options] [--size N | [-f fmt] FILE]
               compare [-f fmt] [-F fmt] [-s] [-p] [-q] [-U] FILE1 FILE2
+              dd [-f fmt] [-O fmt] [-U] [bs=N] [count=N] [skip=N] if=IN of=OUT
+              bench [-c count] [-d depth] [-f fmt] [--flush-interval=N] [-o offset] [--pattern=N] [-q] [-s size] [-S step] [-t cache] [-w] [-U] FILE
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
               convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] SRC DST
             teaching verbs:
@@ -45,6 +47,8 @@ namespace Qcow.Cli
                     "check" => CheckCommand.Run(rest, stdout, stderr),
                     "map" => MapCommand.Run(rest, stdout, stderr),
                     "compare" => CompareCommand.Run(rest, stdout, stderr),
+                    "dd" => DdCommand.Run(rest, stderr),
+                    "bench" => BenchCommand.Run(rest, stdout),
                     "measure" => MeasureCommand.Run(rest, stdout),
                     "explain" => ExplainCommand.Run(rest, stdout),
                     "geometry" => GeometryCommand.Run(rest, stdout),

@@ -41,10 +41,15 @@ internal static class ImageCreator
         storage.Flush();
     }
 
+    /// <summary>
+    /// A raw file of the size, sparse but for its first block, which is written (with zeros) as
+    /// QEMU writes it, so that the file's first block is allocated as in files qemu-img creates.
+    /// </summary>
     public static void CreateRaw(string path, long size)
     {
         using FileStorage storage = FileStorage.Create(path);
         storage.SetLength(size);
+        storage.Write(0, new byte[Math.Min(size, 4096)]);
         storage.Flush();
     }
 }

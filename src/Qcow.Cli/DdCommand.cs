@@ -1,0 +1,67 @@
+// qcow dd: qemu-img dd's copy of count blocks of bs bytes, skip blocks in, into a new image.
+using System;
+using System.Collections.Generic;
+using System.IO;
+using Microsoft.Extensions.Logging.Abstractions;
+using Qcow.IO;
+
+namespace Qcow.Cli;
+
+internal static class DdCommand
+{
+    public static int Run(IReadOnlyList<string> args, TextWriter stderr)
+    {
+        GetOpt opt = GetOpt.Parse(args, "fO", "U", [], ["force-share"]);
+        var operands = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string operand in opt.Positional)
+        {
+            int eq = operand.IndexOf('=');
+            string key = eq < 0 ? operand : operand[..eq];
+            if (eq < 0 || key is not ("if" or "of" or "bs" or "count" or "skip"))
+            {
+                throw new UsageException($"unrecognized operand {operand}");
+            }
+
+            operands[key] = operand[(eq + 1)..];
+        }
+
+        if (!operands.TryGetValue("if", out string? input) || !operands.TryGetValue("of", out string? output))
+        {
+            throw new UsageException("Must specify both input and output files");
+        }
+
+        long bs = operands.TryGetValue("bs", out string? b) ? Sizes.Parse(b) : 512;
+        if (bs <= 0 || bs > int.MaxValue)
+        {
+            throw new UsageException($"invalid number: '{b}'");
+        }
+
+        var settings = new OpenSettings(false, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"));
+        using IBlockDevice source = ImageOpener.Open(input, opt.Value("f"), settings);
+        // As qemu-img reckons it: count blocks from the start of the input, of which skip are left out.
+        long end = operands.TryGetValue("count", out string? count) ? Math.Min(source.Length, checked(Sizes.Parse(count) * bs)) : source.Length;
+        long start = operands.TryGetValue("skip", out string? skip) ? checked(Sizes.Parse(skip) * bs) : 0;
+        if (start > end)
+        {
+            // qemu-img says so and goes on with nothing to copy.
+            stderr.WriteLine($"qcow: {input}: cannot skip to specified offset");
+            start = end;
+        }
+
+        long size = end - start;
+        string format = opt.Value("O") ?? "raw";
+        CreateSpec.From(format, [], null, null, size).Create(output);
+        using IBlockDevice target = ImageOpener.Open(output, format, settings with { Writable = true, IgnoreFlushes = true, ForceShare = false });
+        byte[] block = new byte[Math.Min(bs, Math.Max(size, 1))];
+        for (long done = 0; done < size;)
+        {
+            int n = (int)Math.Min(block.Length, size - done);
+            source.Read(start + done, block.AsSpan(0, n));
+            target.Write(done, block.AsSpan(0, n));
+            done += n;
+        }
+
+        target.Flush();
+        return 0;
+    }
+}
