@@ -19,6 +19,7 @@ namespace Qcow.Cli
               compare [-f fmt] [-F fmt] [-s] [-p] [-q] [-U] FILE1 FILE2
               dd [-f fmt] [-O fmt] [-U] [bs=N] [count=N] [skip=N] if=IN of=OUT
               bench [-c count] [-d depth] [-f fmt] [--flush-interval=N] [-o offset] [--pattern=N] [-q] [-s size] [-S step] [-t cache] [-w] [-U] FILE
+              amend [-f fmt] -o compat=..,lazy_refcounts=..,refcount_bits=.. FILE
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
               convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] SRC DST
             teaching verbs:
@@ -48,6 +49,7 @@ namespace Qcow.Cli
                     "map" => MapCommand.Run(rest, stdout, stderr),
                     "compare" => CompareCommand.Run(rest, stdout, stderr),
                     "dd" => DdCommand.Run(rest, stderr),
+                    "amend" => AmendCommand.Run(rest),
                     "bench" => BenchCommand.Run(rest, stdout),
                     "measure" => MeasureCommand.Run(rest, stdout),
                     "explain" => ExplainCommand.Run(rest, stdout),

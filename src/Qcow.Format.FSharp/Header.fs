@@ -170,3 +170,21 @@ module Header =
             if h.Version >= 3 && h.ClusterBits > 12 then [ FeatureNameTable standardFeatureTable ] else []
 
         { h with Extensions = List.sortBy rank (others @ table) }
+
+    /// The header qemu-img amend writes: the version (2 or 3), lazy refcounts, the refcount order
+    /// and the refcount table that goes with it; version 3's own fields go when going to 2.
+    let amend (h: Header) (version: int) (lazyRefcounts: bool) (refcountOrder: int) (tableOffset: uint64) (tableClusters: uint32) =
+        let v3 = version >= 3
+
+        inQemuOrder
+            { h with
+                Version = version
+                HeaderLength = if v3 then max h.HeaderLength (uint32 Limits.HeaderV3Length) else uint32 Limits.HeaderV2Length
+                CompatibleFeatures =
+                    if not v3 then 0UL
+                    elif lazyRefcounts then h.CompatibleFeatures ||| LazyRefcountsBit
+                    else h.CompatibleFeatures &&& ~~~LazyRefcountsBit
+                AdditionalFields = if v3 then h.AdditionalFields else [||]
+                RefcountOrder = refcountOrder
+                RefcountTableOffset = tableOffset
+                RefcountTableClusters = tableClusters }

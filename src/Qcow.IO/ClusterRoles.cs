@@ -44,6 +44,9 @@ internal sealed class ClusterRoles
 
     public int ClusterBits => _bits;
 
+    /// <summary>Some L2 entry, active or a snapshot's, is a zero cluster (version 3 only).</summary>
+    public bool HasZeroClusters { get; private set; }
+
     public static ClusterRoles Of(IStorage storage, Header header)
     {
         var map = new ClusterRoles(storage, header);
@@ -94,7 +97,9 @@ internal sealed class ClusterRoles
             for (int j = 0; j < l2.Length / 8; j++)
             {
                 ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * 8));
-                switch (L2Entry.clusterType(_format, entry))
+                ClusterType type = L2Entry.clusterType(_format, entry);
+                HasZeroClusters |= type is ClusterType.ZeroPlain or ClusterType.ZeroAllocated;
+                switch (type)
                 {
                     case ClusterType.Normal or ClusterType.ZeroAllocated:
                         Mark((long)(entry & L2Entry.OffsetMask), cs, ClusterRole.Data);

@@ -33,24 +33,33 @@ internal static class RefcountRepair
 
     public static void Rebuild(IStorage storage, Header header, ILogger logger)
     {
+        (RefcountRebuild.Rebuilt rebuilt, long problems) = Place(storage, header, HeaderModule.refcountGeometry(header));
+
+        // One header write points at the new structures; then, with refcounts right again, the
+        // dirty bit goes.
+        storage.Write(HeaderEncode.RefcountTableFieldsOffset, HeaderEncode.refcountTableFields(rebuilt.TableOffset, rebuilt.TableClusters));
+        storage.Flush();
+        storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(header.IncompatibleFeatures & ~HeaderModule.DirtyBit));
+        storage.Flush();
+        logger.LogRefcountsRebuilt(storage.Path, rebuilt.TableOffset, problems);
+    }
+
+    /// <summary>
+    /// Counts every reference and writes refcount structures of the given geometry holding the
+    /// counts, durable, where nothing lives; the header still names the old ones. Returns them,
+    /// and the problems the count found.
+    /// </summary>
+    public static (RefcountRebuild.Rebuilt Rebuilt, long Problems) Place(IStorage storage, Header header, RefcountGeometry geometry)
+    {
         ReferenceCounter references = ReferenceCounter.Count(storage, header, refcountStructures: false);
         // New structures go past every cluster a table names, so that none lands on one still in
         // use; references absurdly far past the end (a hostile image) are not followed there.
         ulong inFile = (ulong)references.Counts.Length;
         ulong start = references.ClustersReferenced <= 2 * inFile + (1UL << 20) ? Math.Max(inFile, references.ClustersReferenced) : inFile;
-        RefcountRebuild.Rebuilt rebuilt = RefcountRebuild
-            .layout(HeaderModule.refcountGeometry(header), references.Counts, start)
-            .OrThrow(storage.Path);
-
-        // The new structures first, durable; then one header write points at them; then, with
-        // refcounts right again, the dirty bit goes.
+        RefcountRebuild.Rebuilt rebuilt = RefcountRebuild.layout(geometry, references.Counts, start).OrThrow(storage.Path);
         storage.Write((long)rebuilt.BlocksOffset, rebuilt.Blocks);
         storage.Write((long)rebuilt.TableOffset, rebuilt.Table);
         storage.Flush();
-        storage.Write(HeaderEncode.RefcountTableFieldsOffset, HeaderEncode.refcountTableFields(rebuilt.TableOffset, rebuilt.TableClusters));
-        storage.Flush();
-        storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(header.IncompatibleFeatures & ~HeaderModule.DirtyBit));
-        storage.Flush();
-        logger.LogRefcountsRebuilt(storage.Path, rebuilt.TableOffset, references.Corruptions);
+        return (rebuilt, references.Corruptions);
     }
 }
