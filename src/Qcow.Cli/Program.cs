@@ -20,6 +20,7 @@ namespace Qcow.Cli
               dd [-f fmt] [-O fmt] [-U] [bs=N] [count=N] [skip=N] if=IN of=OUT
               bench [-c count] [-d depth] [-f fmt] [--flush-interval=N] [-o offset] [--pattern=N] [-q] [-s size] [-S step] [-t cache] [-w] [-U] FILE
               amend [-f fmt] -o compat=..,lazy_refcounts=..,refcount_bits=.. FILE
+              resize [-f fmt] [--preallocation=off] [-q] [--shrink] FILE [+|-]SIZE
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
               convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] SRC DST
             teaching verbs:
@@ -50,6 +51,7 @@ namespace Qcow.Cli
                     "compare" => CompareCommand.Run(rest, stdout, stderr),
                     "dd" => DdCommand.Run(rest, stderr),
                     "amend" => AmendCommand.Run(rest),
+                    "resize" => ResizeCommand.Run(rest, stdout, stderr),
                     "bench" => BenchCommand.Run(rest, stdout),
                     "measure" => MeasureCommand.Run(rest, stdout),
                     "explain" => ExplainCommand.Run(rest, stdout),

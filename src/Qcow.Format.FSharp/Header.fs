@@ -171,6 +171,20 @@ module Header =
 
         { h with Extensions = List.sortBy rank (others @ table) }
 
+    /// The header after a resize: the virtual size and the L1 table that maps it.
+    let resized (h: Header) (size: uint64) (l1Offset: uint64) (l1Size: uint32) =
+        inQemuOrder { h with Size = size; L1TableOffset = l1Offset; L1Size = l1Size }
+
+    /// The header after a resize that moved the L1 table and, to count its clusters, the refcounts.
+    let resizedWithRefcounts (h: Header) (size: uint64) (l1Offset: uint64) (l1Size: uint32) (tableOffset: uint64) (tableClusters: uint32) =
+        inQemuOrder
+            { h with
+                Size = size
+                L1TableOffset = l1Offset
+                L1Size = l1Size
+                RefcountTableOffset = tableOffset
+                RefcountTableClusters = tableClusters }
+
     /// The header qemu-img amend writes: the version (2 or 3), lazy refcounts, the refcount order
     /// and the refcount table that goes with it; version 3's own fields go when going to 2.
     let amend (h: Header) (version: int) (lazyRefcounts: bool) (refcountOrder: int) (tableOffset: uint64) (tableClusters: uint32) =

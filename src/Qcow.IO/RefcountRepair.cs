@@ -31,6 +31,17 @@ internal static class RefcountRepair
         return freed;
     }
 
+    /// <summary>
+    /// The first cluster past everything the tables name, where new structures can go without
+    /// landing on one still in use; references absurdly far past the end (a hostile image) are
+    /// not followed there.
+    /// </summary>
+    public static ulong FreeFrom(ReferenceCounter references)
+    {
+        ulong inFile = (ulong)references.Counts.Length;
+        return references.ClustersReferenced <= 2 * inFile + (1UL << 20) ? Math.Max(inFile, references.ClustersReferenced) : inFile;
+    }
+
     public static void Rebuild(IStorage storage, Header header, ILogger logger)
     {
         (RefcountRebuild.Rebuilt rebuilt, long problems) = Place(storage, header, HeaderModule.refcountGeometry(header));
@@ -52,11 +63,7 @@ internal static class RefcountRepair
     public static (RefcountRebuild.Rebuilt Rebuilt, long Problems) Place(IStorage storage, Header header, RefcountGeometry geometry)
     {
         ReferenceCounter references = ReferenceCounter.Count(storage, header, refcountStructures: false);
-        // New structures go past every cluster a table names, so that none lands on one still in
-        // use; references absurdly far past the end (a hostile image) are not followed there.
-        ulong inFile = (ulong)references.Counts.Length;
-        ulong start = references.ClustersReferenced <= 2 * inFile + (1UL << 20) ? Math.Max(inFile, references.ClustersReferenced) : inFile;
-        RefcountRebuild.Rebuilt rebuilt = RefcountRebuild.layout(geometry, references.Counts, start).OrThrow(storage.Path);
+        RefcountRebuild.Rebuilt rebuilt = RefcountRebuild.layout(geometry, references.Counts, FreeFrom(references)).OrThrow(storage.Path);
         storage.Write((long)rebuilt.BlocksOffset, rebuilt.Blocks);
         storage.Write((long)rebuilt.TableOffset, rebuilt.Table);
         storage.Flush();

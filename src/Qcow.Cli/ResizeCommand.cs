@@ -1,0 +1,70 @@
+// qcow resize: qemu-img resize's FILE [+|-]SIZE, --shrink and its messages.
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using Microsoft.Extensions.Logging.Abstractions;
+using Qcow.IO;
+
+namespace Qcow.Cli;
+
+internal static class ResizeCommand
+{
+    public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
+    {
+        // As qemu-img, the size is taken off the end first, so that "-1G" is not read as an option.
+        if (args.Count < 2)
+        {
+            throw new UsageException("Expecting image file name and size");
+        }
+
+        string sizeText = args[^1];
+        GetOpt opt = GetOpt.Parse([.. args.Take(args.Count - 1)], "f", "q", ["preallocation"], ["shrink"]);
+        if (opt.Positional.Count != 1)
+        {
+            throw new UsageException("Expecting image file name and size");
+        }
+
+        if (opt.Value("preallocation") is { } mode && mode != "off")
+        {
+            throw new UsageException($"--preallocation={mode} is not supported by qcow yet");
+        }
+
+        string path = opt.Positional[0];
+        long current;
+        var settings = new OpenSettings(false, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: true, OpenBackingFiles: false);
+        using (IBlockDevice device = ImageOpener.Open(path, opt.Value("f"), settings))
+        {
+            current = device.Length;
+        }
+
+        long size = sizeText[0] switch
+        {
+            '+' => current + Sizes.Parse(sizeText[1..]),
+            '-' => current - Sizes.Parse(sizeText[1..]),
+            _ => Sizes.Parse(sizeText),
+        };
+        if (size < 0)
+        {
+            throw new UsageException("New image size must be positive");
+        }
+
+        try
+        {
+            ImageResizer.Resize(path, opt.Value("f"), size, opt.Has("shrink"), NullLogger.Instance);
+        }
+        catch (InvalidOperationException e) when (e.Message.StartsWith("Use the --shrink", StringComparison.Ordinal))
+        {
+            stderr.WriteLine($"qcow: {e.Message}");
+            stderr.WriteLine("qcow: warning: Shrinking an image will delete all data beyond the shrunken image's end. Before performing such an operation, make sure there is no important data there.");
+            return 1;
+        }
+
+        if (!opt.Has("q"))
+        {
+            stdout.WriteLine("Image resized.");
+        }
+
+        return 0;
+    }
+}

@@ -1,0 +1,137 @@
+// Resizing a closed image, as qemu-img resize does. Growing a qcow2 image whose L1 table has room
+// in its clusters rewrites the header; otherwise a larger L1 table and refcounts that count it
+// are written past everything in use, durable, before one header write switches to both.
+// Shrinking discards the clusters past the new end, then the header drops the L1 entries past
+// it, and the L2 tables they held are freed: a crash between costs leaks at worst.
+using System;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Qcow.Format;
+
+namespace Qcow.IO;
+
+internal static class ImageResizer
+{
+    /// <exception cref="InvalidOperationException">A shrink without <paramref name="shrink"/>, or a format that cannot be resized.</exception>
+    public static void Resize(string path, string? format, long newSize, bool shrink, ILogger logger)
+    {
+        string actual = format ?? ImageOpener.Probe(path);
+        if (actual == "raw")
+        {
+            using FileStorage raw = FileStorage.Open(path, writable: true);
+            RefuseShrink(raw.Length, newSize, shrink);
+            raw.SetLength(newSize);
+            raw.Flush();
+            return;
+        }
+
+        if (actual != "qcow2")
+        {
+            throw new InvalidOperationException("Image format driver does not support resize");
+        }
+
+        Header header;
+        using (FileStorage storage = FileStorage.Open(path, writable: false, shareAll: true))
+        {
+            header = QcowDevice.ReadHeader(storage);
+        }
+
+        RefuseShrink((long)header.Size, newSize, shrink);
+        if (newSize < (long)header.Size)
+        {
+            DiscardPast(path, newSize, header, logger);
+        }
+
+        using FileStorage file = FileStorage.Open(path, writable: true);
+        header = QcowDevice.ReadHeader(file);
+        Geometry g = HeaderModule.geometry(header);
+        uint l1Size = (uint)GeometryModule.l1EntriesFor(g, (ulong)newSize);
+        ulong l1Room = GeometryModule.clustersFor(g, (ulong)header.L1Size * 8) << g.ClusterBits;
+        if (l1Size <= header.L1Size)
+        {
+            Shrink(file, header, newSize, l1Size);
+        }
+        else if ((ulong)l1Size * 8 <= l1Room)
+        {
+            // The spare entries of the L1 table's last cluster must read as unallocated before the header says they count.
+            file.Write((long)header.L1TableOffset + header.L1Size * 8L, new byte[(l1Size - header.L1Size) * 8L]);
+            file.Flush();
+            WriteHeader(file, HeaderModule.resized(header, (ulong)newSize, header.L1TableOffset, l1Size));
+        }
+        else
+        {
+            GrowL1(file, header, newSize, l1Size);
+        }
+
+        logger.LogInformation("{Image}: resized to {Size} bytes", path, newSize);
+    }
+
+    private static void RefuseShrink(long size, long newSize, bool shrink)
+    {
+        if (newSize < size && !shrink)
+        {
+            throw new InvalidOperationException("Use the --shrink option to perform a shrink operation.");
+        }
+    }
+
+    /// <summary>Discards every whole cluster past the new end, through the device, in flush order.</summary>
+    private static void DiscardPast(string path, long newSize, Header header, ILogger logger)
+    {
+        var settings = new OpenSettings(true, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, OpenBackingFiles: false);
+        using QcowDevice device = ImageOpener.OpenQcow(path, settings);
+        long cs = device.Layout.ClusterSize;
+        long from = (newSize + cs - 1) / cs * cs;
+        if (from < device.Length)
+        {
+            device.Discard(from, device.Length - from);
+        }
+
+        device.Flush();
+        logger.LogDebug("{Image}: discarded 0x{From:x} to 0x{To:x} before shrinking", path, from, header.Size);
+    }
+
+    /// <summary>The header drops the L1 entries past the new end; the L2 tables they held are freed, then the entries zeroed.</summary>
+    private static void Shrink(FileStorage file, Header header, long newSize, uint l1Size)
+    {
+        WriteHeader(file, HeaderModule.resized(header, (ulong)newSize, header.L1TableOffset, l1Size));
+        if (l1Size < header.L1Size)
+        {
+            RefcountRepair.FreeLeaks(file, QcowDevice.ReadHeader(file));
+            file.Write((long)header.L1TableOffset + l1Size * 8L, new byte[(header.L1Size - l1Size) * 8L]);
+            file.Flush();
+        }
+    }
+
+    /// <summary>A larger L1 table past everything in use, refcounts that count it after it, then one header write.</summary>
+    private static void GrowL1(FileStorage file, Header header, long newSize, uint l1Size)
+    {
+        int bits = header.ClusterBits;
+        ReferenceCounter references = ReferenceCounter.Count(file, header, refcountStructures: false);
+        ulong l1At = RefcountRepair.FreeFrom(references);
+        ulong l1Clusters = ((ulong)l1Size * 8 + (1UL << bits) - 1) >> bits;
+        uint[] counts = new uint[l1At + l1Clusters];
+        references.Counts.AsSpan(0, (int)Math.Min((ulong)references.Counts.Length, l1At)).CopyTo(counts);
+        counts.AsSpan((int)l1At).Fill(1);
+        // The old table is counted as the header names it now; after the switch nothing does.
+        for (ulong c = header.L1TableOffset >> bits; c <= (header.L1TableOffset + ((ulong)header.L1Size * 8) - 1) >> bits; c++)
+        {
+            counts[c]--;
+        }
+
+        byte[] l1 = new byte[l1Clusters << bits];
+        file.Read((long)header.L1TableOffset, l1.AsSpan(0, (int)header.L1Size * 8));
+
+        RefcountRebuild.Rebuilt rebuilt = RefcountRebuild.layout(HeaderModule.refcountGeometry(header), counts, l1At + l1Clusters).OrThrow(file.Path);
+        file.Write((long)(l1At << bits), l1);
+        file.Write((long)rebuilt.BlocksOffset, rebuilt.Blocks);
+        file.Write((long)rebuilt.TableOffset, rebuilt.Table);
+        file.Flush();
+        WriteHeader(file, HeaderModule.resizedWithRefcounts(header, (ulong)newSize, l1At << bits, l1Size, rebuilt.TableOffset, rebuilt.TableClusters));
+    }
+
+    private static void WriteHeader(FileStorage file, Header header)
+    {
+        file.Write(0, HeaderEncode.encode(header).OrThrow(file.Path));
+        file.Flush();
+    }
+}

@@ -1,0 +1,59 @@
+// qcow resize against qemu-img resize: growing (in the L1 table's room and past it, with and
+// without snapshots), shrinking with --shrink and refusing without it, relative sizes, raw files;
+// afterwards qemu-img finds the image clean, reading and describing as qemu-img's does.
+using System.IO;
+using System.Text.Json.Nodes;
+using Qcow.Examples.Oracle;
+using Xunit;
+
+namespace Qcow.Examples.CliTests;
+
+public sealed class ResizeCommandTests
+{
+    [OracleTheory]
+    [InlineData("qcow2", "", false, "+1G")]
+    [InlineData("qcow2", "", false, "8M")]
+    [InlineData("qcow2", "", false, "--shrink", "8M")]
+    [InlineData("qcow2", "", false, "--shrink", "-12M")]
+    [InlineData("qcow2", "cluster_size=512", false, "10M")]
+    [InlineData("qcow2", "cluster_size=4k", false, "5G")]
+    [InlineData("qcow2", "", true, "--shrink", "4M")]
+    [InlineData("qcow2", "cluster_size=512", true, "+100M")]
+    [InlineData("qcow2", "compat=0.10", false, "+3T")]
+    [InlineData("raw", "", false, "+1M")]
+    [InlineData("raw", "", false, "--shrink", "1M")]
+    [InlineData("qcow", "", false, "+1M")]
+    public void Resize_DoesWhatQemuImgResizeDoes(string format, string options, bool snapshot, params string[] args)
+    {
+        using var dir = new TempDir();
+        string[] o = options == "" ? [] : ["-o", options];
+        Qemu.Ok("qemu-img", dir.Path, ["create", "-q", "-f", format, .. o, "theirs.img", "16M"]);
+        Qemu.Ok("qemu-io", dir.Path, "-f", format, "-c", "write -P 1 0 1M", "-c", "write -P 2 15M 64k", "theirs.img");
+        if (snapshot)
+        {
+            Qemu.Ok("qemu-img", dir.Path, "snapshot", "-c", "s", "theirs.img");
+        }
+
+        File.Copy(dir.File("theirs.img"), dir.File("mine.img"));
+        var theirs = Qemu.Run("qemu-img", dir.Path, ["resize", "-f", format, "theirs.img", .. args]);
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+
+        int code = Cli.Cli.Run(["resize", "-f", format, dir.File("mine.img"), .. args], stdout, stderr);
+
+        Assert.Equal(theirs.ExitCode, code);
+        Assert.Equal(theirs.Stdout, stdout.ToString());
+        Assert.Equal(theirs.Stderr.Replace("qemu-img: ", "qcow: "), stderr.ToString());
+        if (format == "qcow2")
+        {
+            Qemu.AssertClean(dir.Path, "mine.img");
+        }
+
+        // Strict for images; raw files differ in holes only because File.Copy does not keep them.
+        Qemu.Ok("qemu-img", dir.Path, ["compare", .. format == "raw" ? [] : (string[])["-s"], "-f", format, "-F", format, "theirs.img", "mine.img"]);
+        Assert.Equal(Size(dir, format, "theirs.img"), Size(dir, format, "mine.img"));
+    }
+
+    private static long Size(TempDir dir, string format, string image) =>
+        (long)JsonNode.Parse(Qemu.Ok("qemu-img", dir.Path, "info", "--output=json", "-f", format, image))!["virtual-size"]!;
+}
