@@ -105,7 +105,7 @@ internal static class ImageChecker
             if (!_blocks.TryGetValue(index, out byte[]? block))
             {
                 int cs = 1 << _geometry.ClusterBits;
-                block = _table[index] + (ulong)cs <= (ulong)_storage.Length ? new byte[cs] : null;
+                block = _table[index] < (ulong)_storage.Length && (ulong)_storage.Length - _table[index] >= (ulong)cs ? new byte[cs] : null;
                 if (block != null)
                 {
                     _storage.Read((long)_table[index], block);
