@@ -79,5 +79,9 @@ module Snapshot =
                 check
                     (uint64 l1Size * 8UL <= Limits.MaxL1Bytes)
                     (FieldOutOfRange(Structure.SnapshotTable, at + 8UL, "snapshot l1_size", uint64 l1Size, "at most 4194304 entries"))
+            do!
+                check
+                    (l1 <= Limits.MaxFileOffset - uint64 l1Size * 8UL)
+                    (FieldOutOfRange(Structure.SnapshotTable, at, "snapshot l1_table_offset", l1, "below 2^63"))
             return snapshot
         }
