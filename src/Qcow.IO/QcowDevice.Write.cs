@@ -182,7 +182,7 @@ internal sealed partial class QcowDevice
             Layout.EntryFormat,
             Backing != null,
             Layout.HasRefcounts
-                ? AllocationSource.NewRefcounted(_metadata, _metadata.FirstFreeCluster)
+                ? AllocationSource.NewRefcounted(_metadata, _metadata.FirstFreeCluster, (_metadata.FileEnd + Limits.MaxPastEndBytes) >> Layout.Geometry.ClusterBits)
                 : AllocationSource.NewAppendOnly(_metadata.FileEnd));
 
     private void GrowRefcountTable()
