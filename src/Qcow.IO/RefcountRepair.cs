@@ -15,7 +15,7 @@ internal static class RefcountRepair
         // New structures go past every cluster a table names, so that none lands on one still in
         // use; references absurdly far past the end (a hostile image) are not followed there.
         ulong inFile = (ulong)references.Counts.Length;
-        ulong start = references.ClustersReferenced <= 2 * inFile + (1UL << 20) ? Math.Max(inFile, references.ClustersReferenced) : inFile;
+        ulong start = references.ClustersReferenced <= 2 * inFile + (Limits.MaxPastEndBytes >> header.ClusterBits) ? Math.Max(inFile, references.ClustersReferenced) : inFile;
         RefcountRebuild.Rebuilt rebuilt = RefcountRebuild
             .layout(HeaderModule.refcountGeometry(header), references.Counts, start)
             .OrThrow(storage.Path);
