@@ -149,7 +149,7 @@ internal sealed class ReferenceCounter
                 throw new QcowFormatException(_storage.Path, QcowFormatErrorKind.Truncated, QcowStructure.SnapshotTable, (long)entryAt, "the snapshot table runs past the end of the file");
             }
 
-            ulong bytes = SnapshotModule.entryBytes(fixedPart);
+            ulong bytes = SnapshotModule.entryBytes(fixedPart, entryAt).OrThrow(_storage.Path);
             if (tableBytes + bytes > SnapshotModule.MaxTableBytes)
             {
                 throw new QcowFormatException(_storage.Path, QcowFormatErrorKind.FieldOutOfRange, QcowStructure.SnapshotTable, (long)entryAt, "the snapshot table is larger than QEMU's 64 MiB limit");
