@@ -87,7 +87,7 @@ let private fixedFields (b: byte[]) (available: int) =
       HeaderLength = headerLength
       CompressionType = if v3 && headerLength > 104u && available > 104 then b[104] else 0uy
       AdditionalFields =
-        if v3 && headerLength > uint32 Limits.HeaderV3Length && int headerLength <= b.Length then
+        if v3 && headerLength > uint32 Limits.HeaderV3Length && headerLength <= uint32 b.Length then
             b[Limits.HeaderV3Length .. int headerLength - 1]
         else
             [||]
