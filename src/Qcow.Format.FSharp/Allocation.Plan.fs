@@ -91,8 +91,8 @@ type IRefcountView =
 
 /// How new host space is found.
 type AllocationSource =
-    /// qcow2: the first clusters whose refcount is 0, from a hint.
-    | Refcounted of view: IRefcountView * firstFree: uint64
+    /// qcow2: the first clusters whose refcount is 0, from a hint, below a limit.
+    | Refcounted of view: IRefcountView * firstFree: uint64 * limit: uint64
     /// qcow v1: the end of the file, rounded up to a cluster.
     | AppendOnly of fileEnd: uint64
 

@@ -26,27 +26,30 @@ let private blockOf (view: IRefcountView) draft index =
     | Some b -> b
     | None -> view.BlockOffset index
 
-/// The first free cluster at or after `cluster`: refcount 0 in a loaded block, or no block yet.
-let rec private findFree (ctx: PlanContext) (view: IRefcountView) draft (cluster: uint64) =
+/// The first free cluster at or after `cluster` and below `limit`: refcount 0 in a loaded block,
+/// or no block yet.
+let rec private findFree (ctx: PlanContext) (view: IRefcountView) (limit: uint64) draft (cluster: uint64) =
     let index = Refcount.tableIndex ctx.Refcounts (HostCluster.Of cluster)
 
     if (cluster <<< ctx.Geometry.ClusterBits) >= Limits.MaxHostOffset then
         Error(Refused(Inconsistent(Structure.RefcountTable, 0UL, "no free host cluster below 2^56")))
+    elif cluster >= limit then
+        Error(Refused(Inconsistent(Structure.RefcountTable, 48UL, "the refcounts claim every cluster in use up to far past the end of the file")))
     elif index >= view.TableEntries then
         Error NeedRefcountTableGrowth
     else
         match Map.tryFind cluster draft.Counts with
         | Some 0UL -> Ok cluster
-        | Some _ -> findFree ctx view draft (cluster + 1UL)
+        | Some _ -> findFree ctx view limit draft (cluster + 1UL)
         | None when Map.containsKey index draft.Blocks || blockOf view draft index = 0UL -> Ok cluster
         | None when view.BlockIsFull index ->
-            findFree ctx view draft (Refcount.firstClusterOfBlock ctx.Refcounts (index + 1UL)).Cluster
+            findFree ctx view limit draft (Refcount.firstClusterOfBlock ctx.Refcounts (index + 1UL)).Cluster
         | None ->
             let r = view.Refcount cluster
 
             if not r.Loaded then Error(NeedRefcountBlock index)
             elif r.Value = 0UL then Ok cluster
-            else findFree ctx view draft (cluster + 1UL)
+            else findFree ctx view limit draft (cluster + 1UL)
 
 /// Allocates one cluster (or, for qcow v1, `bytes` at the end of the file). A cluster that lands
 /// where no refcount block exists becomes that range's block, describing itself; allocation then
@@ -56,8 +59,8 @@ let rec private allocate (ctx: PlanContext) draft (bytes: uint64) =
     | AppendOnly _ ->
         let at = Geometry.alignUp ctx.Geometry draft.FileEnd
         Ok(at, { draft with FileEnd = at + bytes })
-    | Refcounted(view, _) ->
-        match findFree ctx view draft draft.Hint with
+    | Refcounted(view, _, limit) ->
+        match findFree ctx view limit draft draft.Hint with
         | Error e -> Error e
         | Ok cluster ->
             let index = Refcount.tableIndex ctx.Refcounts (HostCluster.Of cluster)
@@ -212,7 +215,7 @@ let plan (ctx: PlanContext) (req: ClusterRequest) : PlanOutcome =
           Blocks = Map.empty
           Hint =
             match ctx.Source with
-            | Refcounted(_, hint) -> hint
+            | Refcounted(_, hint, _) -> hint
             | AppendOnly _ -> 0UL
           FileEnd =
             match ctx.Source with

@@ -87,7 +87,7 @@ let private fixedFields (b: byte[]) (available: int) =
       HeaderLength = headerLength
       CompressionType = if v3 && headerLength > 104u && available > 104 then b[104] else 0uy
       AdditionalFields =
-        if v3 && headerLength > uint32 Limits.HeaderV3Length && int headerLength <= b.Length then
+        if v3 && headerLength > uint32 Limits.HeaderV3Length && headerLength <= uint32 b.Length then
             b[Limits.HeaderV3Length .. int headerLength - 1]
         else
             [||]
@@ -144,7 +144,8 @@ let private validate (h: Header) (available: int) =
             check
                 (h.SnapshotCount <= Limits.MaxSnapshots)
                 (FieldOutOfRange(Structure.Header, 60UL, "nb_snapshots", uint64 h.SnapshotCount, "at most 65536"))
-        do! check (h.SnapshotsOffset &&& (cs - 1UL) = 0UL) (Misaligned(Structure.SnapshotTable, 64UL, h.SnapshotsOffset))
+        // QEMU counts the table as nb_snapshots fixed parts of 40 bytes (qcow2_validate_table).
+        do! table h Structure.SnapshotTable 64UL h.SnapshotsOffset (uint64 h.SnapshotCount * 40UL)
         let l1Bytes = uint64 h.L1Size * 8UL
         do!
             check

@@ -54,6 +54,13 @@ let MaxSnapshots = 65536u
 [<Literal>]
 let MaxHostOffset = 72057594037927935UL
 
+/// How far past the end of the file Qcow writes where a table or a refcount sends it (Qcow's own
+/// limit; QEMU has none). After a host crash an L2 entry may name a cluster a little past the end
+/// whose data never reached the disk, and refcounts may claim clusters there; a hostile image
+/// names clusters, or claims them in use, terabytes away, and writing there grows the file that far.
+[<Literal>]
+let MaxPastEndBytes = 33554432UL
+
 /// Every offset the format stores must also fit a signed 64-bit file offset.
 [<Literal>]
 let MaxFileOffset = 9223372036854775807UL

@@ -49,14 +49,19 @@ module Snapshot =
     [<Literal>]
     let MaxTableBytes = 67108864UL
 
-    /// Bytes an entry takes, padding included, from its fixed part.
-    let entryBytes (fixedPart: ReadOnlySpan<byte>) =
+    /// Bytes an entry found at `at` takes, padding included, from its fixed part. Its extra data
+    /// is checked here, before anyone reads it, as QEMU checks it (qcow2_read_snapshots).
+    let entryBytes (fixedPart: ReadOnlySpan<byte>) (at: uint64) : Result<uint64, FormatError> =
         let extra = BigEndian.u32 fixedPart 36
         let id = BigEndian.u16 fixedPart 12
         let name = BigEndian.u16 fixedPart 14
-        (uint64 FixedBytes + uint64 extra + uint64 id + uint64 name + 7UL) &&& ~~~7UL
 
-    /// Decodes one whole entry found at `at` in the image file.
+        if extra > MaxExtraData then
+            Error(FieldOutOfRange(Structure.SnapshotTable, at + 36UL, "extra_data_size", uint64 extra, "at most 1024"))
+        else
+            Ok((uint64 FixedBytes + uint64 extra + uint64 id + uint64 name + 7UL) &&& ~~~7UL)
+
+    /// Decodes one whole entry found at `at` in the image file, of the size entryBytes gave.
     let decode (clusterBits: int) (entry: byte[]) (at: uint64) : Result<Snapshot, FormatError> =
         let s = ReadOnlySpan entry
         let extra = BigEndian.u32 s 36
@@ -79,14 +84,14 @@ module Snapshot =
               ExtraData = entry[FixedBytes .. idAt - 1] }
 
         result {
-            do!
-                check
-                    (extra <= MaxExtraData)
-                    (FieldOutOfRange(Structure.SnapshotTable, at + 36UL, "extra_data_size", uint64 extra, "at most 1024"))
             do! check (l1 &&& ((1UL <<< clusterBits) - 1UL) = 0UL) (Misaligned(Structure.SnapshotTable, at, l1))
             do!
                 check
                     (uint64 l1Size * 8UL <= Limits.MaxL1Bytes)
                     (FieldOutOfRange(Structure.SnapshotTable, at + 8UL, "snapshot l1_size", uint64 l1Size, "at most 4194304 entries"))
+            do!
+                check
+                    (l1 <= Limits.MaxFileOffset - uint64 l1Size * 8UL)
+                    (FieldOutOfRange(Structure.SnapshotTable, at, "snapshot l1_table_offset", l1, "below 2^63"))
             return snapshot
         }

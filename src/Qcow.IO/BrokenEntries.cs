@@ -35,6 +35,7 @@ internal static class BrokenEntries
         long within = Math.Max(0, Math.Min((long)l1Size * 8, storage.Length - (long)l1Offset)) & ~7L;
         byte[] l1 = new byte[within];
         storage.Read((long)l1Offset, l1);
+        byte[] l2 = new byte[cs];
         long changed = 0;
         for (int i = 0; i < l1.Length / 8; i++)
         {
@@ -47,7 +48,7 @@ internal static class BrokenEntries
             }
             else if (table != 0)
             {
-                changed += FixL2Table(storage, header, (long)table);
+                changed += FixL2Table(storage, header, (long)table, l2);
             }
 
             if (fixedEntry != entry)
@@ -61,13 +62,13 @@ internal static class BrokenEntries
         return changed;
     }
 
-    private static long FixL2Table(IStorage storage, Header header, long table)
+    private static long FixL2Table(IStorage storage, Header header, long table, byte[] l2)
     {
         int bits = header.ClusterBits;
         long cs = 1L << bits;
         EntryFormat format = HeaderModule.entryFormat(header);
         ulong dropped = header.Version >= 3 ? L2Entry.ZeroFlag : 0UL;
-        byte[] l2 = new byte[cs];
+        Array.Clear(l2);
         storage.Read(table, l2);
         long changed = 0;
         for (int j = 0; j < l2.Length / 8; j++)

@@ -49,7 +49,9 @@ internal sealed class ClusterCodec
                 total += n;
             }
         }
-        catch (Exception e) when (e is InvalidDataException or ZstdException)
+        // zstd reports a stream cut short with EndOfStreamException; the input is in memory
+        // already, so that is bad data, never an I/O error.
+        catch (Exception e) when (e is InvalidDataException or ZstdException or EndOfStreamException)
         {
             throw new QcowFormatException(_storage.Path, QcowFormatErrorKind.BadCompressedData, QcowStructure.CompressedCluster, (long)host, $"compressed cluster at 0x{host:x} does not inflate: {e.Message}");
         }

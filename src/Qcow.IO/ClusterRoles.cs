@@ -84,6 +84,7 @@ internal sealed class ClusterRoles
         long cs = 1L << _bits;
         Mark((long)l1Offset, (long)l1Size * 8, l1Role);
         byte[] l1 = Read((long)l1Offset, (int)l1Size * 8);
+        byte[] l2 = new byte[cs];
         for (int i = 0; i < l1.Length / 8; i++)
         {
             long table = (long)(BinaryPrimitives.ReadUInt64BigEndian(l1.AsSpan(i * 8)) & L1Entry.OffsetMask);
@@ -93,7 +94,8 @@ internal sealed class ClusterRoles
             }
 
             Mark(table, cs, l2Role);
-            byte[] l2 = Read(table, (int)cs);
+            l2.AsSpan().Clear();
+            _storage.Read(table, l2.AsSpan(0, (int)Math.Max(0, Math.Min(cs, _storage.Length - table))));
             for (int j = 0; j < l2.Length / 8; j++)
             {
                 ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * 8));

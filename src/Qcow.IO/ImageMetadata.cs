@@ -125,7 +125,10 @@ internal sealed class ImageMetadata : IRefcountView
     /// <summary>Where the next allocation starts looking: below it every cluster is in use.</summary>
     public ulong FirstFreeCluster { get; set; }
 
-    /// <summary>qcow v1 allocates at the end of the file.</summary>
+    /// <summary>
+    /// Where the file ends, clusters this image allocated since it opened included: qcow v1
+    /// allocates there; qcow2 allocates, and writes, no further than MaxPastEndBytes past it.
+    /// </summary>
     public ulong FileEnd { get; set; }
 
     public ulong RefcountTableOffset => _refcountTableOffset;
@@ -465,11 +468,17 @@ internal sealed class ImageMetadata : IRefcountView
     /// <summary>
     /// Reads a table of big-endian entries. Entries past the end of the file read as 0, as QEMU
     /// reads them, so only what the file holds is allocated: a hostile size cannot exhaust memory.
+    /// Such a table is not written, though: its entries would go wherever a hostile header points
+    /// and grow the file that far. An image opened for writing must hold its tables whole.
     /// </summary>
     private ulong[] ReadTable(ulong offset, int entries, QcowStructure structure)
     {
         long available = Math.Max(0, (_storage.Length - (long)offset) / 8);
         int count = (int)Math.Min(entries, available);
+        if (count < entries && _storage.CanWrite)
+        {
+            throw Corrupt(QcowFormatErrorKind.Truncated, structure, (long)offset, $"the {structure} at 0x{offset:x} runs past the end of the file: open the image read-only");
+        }
         var table = new ulong[count];
         byte[] bytes = new byte[Math.Min(count * 8L, 1 << 20)];
         for (int done = 0; done < count;)

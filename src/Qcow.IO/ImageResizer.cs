@@ -107,7 +107,7 @@ internal static class ImageResizer
     {
         int bits = header.ClusterBits;
         ReferenceCounter references = ReferenceCounter.Count(file, header, refcountStructures: false);
-        ulong l1At = RefcountRepair.FreeFrom(references);
+        ulong l1At = RefcountRepair.FreeFrom(references, bits);
         ulong l1Clusters = ((ulong)l1Size * 8 + (1UL << bits) - 1) >> bits;
         uint[] counts = new uint[l1At + l1Clusters];
         references.Counts.AsSpan(0, (int)Math.Min((ulong)references.Counts.Length, l1At)).CopyTo(counts);

@@ -102,6 +102,12 @@ internal sealed partial class QcowDevice
             return ulong.MaxValue;
         }
 
+        int l2Index = (int)(((ulong)guest >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
+        if (table != 0 && !kind.IsDiscardCluster)
+        {
+            ThrowIfMappedFarPastEnd(entry, guest, table + (ulong)(l2Index * Layout.Geometry.L2EntryBytes));
+        }
+
         if (kind.IsWriteBytes && table != 0 && IsOwnedByThisImage(l1Index, entry))
         {
             return Classify(entry, guest).Host + (ulong)inCluster;
@@ -111,7 +117,7 @@ internal sealed partial class QcowDevice
             (ulong)(guest - inCluster),
             l1Index,
             _metadata.L1Entry(l1Index),
-            (int)(((ulong)guest >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1)),
+            l2Index,
             entry,
             inCluster,
             kind.IsWriteBytes ? length : effective,
@@ -126,6 +132,7 @@ internal sealed partial class QcowDevice
                     if (Layout.HasRefcounts)
                     {
                         _metadata.FirstFreeCluster = planned.Item.NextFreeCluster;
+                        _metadata.FileEnd = Math.Max(_metadata.FileEnd, planned.Item.NextFreeCluster << Layout.Geometry.ClusterBits);
                     }
                     else
                     {
@@ -143,6 +150,23 @@ internal sealed partial class QcowDevice
                     GrowRefcountTable();
                     break;
             }
+        }
+    }
+
+    /// <summary>
+    /// Refuses a cluster whose entry points more than MaxPastEndBytes past the end of the file.
+    /// Reading one gives zeros, as in QEMU, but writing in place (or zeros in place) would grow
+    /// the file to wherever a hostile entry points.
+    /// </summary>
+    private void ThrowIfMappedFarPastEnd(ulong entry, long guest, ulong entryAt)
+    {
+        // An invalid entry is refused further on, by the error that says what is wrong with it.
+        var classified = L2Entry.classify(Layout.EntryFormat, entry);
+        L2Mapping mapping = classified.IsOk ? classified.ResultValue : L2Mapping.Unallocated;
+        ulong host = mapping.IsNormal ? mapping.Host : mapping.IsZeroAllocated ? mapping.ZeroHost : 0;
+        if (host >= _metadata.FileEnd + Limits.MaxPastEndBytes)
+        {
+            throw new QcowFormatException(Path, QcowFormatErrorKind.EntryOutOfRange, QcowStructure.L2Table, (long)entryAt, $"L2 entry 0x{entry:x} for guest offset 0x{guest:x} maps a cluster far past the end of the file");
         }
     }
 
@@ -165,7 +189,7 @@ internal sealed partial class QcowDevice
             Layout.EntryFormat,
             Backing != null,
             Layout.HasRefcounts
-                ? AllocationSource.NewRefcounted(_metadata, _metadata.FirstFreeCluster)
+                ? AllocationSource.NewRefcounted(_metadata, _metadata.FirstFreeCluster, (_metadata.FileEnd + Limits.MaxPastEndBytes) >> Layout.Geometry.ClusterBits)
                 : AllocationSource.NewAppendOnly(_metadata.FileEnd));
 
     private void GrowRefcountTable()
@@ -177,6 +201,8 @@ internal sealed partial class QcowDevice
         }
 
         _logger.LogRefcountTableGrowth(Path, _metadata.RefcountTableOffset);
-        _executor.Execute(((PlanOutcome.Planned)growth).Item, default);
+        Plan plan = ((PlanOutcome.Planned)growth).Item;
+        _executor.Execute(plan, default);
+        _metadata.FileEnd = Math.Max(_metadata.FileEnd, plan.NextFreeCluster << Layout.Geometry.ClusterBits);
     }
 }

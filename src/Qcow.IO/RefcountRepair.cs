@@ -36,10 +36,10 @@ internal static class RefcountRepair
     /// landing on one still in use; references absurdly far past the end (a hostile image) are
     /// not followed there.
     /// </summary>
-    public static ulong FreeFrom(ReferenceCounter references)
+    public static ulong FreeFrom(ReferenceCounter references, int clusterBits)
     {
         ulong inFile = (ulong)references.Counts.Length;
-        return references.ClustersReferenced <= 2 * inFile + (1UL << 20) ? Math.Max(inFile, references.ClustersReferenced) : inFile;
+        return references.ClustersReferenced <= (2 * inFile) + (Limits.MaxPastEndBytes >> clusterBits) ? Math.Max(inFile, references.ClustersReferenced) : inFile;
     }
 
     public static void Rebuild(IStorage storage, Header header, ILogger logger)
@@ -63,7 +63,7 @@ internal static class RefcountRepair
     public static (RefcountRebuild.Rebuilt Rebuilt, long Problems) Place(IStorage storage, Header header, RefcountGeometry geometry)
     {
         ReferenceCounter references = ReferenceCounter.Count(storage, header, refcountStructures: false);
-        RefcountRebuild.Rebuilt rebuilt = RefcountRebuild.layout(geometry, references.Counts, FreeFrom(references)).OrThrow(storage.Path);
+        RefcountRebuild.Rebuilt rebuilt = RefcountRebuild.layout(geometry, references.Counts, FreeFrom(references, header.ClusterBits)).OrThrow(storage.Path);
         storage.Write((long)rebuilt.BlocksOffset, rebuilt.Blocks);
         storage.Write((long)rebuilt.TableOffset, rebuilt.Table);
         storage.Flush();

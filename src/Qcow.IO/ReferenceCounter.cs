@@ -21,6 +21,9 @@ internal sealed class ReferenceCounter
     private readonly EntryFormat _format;
     private long _nextContiguous;
 
+    // One buffer for every L2 table read: a hostile L1 table can name tens of thousands of them.
+    private readonly byte[] _l2;
+
     private ReferenceCounter(IStorage storage, Header header)
     {
         _storage = storage;
@@ -35,6 +38,7 @@ internal sealed class ReferenceCounter
         // A reference may reach less than one cluster past the end of the file (QEMU allows a
         // last cluster that is only partly there), so one cluster more than the file holds.
         Counts = new uint[Clusters + 1];
+        _l2 = new byte[_clusterSize];
     }
 
     /// <summary>References per host cluster; index = cluster.</summary>
@@ -123,7 +127,8 @@ internal sealed class ReferenceCounter
     private void AddTree(ulong l1Offset, uint l1Size, bool active)
     {
         Add((long)l1Offset, (long)l1Size * 8);
-        byte[] l1 = ReadZeroFilled((long)l1Offset, (int)l1Size * 8);
+        byte[] l1 = new byte[l1Size * 8L];
+        ReadZeroFilled((long)l1Offset, l1);
         for (int i = 0; i < (int)l1Size; i++)
         {
             ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l1.AsSpan(i * 8));
@@ -151,7 +156,8 @@ internal sealed class ReferenceCounter
     /// <summary>check_refcounts_l2, with the fragmentation figures for the active tree.</summary>
     private void AddL2Table(long table, bool active)
     {
-        byte[] l2 = ReadZeroFilled(table, (int)_clusterSize);
+        byte[] l2 = _l2;
+        ReadZeroFilled(table, l2);
         _nextContiguous = 0;
         for (int j = 0; j < l2.Length / 8; j++)
         {
@@ -217,26 +223,27 @@ internal sealed class ReferenceCounter
     /// <summary>check_refblocks: each refcount block the table names, which must be referenced exactly once.</summary>
     private void AddRefcountBlocks()
     {
-        byte[] table = ReadZeroFilled((long)_header.RefcountTableOffset, (int)(_header.RefcountTableClusters << _clusterBits));
+        byte[] table = new byte[_header.RefcountTableClusters << _clusterBits];
+        ReadZeroFilled((long)_header.RefcountTableOffset, table);
         for (int i = 0; i < table.Length / 8; i++)
         {
             ulong entry = BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8));
-            long block = (long)(entry & ~Refcount.TableReservedMask);
+            ulong block = entry & ~Refcount.TableReservedMask;
             if ((entry & Refcount.TableReservedMask) != 0)
             {
                 BrokenRefcounts($"ERROR refcount table entry {i} has reserved bits set");
             }
-            else if ((block & (_clusterSize - 1)) != 0)
+            else if ((block & (ulong)(_clusterSize - 1)) != 0)
             {
                 BrokenRefcounts($"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted");
             }
-            else if (block >> _clusterBits >= Clusters)
+            else if (block >> _clusterBits >= (ulong)Clusters)
             {
                 BrokenRefcounts($"ERROR refcount block {i} is outside image");
             }
             else if (block != 0)
             {
-                Add(block, _clusterSize);
+                Add((long)block, _clusterSize);
                 uint references = Counts[block >> _clusterBits];
                 if (references != 1)
                 {
@@ -259,14 +266,12 @@ internal sealed class ReferenceCounter
     }
 
     /// <summary>Reads bytes as QEMU reads them from a file: what lies past its end reads as zeros.</summary>
-    private byte[] ReadZeroFilled(long offset, int length)
+    private void ReadZeroFilled(long offset, byte[] bytes)
     {
-        byte[] bytes = new byte[length];
+        Array.Clear(bytes);
         if (offset < _fileLength)
         {
             _storage.Read(offset, bytes);
         }
-
-        return bytes;
     }
 }

@@ -21,7 +21,7 @@ internal sealed record SnapshotTable(IReadOnlyList<Snapshot> Entries, ulong Byte
                 throw new QcowFormatException(storage.Path, QcowFormatErrorKind.Truncated, QcowStructure.SnapshotTable, (long)entryAt, "the snapshot table runs past the end of the file");
             }
 
-            ulong bytes = SnapshotModule.entryBytes(fixedPart);
+            ulong bytes = SnapshotModule.entryBytes(fixedPart, entryAt).OrThrow(storage.Path);
             if (tableBytes + bytes > SnapshotModule.MaxTableBytes)
             {
                 throw new QcowFormatException(storage.Path, QcowFormatErrorKind.FieldOutOfRange, QcowStructure.SnapshotTable, (long)entryAt, "the snapshot table is larger than QEMU's 64 MiB limit");

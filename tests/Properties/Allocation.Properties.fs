@@ -127,7 +127,7 @@ let private runCluster (c: Case) (h: Header) (run: Run) (guest: uint64) (start: 
               Refcounts = run.Model.Refcounts
               Format = run.Model.Format
               HasBacking = c.HasBacking
-              Source = Refcounted(view run.Model, run.Hint) }
+              Source = Refcounted(view run.Model, run.Hint, UInt64.MaxValue) }
 
         match Planner.plan ctx req with
         | Planned plan ->

@@ -12,16 +12,12 @@ namespace Qcow.Examples.Reliability;
 internal sealed class CrashStorage : IStorage
 {
     private readonly byte[] _initial;
-    private byte[] _bytes;
-    private long _length;
+    private readonly MemoryStorage _file;
 
     public CrashStorage(string path, byte[] initial, bool canWrite = true)
     {
-        Path = path;
         _initial = initial;
-        _bytes = (byte[])initial.Clone();
-        _length = initial.Length;
-        CanWrite = canWrite;
+        _file = new MemoryStorage(path, (byte[])initial.Clone(), canWrite);
     }
 
     /// <summary>What happened, in order: writes (with their bytes), flushes, length changes.</summary>
@@ -30,11 +26,11 @@ internal sealed class CrashStorage : IStorage
     /// <summary>The event index at which I/O fails with an IOException (-1: never).</summary>
     public int FailAt { get; set; } = -1;
 
-    public string Path { get; }
+    public string Path => _file.Path;
 
-    public bool CanWrite { get; }
+    public bool CanWrite => _file.CanWrite;
 
-    public long Length => _length;
+    public long Length => _file.Length;
 
     public int Read(long offset, Span<byte> buffer)
     {
@@ -43,23 +39,21 @@ internal sealed class CrashStorage : IStorage
             throw new IOException($"injected read error at event {FailAt}");
         }
 
-        int n = (int)Math.Clamp(_length - offset, 0, buffer.Length);
-        _bytes.AsSpan((int)offset, n).CopyTo(buffer);
-        return n;
+        return _file.Read(offset, buffer);
     }
 
     public void Write(long offset, ReadOnlySpan<byte> buffer)
     {
         Fail();
         Events.Add(new StorageEvent(StorageEventKind.Write, offset, buffer.ToArray()));
-        Apply(ref _bytes, ref _length, offset, buffer);
+        _file.Write(offset, buffer);
     }
 
     public void SetLength(long length)
     {
         Fail();
         Events.Add(new StorageEvent(StorageEventKind.SetLength, length, null));
-        Resize(ref _bytes, ref _length, length);
+        _file.SetLength(length);
     }
 
     public void Flush()
@@ -79,8 +73,7 @@ internal sealed class CrashStorage : IStorage
     /// </summary>
     public IEnumerable<(int Cut, byte[] Image)> Cuts(Func<int, int> tornSectors)
     {
-        byte[] durable = (byte[])_initial.Clone();
-        long durableLength = durable.Length;
+        var durable = new MemoryStorage(Path, (byte[])_initial.Clone());
         int applied = 0;
         for (int cut = 0; cut < Events.Count; cut++)
         {
@@ -91,24 +84,24 @@ internal sealed class CrashStorage : IStorage
                     StorageEvent e = Events[applied];
                     if (e.Kind == StorageEventKind.Write)
                     {
-                        Apply(ref durable, ref durableLength, e.Offset, e.Data);
+                        durable.Write(e.Offset, e.Data!);
                     }
                     else if (e.Kind == StorageEventKind.SetLength)
                     {
-                        Resize(ref durable, ref durableLength, e.Offset);
+                        durable.SetLength(e.Offset);
                     }
                 }
             }
 
-            byte[] image = durable.AsSpan(0, (int)durableLength).ToArray();
-            long length = durableLength;
+            byte[] image = durable.ToArray();
             StorageEvent last = Events[cut];
             int torn = last.Kind == StorageEventKind.Write ? tornSectors(cut) : 0;
             if (torn > 0)
             {
                 long end = Math.Min(last.Offset + last.Data!.Length, (last.Offset / 512 + torn) * 512);
-                Apply(ref image, ref length, last.Offset, last.Data.AsSpan(0, (int)Math.Max(0, end - last.Offset)));
-                Array.Resize(ref image, (int)length);
+                var cutShort = new MemoryStorage(Path, image);
+                cutShort.Write(last.Offset, last.Data.AsSpan(0, (int)Math.Max(0, end - last.Offset)));
+                image = cutShort.ToArray();
             }
 
             yield return (cut, image);
@@ -122,30 +115,6 @@ internal sealed class CrashStorage : IStorage
             Events.Add(new StorageEvent(StorageEventKind.Failed, 0, null));
             throw new IOException($"injected I/O error at event {FailAt}");
         }
-    }
-
-    private static void Apply(ref byte[] bytes, ref long length, long offset, ReadOnlySpan<byte> data)
-    {
-        if (offset + data.Length > length)
-        {
-            Resize(ref bytes, ref length, offset + data.Length);
-        }
-
-        data.CopyTo(bytes.AsSpan((int)offset));
-    }
-
-    private static void Resize(ref byte[] bytes, ref long length, long newLength)
-    {
-        if (newLength > bytes.Length)
-        {
-            Array.Resize(ref bytes, (int)Math.Max(newLength, bytes.Length * 2L));
-        }
-        else if (newLength < length)
-        {
-            bytes.AsSpan((int)newLength, (int)(length - newLength)).Clear();
-        }
-
-        length = newLength;
     }
 }
 

@@ -1,0 +1,110 @@
+// The images the fuzzer mutates. Most are made by the library itself: qcow v1, qcow2 v2 and v3;
+// 512 B, 4 KiB and 64 KiB clusters; refcounts from 1 to 64 bits; data, zero and discarded
+// clusters; a backing file. The rest were made once by qemu-img 7.2 for what the library does not
+// write, and are kept gzipped in FuzzSeeds/ (a few hundred bytes each):
+//   compressed.qcow2   create -o cluster_size=4096 1M; qemu-io write -c 0 4k, -c 8k 8k, 64k 4k, -z 128k 4k, -c 1020k 4k
+//   zstd.qcow2         create -o cluster_size=4096,compression_type=zstd 1M; write -c 0 4k, -c 12k 8k, 64k 4k
+//   snapshots.qcow2    create -o cluster_size=512 1M; write 0 4k, -c 8k 1k; snapshot -c first;
+//                      write 2k 4k, -z 512k 4k; snapshot -c second; discard 0 1k
+//   v2-snapshot.qcow2  create -o compat=0.10,cluster_size=4096 1M; write 0 8k, -c 16k 4k; snapshot -c snap; write 4k 8k
+//   backing.qcow2      create -o cluster_size=4096 -b base.raw -F raw 1M; write 6k 4k
+//   v1-compressed.qcow create -f qcow 1M; write -c 0 4k, 8k 8k, -c 512k 4k
+//   v1-backing.qcow    create -f qcow -b base.raw -F raw 1M; write 1k 2k
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.IO.Compression;
+using Qcow.Examples.Oracle;
+using Qcow.IO;
+
+namespace Qcow.Examples.Reliability;
+
+/// <summary>A valid image to start mutating from.</summary>
+internal sealed record FuzzSeed(string Name, byte[] Image)
+{
+    public override string ToString() => Name;
+}
+
+internal static class FuzzSeeds
+{
+    private const long DiskSize = 1 << 20;
+
+    /// <summary>What every seed's backing file holds: 1 MiB of a pattern that tells guest offsets apart.</summary>
+    private static readonly byte[] s_backing = Pattern(DiskSize, 0x5a);
+
+    public static IReadOnlyList<FuzzSeed> All { get; } = [.. Built(), .. MadeByQemu()];
+
+    /// <summary>The backing file of every image, whatever its name: an in-memory raw file, read-only.</summary>
+    public static IBlockDevice OpenBacking(string name, string? format) =>
+        new RawDevice(new MemoryStorage(name, s_backing, canWrite: false));
+
+    private static List<FuzzSeed> Built()
+    {
+        using var dir = new TempDir();
+        File.WriteAllBytes(dir.File("base.raw"), s_backing);
+        return
+        [
+            Make(dir, "qcow2 v3, 64 KiB clusters, empty", new QcowCreateOptions { Size = DiskSize }, fill: false),
+            Make(dir, "qcow2 v3, 64 KiB clusters, 64-bit refcounts", new QcowCreateOptions { Size = 2 * DiskSize, RefcountBits = 64 }),
+            Make(dir, "qcow2 v3, 4 KiB clusters, 1-bit refcounts", new QcowCreateOptions { Size = DiskSize, ClusterSize = 4096, RefcountBits = 1 }),
+            Make(dir, "qcow2 v3, 4 KiB clusters, 8-bit lazy refcounts", new QcowCreateOptions { Size = DiskSize, ClusterSize = 4096, RefcountBits = 8, LazyRefcounts = true }),
+            Make(dir, "qcow2 v3, 512 B clusters", new QcowCreateOptions { Size = DiskSize, ClusterSize = 512 }),
+            Make(dir, "qcow2 v3, 512 B clusters, 64-bit refcounts", new QcowCreateOptions { Size = DiskSize, ClusterSize = 512, RefcountBits = 64 }),
+            Make(dir, "qcow2 v3, 4 KiB clusters, backing file", new QcowCreateOptions { Size = DiskSize, ClusterSize = 4096, BackingFile = "base.raw", BackingFormat = "raw" }),
+            Make(dir, "qcow2 v2, 4 KiB clusters", new QcowCreateOptions { Size = DiskSize, ClusterSize = 4096, Compat = "0.10" }),
+            Make(dir, "qcow2 v2, 512 B clusters, empty", new QcowCreateOptions { Size = DiskSize, ClusterSize = 512, Compat = "0.10" }, fill: false),
+            Make(dir, "qcow v1, 4 KiB clusters", new QcowCreateOptions { Size = DiskSize, Format = QcowImageFormat.Qcow }),
+            Make(dir, "qcow v1, 4 KiB clusters, empty", new QcowCreateOptions { Size = DiskSize, Format = QcowImageFormat.Qcow }, fill: false),
+            Make(dir, "qcow v1, 512 B clusters, backing file", new QcowCreateOptions { Size = DiskSize, Format = QcowImageFormat.Qcow, BackingFile = "base.raw" }),
+        ];
+    }
+
+    /// <summary>
+    /// Creates an image through the public API and, unless told not to, gives it data clusters in
+    /// several L2 tables, a partly written cluster over the backing file, zeroed and discarded clusters.
+    /// </summary>
+    private static FuzzSeed Make(TempDir dir, string name, QcowCreateOptions options, bool fill = true)
+    {
+        string path = dir.File("seed");
+        using (QcowImage image = QcowImage.Create(path, options))
+        {
+            if (fill)
+            {
+                int cs = image.Info.ClusterSize;
+                long size = image.Length;
+                image.Write(0, Pattern(3 * cs, 0x11));
+                image.Write(size / 2 + cs / 2, Pattern(2 * cs, 0x22));
+                image.Write(size - cs, Pattern(cs, 0x33));
+                image.WriteZeroes(cs, cs);
+                image.Discard(2 * cs, cs);
+            }
+        }
+
+        return new FuzzSeed(name, File.ReadAllBytes(path));
+    }
+
+    private static IEnumerable<FuzzSeed> MadeByQemu()
+    {
+        string[] names = ["compressed.qcow2", "zstd.qcow2", "snapshots.qcow2", "v2-snapshot.qcow2", "backing.qcow2", "v1-compressed.qcow", "v1-backing.qcow"];
+        foreach (string name in names)
+        {
+            using Stream resource = typeof(FuzzSeeds).Assembly.GetManifestResourceStream(name + ".gz")
+                ?? throw new InvalidOperationException($"the fuzz seed {name}.gz is not embedded");
+            using var gzip = new GZipStream(resource, CompressionMode.Decompress);
+            using var image = new MemoryStream();
+            gzip.CopyTo(image);
+            yield return new FuzzSeed("qemu-img: " + name, image.ToArray());
+        }
+    }
+
+    private static byte[] Pattern(long length, byte salt)
+    {
+        byte[] bytes = new byte[length];
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            bytes[i] = (byte)((i >> 9) * 31 + i + salt);
+        }
+
+        return bytes;
+    }
+}
