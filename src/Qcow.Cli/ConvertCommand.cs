@@ -17,10 +17,8 @@ namespace Qcow.Cli;
 /// <param name="TargetHasBacking">Ranges the source's backing file answers are left to the target's backing file.</param>
 /// <param name="MinSparse">Zero runs at least this long are not written as data; 0 writes every byte.</param>
 /// <param name="Buffers">Chunks in flight between reading and writing.</param>
-internal sealed record CopyOptions(bool TargetReadsZero, bool TargetHasBacking, int MinSparse, int Buffers)
-{
-    public static CopyOptions NewTarget { get; } = new(true, false, 4096, 4);
-}
+/// <param name="Compressed">Every cluster that holds data is written compressed (-c).</param>
+internal sealed record CopyOptions(bool TargetReadsZero, bool TargetHasBacking, int MinSparse, int Buffers, bool Compressed = false);
 
 internal static class ConvertCommand
 {
@@ -40,9 +38,9 @@ internal static class ConvertCommand
             throw new UsageException("Expecting at least one source and one target file name");
         }
 
-        if (opt.Has("c"))
+        if (opt.Has("c") && opt.Value("B") is not null)
         {
-            throw new UsageException("-c: compressed output is not supported by qcow yet");
+            throw new UsageException("-c with -B is not supported by qcow yet");
         }
 
         if (opt.Has("target-is-zero") && !opt.Has("n"))
@@ -91,7 +89,13 @@ internal static class ConvertCommand
             TargetReadsZero: minSparse != 0 && backing is null && (!opt.Has("n") || opt.Has("target-is-zero")),
             TargetHasBacking: backing is not null,
             MinSparse: (int)minSparse,
-            Buffers: Math.Max(2, coroutines / 2));
+            Buffers: Math.Max(2, coroutines / 2),
+            Compressed: opt.Has("c"));
+        if (options.Compressed && output is not QcowDevice)
+        {
+            throw new UsageException("Compression not supported for this file format");
+        }
+
         Copy(input, output, options, opt.Has("p") ? new ProgressBar(stderr) : null);
         output.Flush();
         return 0;
@@ -139,6 +143,11 @@ internal static class ConvertCommand
                         {
                             input.Read(offset + run.Start, buffer.AsSpan(run.Start, run.Length));
                         }
+                        else if (options.Compressed)
+                        {
+                            // Compressed output is written a whole cluster at a time, zeros and all.
+                            buffer.AsSpan(run.Start, run.Length).Clear();
+                        }
                     }
 
                     await filled.Writer.WriteAsync(new Chunk(offset, n, buffer, runs));
@@ -158,9 +167,16 @@ internal static class ConvertCommand
             {
                 while (filled.Reader.TryRead(out Chunk? chunk))
                 {
-                    foreach (Piece run in chunk.Pieces)
+                    if (options.Compressed)
                     {
-                        WriteRun(output, chunk.Offset + run.Start, chunk.Buffer.AsSpan(run.Start, run.Length), run.Kind, options);
+                        WriteCompressed((QcowDevice)output, chunk.Offset, chunk.Buffer.AsSpan(0, chunk.Length));
+                    }
+                    else
+                    {
+                        foreach (Piece run in chunk.Pieces)
+                        {
+                            WriteRun(output, chunk.Offset + run.Start, chunk.Buffer.AsSpan(run.Start, run.Length), run.Kind, options);
+                        }
                     }
 
                     free.Writer.TryWrite(chunk.Buffer);
@@ -201,6 +217,31 @@ internal static class ConvertCommand
         }
 
         return runs;
+    }
+
+    /// <summary>Each cluster of the chunk that is not all zeros, compressed (a new target reads zeros elsewhere).</summary>
+    private static void WriteCompressed(QcowDevice output, long offset, ReadOnlySpan<byte> bytes)
+    {
+        int cs = output.Layout.ClusterSize;
+        for (int at = 0; at < bytes.Length; at += cs)
+        {
+            ReadOnlySpan<byte> cluster = bytes.Slice(at, Math.Min(cs, bytes.Length - at));
+            if (!cluster.ContainsAnyExcept((byte)0))
+            {
+                continue;
+            }
+
+            // A source that ends inside a sector leaves the target's last cluster to be padded with zeros.
+            int whole = (int)Math.Min(cs, output.Length - (offset + at));
+            if (whole > cluster.Length)
+            {
+                byte[] padded = new byte[whole];
+                cluster.CopyTo(padded);
+                cluster = padded;
+            }
+
+            output.WriteCompressed(offset + at, cluster);
+        }
     }
 
     private static void WriteRun(IBlockDevice output, long offset, ReadOnlySpan<byte> bytes, RunKind kind, CopyOptions options)

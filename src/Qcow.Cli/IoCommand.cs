@@ -131,13 +131,12 @@ internal static class IoCommand
     private static void Write(IBlockDevice device, GetOpt opt, TextWriter stdout)
     {
         (long offset, long length) = Range(opt, device);
+        var watch = Stopwatch.StartNew();
         if (opt.Has("c"))
         {
-            throw new CommandException("compressed writes are not supported by qcow yet");
+            WriteCompressed(device, offset, length, opt.Value("P") is string cp ? Pattern(cp) : DefaultPattern);
         }
-
-        var watch = Stopwatch.StartNew();
-        if (opt.Has("z"))
+        else if (opt.Has("z"))
         {
             device.WriteZeroes(offset, length);
         }
@@ -149,6 +148,28 @@ internal static class IoCommand
         }
 
         Report(stdout, "wrote", offset, length, watch, opt.Has("q"));
+    }
+
+    /// <summary>qemu-io's write -c: whole clusters (the last may end with the image), each compressed.</summary>
+    private static void WriteCompressed(IBlockDevice device, long offset, long length, byte pattern)
+    {
+        if (device is not QcowDevice q)
+        {
+            throw new CommandException("write failed: Operation not supported");
+        }
+
+        int cs = q.Layout.ClusterSize;
+        if (offset % cs != 0 || (length % cs != 0 && offset + length != q.Length))
+        {
+            throw new CommandException("write failed: Invalid argument");
+        }
+
+        byte[] cluster = new byte[cs];
+        cluster.AsSpan().Fill(pattern);
+        for (long at = offset; at < offset + length; at += cs)
+        {
+            q.WriteCompressed(at, cluster.AsSpan(0, (int)Math.Min(cs, offset + length - at)));
+        }
     }
 
     private static void Discard(IBlockDevice device, GetOpt opt, TextWriter stdout)

@@ -22,13 +22,13 @@ namespace Qcow.Cli
               amend [-f fmt] -o compat=..,lazy_refcounts=..,refcount_bits=.. FILE
               resize [-f fmt] [--preallocation=off] [-q] [--shrink] FILE [+|-]SIZE
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
-              convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] SRC DST
+              convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] [-c] [-n] [--target-is-zero] [-S size] [-m N] [-W] [-B backing [-F fmt]] [-U] SRC... DST
             teaching verbs:
               explain [-f fmt] [--output=human|json] FILE OFFSET
               layout [--svg OUT] [-U] FILE
               geometry [-o cluster_size=..,refcount_bits=..,extended_l2=..] [--output=human|json] SIZE
             qemu-io's commands:
-              io [-f fmt] [-r] [-c CMD]... FILE
+              io [-f fmt] [-r] [-U] [-c CMD]... FILE   (read, write [-P] [-z] [-c], discard, flush, map, alloc, info, length)
             """;
 
         public static int Run(string[] args, TextWriter stdout, TextWriter stderr)

@@ -101,6 +101,9 @@ type WriteKind =
     | WriteBytes
     | WriteZeroes
     | DiscardCluster
+    /// A whole cluster as a compressed stream of Length bytes, packed at `packAt` (after the
+    /// previous stream) when it fits there; 0 starts a new cluster.
+    | WriteCompressed of packAt: uint64
 
 /// One cluster's part of a guest request, with the table entries that map it today.
 type ClusterRequest =

@@ -178,6 +178,82 @@ let private planData (ctx: PlanContext) req (l1: L1Mapping) (mapping: L2Mapping)
 
                 linkInto ctx req (table, draft, link, tableRelease) [ data host fill ] (Normal(host, true)) (releasesOf ctx mapping)
 
+/// A cluster's refcount as the plan leaves it so far, when known.
+let private refcountNow (view: IRefcountView) draft (cluster: uint64) =
+    match Map.tryFind cluster draft.Counts with
+    | Some value -> Some value
+    | None ->
+        let r = view.Refcount cluster
+        if r.Loaded then Some r.Value else None
+
+/// One more reference to a cluster in use: a compressed stream packed into it.
+let private reference draft cluster value =
+    { draft with
+        Steps = SetRefcount(cluster, value + 1UL) :: draft.Steps
+        Counts = Map.add cluster (value + 1UL) draft.Counts }
+
+/// Bytes for a compressed stream, as QEMU's qcow2_alloc_bytes finds them: right after the
+/// previous stream when they fit in its cluster (which gains a reference), or run on into the
+/// next cluster when that is the one allocated; otherwise from the start of a new cluster.
+/// qcow v1 appends the stream at the end of the file.
+let private allocateBytes (ctx: PlanContext) draft (packAt: uint64) (size: uint64) =
+    let cs = clusterSize ctx
+    let bits = ctx.Geometry.ClusterBits
+
+    match ctx.Source with
+    | AppendOnly _ ->
+        let at = (draft.FileEnd + 511UL) &&& ~~~511UL
+        Ok(at, { draft with FileEnd = at + size })
+    | Refcounted(view, _, _) ->
+        let refcountMax =
+            if ctx.Refcounts.RefcountOrder = 6 then System.UInt64.MaxValue
+            else (1UL <<< (1 <<< ctx.Refcounts.RefcountOrder)) - 1UL
+
+        let current =
+            if packAt = 0UL then
+                Ok(0UL, 0UL)
+            else
+                match refcountNow view draft (packAt >>> bits) with
+                | None -> Error(NeedRefcountBlock(Refcount.tableIndex ctx.Refcounts (HostCluster.Of(packAt >>> bits))))
+                | Some value when value = 0UL || value = refcountMax -> Ok(0UL, 0UL)
+                | Some value -> Ok(packAt, value)
+
+        match current with
+        | Error e -> Error e
+        | Ok(offset, value) when offset <> 0UL && cs - (offset &&& (cs - 1UL)) >= size ->
+            Ok(offset, reference draft (offset >>> bits) value)
+        | Ok(offset, value) ->
+            match allocate ctx draft cs with
+            | Error e -> Error e
+            | Ok(fresh, draft) when offset <> 0UL && Geometry.alignUp ctx.Geometry offset = fresh ->
+                Ok(offset, reference draft (offset >>> bits) value)
+            | Ok(fresh, draft) -> Ok(fresh, draft)
+
+/// A compressed cluster goes only where nothing is allocated, as in QEMU.
+let private planCompressed (ctx: PlanContext) req (l1: L1Mapping) mapping packAt draft =
+    match mapping with
+    | Unallocated
+    | ZeroPlain ->
+        match writableTable ctx req l1 draft with
+        | Error e -> e
+        | Ok(table, draft, link, tableRelease) ->
+            match allocateBytes ctx draft packAt (uint64 req.Length) with
+            | Error e -> e
+            | Ok(host, draft) ->
+                let write =
+                    WriteData
+                        { Host = host
+                          Guest = req.Guest
+                          Start = 0
+                          Length = req.Length
+                          Payload = RequestBytes
+                          Fill = KeepExisting }
+
+                linkInto ctx req (table, draft, link, tableRelease) [ write ] (Compressed(host, uint32 req.Length)) []
+    | _ ->
+        let at = l1.L2TableOffset + uint64 (req.L2Index * ctx.Geometry.L2EntryBytes)
+        Refused(Inconsistent(Structure.L2Table, at, "a compressed write cannot overwrite an allocated cluster"))
+
 let private readsAsZeroes (ctx: PlanContext) mapping =
     match mapping with
     | ZeroPlain
@@ -236,3 +312,4 @@ let plan (ctx: PlanContext) (req: ClusterRequest) : PlanOutcome =
         | WriteBytes -> planData ctx req l1 mapping RequestBytes draft
         | WriteZeroes -> planZeroes ctx req l1 mapping draft
         | DiscardCluster -> planDiscard ctx req l1 mapping draft
+        | WriteCompressed packAt -> planCompressed ctx req l1 mapping packAt draft

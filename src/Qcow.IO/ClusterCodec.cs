@@ -1,5 +1,5 @@
-// Inflating compressed clusters: raw deflate (compression_type 0, and every qcow v1 image) or
-// zstd (compression_type 1). A stream must yield exactly one cluster; trailing bytes of its last
+// Compressed clusters: raw deflate (compression_type 0, and every qcow v1 image) or zstd
+// (compression_type 1). A stream must yield exactly one cluster; trailing bytes of its last
 // sector may belong to the next stream and are ignored.
 using System;
 using System.IO;
@@ -14,12 +14,27 @@ internal sealed class ClusterCodec
     private readonly byte _compressionType;
     private readonly int _clusterSize;
     private byte[] _input = Array.Empty<byte>();
+    private RawDeflateEncoder? _deflater;
+    private Compressor? _zstd;
 
     public ClusterCodec(IStorage storage, byte compressionType, int clusterSize)
     {
         _storage = storage;
         _compressionType = compressionType;
         _clusterSize = clusterSize;
+    }
+
+    /// <summary>Compresses one cluster; returns the stream's length, or -1 when it does not fit in <paramref name="output"/>.</summary>
+    public int Compress(ReadOnlySpan<byte> cluster, Span<byte> output)
+    {
+        if (_compressionType != 1)
+        {
+            return (_deflater ??= new RawDeflateEncoder()).Compress(cluster, output);
+        }
+
+        // QEMU compresses at zstd's default level.
+        _zstd ??= new Compressor(3);
+        return _zstd.TryWrap(cluster, output, out int written) ? written : -1;
     }
 
     /// <summary>Inflates the stream at <paramref name="host"/> into one cluster.</summary>

@@ -122,6 +122,12 @@ internal sealed partial class QcowDevice
             inCluster,
             kind.IsWriteBytes ? length : effective,
             kind);
+        return Run(request, piece);
+    }
+
+    /// <summary>Plans a request, loading refcount blocks and growing the refcount table as the planner asks, and executes the plan.</summary>
+    private ulong Run(ClusterRequest request, ReadOnlySpan<byte> piece)
+    {
         while (true)
         {
             PlanOutcome outcome = Planner.plan(Context(), request);
@@ -167,6 +173,54 @@ internal sealed partial class QcowDevice
         if (host >= _metadata.FileEnd + Limits.MaxPastEndBytes)
         {
             throw new QcowFormatException(Path, QcowFormatErrorKind.EntryOutOfRange, QcowStructure.L2Table, (long)entryAt, $"L2 entry 0x{entry:x} for guest offset 0x{guest:x} maps a cluster far past the end of the file");
+        }
+    }
+
+    /// <summary>
+    /// Writes one whole cluster (or the image's last, partial one) as a compressed stream, as
+    /// qemu-io's write -c and qemu-img convert -c do: only where nothing is allocated, packed
+    /// after the previous stream; data that does not compress below a cluster is written plainly.
+    /// </summary>
+    public void WriteCompressed(long offset, ReadOnlySpan<byte> data)
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            if (!CanWrite)
+            {
+                throw new InvalidOperationException($"{Path} is open read-only");
+            }
+
+            ThrowIfMarkedCorrupt();
+            int cs = Layout.ClusterSize;
+            if ((offset & (cs - 1)) != 0 || (data.Length != cs && offset + data.Length != Length) || data.Length > cs)
+            {
+                throw new ArgumentException("a compressed write covers one whole cluster, or the last one up to the end of the image");
+            }
+
+            byte[] cluster = new byte[cs];
+            data.CopyTo(cluster);
+            byte[] compressed = new byte[cs - 1];
+            int n = _codec.Compress(cluster, compressed);
+            if (n < 0)
+            {
+                Change(offset, data.Length, WriteKind.WriteBytes, data);
+                return;
+            }
+
+            ulong entry = EntryFor(offset, out int l1Index, out _);
+            var request = new ClusterRequest(
+                (ulong)offset,
+                l1Index,
+                _metadata.L1Entry(l1Index),
+                (int)(((ulong)offset >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1)),
+                entry,
+                0,
+                n,
+                WriteKind.NewWriteCompressed(_packAt));
+            ulong host = Run(request, compressed.AsSpan(0, n));
+            _metadata.WriteData(host, compressed.AsSpan(0, n));
+            _packAt = ((host + (ulong)n) & (ulong)(cs - 1)) == 0 ? 0 : host + (ulong)n;
         }
     }
 

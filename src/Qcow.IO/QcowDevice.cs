@@ -17,6 +17,9 @@ internal sealed partial class QcowDevice : IBlockDevice
     private readonly byte[] _inflated;
     private ulong _inflatedHost = ulong.MaxValue;
     private bool? _metadataPreallocated;
+
+    // Where the next compressed stream may be packed, after the last one (QEMU's free_byte_offset); 0: a new cluster.
+    private ulong _packAt;
     private bool _disposed;
 
     private QcowDevice(IStorage storage, ImageLayout layout, Header? header, QcowV1Header? v1Header, string? backingName, string? backingFormat, IBlockDevice? backing, DeviceOptions options, SnapshotTable? snapshots)
@@ -73,9 +76,19 @@ internal sealed partial class QcowDevice : IBlockDevice
             ThrowIfMarkedCorrupt();
             if (_storage.CanWrite)
             {
-                _metadata.Flush();
+                FlushMetadata();
             }
         }
+    }
+
+    /// <summary>
+    /// A flush applies releases: the cluster the next compressed stream would be packed into may
+    /// be freed by one and handed out as a data cluster later, so packing starts afresh.
+    /// </summary>
+    private void FlushMetadata()
+    {
+        _metadata.Flush();
+        _packAt = 0;
     }
 
     public void Dispose()
@@ -118,7 +131,7 @@ internal sealed partial class QcowDevice : IBlockDevice
 
             if (_storage.CanWrite && !_metadata.IsCorrupt)
             {
-                _metadata.Flush();
+                FlushMetadata();
             }
 
             return ImageChecker.Check(_storage, ReadHeader(_storage));

@@ -69,14 +69,6 @@ public sealed class ConvertCommandTests
         Assert.Equal(Map(dir, "qcow2", "theirs.qcow2"), Map(dir, "qcow2", "mine.qcow2"));
     }
 
-    [Fact]
-    public void Convert_Compressed_IsRefusedByName_NotIgnored()
-    {
-        var stderr = new StringWriter();
-        Assert.Equal(1, Cli.Cli.Run(["convert", "-c", "-O", "qcow2", "a", "b"], new StringWriter(), stderr));
-        Assert.Contains("compressed output is not supported", stderr.ToString());
-    }
-
     private static void MakeSources(TempDir dir)
     {
         Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "a.qcow2", "8M");

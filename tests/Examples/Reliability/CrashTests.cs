@@ -170,7 +170,17 @@ public sealed class CrashTests
 
         long offset = random.Next(4) == 0 ? random.NextInt64(w.DiskSize / cs) * cs : random.NextInt64(w.DiskSize - 1);
         long length = Math.Min(w.DiskSize - offset, random.Next(3) == 0 ? random.Next(1, 48 * cs) : random.Next(1, 3 * cs));
-        if (kind < 6)
+        long clusterStart = offset / cs * cs;
+        if (kind == 5 && device.Layout.Version >= 2 && clusterStart + cs <= w.DiskSize && MayCompress(device.Status(clusterStart, cs)))
+        {
+            // A compressed cluster of half noise, half a repeating pattern, packed after the last.
+            byte[] cluster = new byte[cs];
+            random.NextBytes(cluster.AsSpan(0, cs / 2));
+            cluster.AsSpan(cs / 2).Fill((byte)random.Next(256));
+            device.WriteCompressed(clusterStart, cluster);
+            (offset, length) = (clusterStart, cs);
+        }
+        else if (kind < 6)
         {
             byte[] data = new byte[length];
             random.NextBytes(data);
@@ -189,6 +199,9 @@ public sealed class CrashTests
         device.Read(offset, after);
         return new GuestOp(false, offset, after, storage.Events.Count - 1);
     }
+
+    /// <summary>A compressed write goes only where the image itself allocates nothing (it may be a zero cluster).</summary>
+    private static bool MayCompress(BlockStatus s) => s.Depth > 0 || !s.Present || (s.Zero && !s.HasOffset);
 
     /// <summary>
     /// Checks a cut image: it opens; Qcow's check finds no corruption; each guest byte is what the
