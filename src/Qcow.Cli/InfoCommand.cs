@@ -94,6 +94,7 @@ internal static class InfoCommand
             var data = new QemuJson()
                 .Add("compat", h.Version == 3 ? "1.1" : "0.10")
                 .AddIf(h.Version == 3, "lazy-refcounts", HeaderModule.hasLazyRefcounts(h))
+                .AddIf(f.Bitmaps.Count > 0, "bitmaps", f.Bitmaps.Select(b => new QemuJson().Add("name", b.Name).Add("granularity", 1L << b.GranularityBits).Add("flags", BitmapFlags(b))).ToList())
                 .AddIf(h.Version == 3, "corrupt", HeaderModule.isCorrupt(h))
                 .Add("refcount-bits", 1 << h.RefcountOrder)
                 .AddIf(h.Version == 3, "extended-l2", (h.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0)
@@ -103,6 +104,10 @@ internal static class InfoCommand
 
         return o;
     }
+
+    /// <summary>QEMU's names for a bitmap's flags: bit 0 in-use, bit 1 auto.</summary>
+    private static List<string> BitmapFlags(Bitmap b) =>
+        [.. (b.Flags & 1) != 0 ? ["in-use"] : Array.Empty<string>(), .. (b.Flags & 2) != 0 ? ["auto"] : Array.Empty<string>()];
 
     private static QemuJson SnapshotJson(Snapshot s)
     {
@@ -165,14 +170,14 @@ internal static class InfoCommand
 
         if (f.Header != null)
         {
-            s.Append(FormatSpecific(f.Header));
+            s.Append(FormatSpecific(f.Header, f.Bitmaps));
         }
 
         return s.ToString();
     }
 
     /// <summary>The "Format specific information" block that qemu-img info and qemu-io info print.</summary>
-    public static string FormatSpecific(Header h)
+    public static string FormatSpecific(Header h, IReadOnlyList<Bitmap> bitmaps)
     {
         var s = new StringBuilder();
         s.Append("Format specific information:\n");
@@ -181,6 +186,22 @@ internal static class InfoCommand
         if (h.Version == 3)
         {
             s.Append($"    lazy refcounts: {(HeaderModule.hasLazyRefcounts(h) ? "true" : "false")}\n");
+        }
+
+        if (bitmaps.Count > 0)
+        {
+            s.Append("    bitmaps:\n");
+            for (int i = 0; i < bitmaps.Count; i++)
+            {
+                s.Append(CultureInfo.InvariantCulture, $"        [{i}]:\n            flags:\n");
+                List<string> flags = BitmapFlags(bitmaps[i]);
+                for (int j = 0; j < flags.Count; j++)
+                {
+                    s.Append(CultureInfo.InvariantCulture, $"                [{j}]: {flags[j]}\n");
+                }
+
+                s.Append(CultureInfo.InvariantCulture, $"            name: {bitmaps[i].Name}\n            granularity: {1L << bitmaps[i].GranularityBits}\n");
+            }
         }
 
         s.Append($"    refcount bits: {1 << h.RefcountOrder}\n");
@@ -195,13 +216,13 @@ internal static class InfoCommand
 }
 
 /// <summary>What info reports of one image.</summary>
-internal sealed record ImageFacts(string Path, string Format, long VirtualSize, int ClusterSize, long ActualSize, Header? Header, string? BackingFile, string? FullBackingFile, string? BackingFormat, IReadOnlyList<Snapshot> Snapshots)
+internal sealed record ImageFacts(string Path, string Format, long VirtualSize, int ClusterSize, long ActualSize, Header? Header, string? BackingFile, string? FullBackingFile, string? BackingFormat, IReadOnlyList<Snapshot> Snapshots, IReadOnlyList<Bitmap> Bitmaps)
 {
     public static ImageFacts Of(string path, IBlockDevice device)
     {
         long actual = FileStorage.AllocatedBytesOf(path);
         return device is QcowDevice q
-            ? new ImageFacts(path, q.FormatName, q.Length, q.Layout.ClusterSize, actual, q.Header, q.BackingFileName, q.BackingFileName is null ? null : ImageOpener.ResolveBacking(path, q.BackingFileName), q.BackingFormat, q.Snapshots)
-            : new ImageFacts(path, device.FormatName, device.Length, 0, actual, null, null, null, null, []);
+            ? new ImageFacts(path, q.FormatName, q.Length, q.Layout.ClusterSize, actual, q.Header, q.BackingFileName, q.BackingFileName is null ? null : ImageOpener.ResolveBacking(path, q.BackingFileName), q.BackingFormat, q.Snapshots, q.ReadBitmaps().Bitmaps)
+            : new ImageFacts(path, device.FormatName, device.Length, 0, actual, null, null, null, null, [], []);
     }
 }

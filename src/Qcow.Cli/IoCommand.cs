@@ -242,9 +242,9 @@ internal static class IoCommand
         stdout.WriteLine($"format name: {device.FormatName}");
         stdout.WriteLine($"cluster size: {Sizes.Io(clusterSize)}");
         stdout.WriteLine($"vm state offset: {Sizes.Io(vmState)}");
-        if (device is QcowDevice { Header: { } header })
+        if (device is QcowDevice { Header: { } header } q2)
         {
-            stdout.Write(InfoCommand.FormatSpecific(header));
+            stdout.Write(InfoCommand.FormatSpecific(header, q2.ReadBitmaps().Bitmaps));
         }
     }
 

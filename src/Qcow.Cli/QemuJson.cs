@@ -6,12 +6,14 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 
 namespace Qcow.Cli;
 
 internal sealed class QemuJson
 {
     private const int Buckets = 512;
+    private static readonly Regex s_emptyList = new(@"(?m)^( *)(""[^""]*"": )\[\]", RegexOptions.Compiled);
     private readonly List<(string Key, object Value)> _members = new();
 
     /// <summary>Adds a member; members are added in QEMU's schema order, which decides ties within a bucket.</summary>
@@ -32,7 +34,8 @@ internal sealed class QemuJson
             Write(writer);
         }
 
-        return Encoding.UTF8.GetString(buffer.ToArray());
+        // QEMU's printer opens and closes an empty list on lines of their own.
+        return s_emptyList.Replace(Encoding.UTF8.GetString(buffer.ToArray()), "$1$2[\n$1]");
     }
 
     private void Write(Utf8JsonWriter w)
@@ -70,6 +73,15 @@ internal sealed class QemuJson
                 break;
             case string s:
                 w.WriteStringValue(s);
+                break;
+            case IEnumerable<string> strings:
+                w.WriteStartArray();
+                foreach (string item in strings)
+                {
+                    w.WriteStringValue(item);
+                }
+
+                w.WriteEndArray();
                 break;
             case bool b:
                 w.WriteBooleanValue(b);

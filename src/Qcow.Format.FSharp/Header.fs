@@ -171,6 +171,13 @@ module Header =
 
         { h with Extensions = List.sortBy rank (others @ table) }
 
+    /// The header without persistent bitmaps: no bitmaps extension, no autoclear bits.
+    let withoutBitmaps (h: Header) =
+        inQemuOrder
+            { h with
+                AutoclearFeatures = 0UL
+                Extensions = h.Extensions |> List.filter (function Bitmaps _ -> false | _ -> true) }
+
     /// The header after a resize: the virtual size and the L1 table that maps it.
     let resized (h: Header) (size: uint64) (l1Offset: uint64) (l1Size: uint32) =
         inQemuOrder { h with Size = size; L1TableOffset = l1Offset; L1Size = l1Size }

@@ -2,6 +2,7 @@
 using System;
 using System.Buffers.Binary;
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Microsoft.FSharp.Core;
 using Qcow.Format;
 
@@ -26,11 +27,7 @@ internal sealed partial class QcowDevice
         RefuseUnsupported(storage.Path, header, options);
         if (options.Writable && header.AutoclearFeatures != 0)
         {
-            // Autoclear bits Qcow does not maintain are cleared before the first write
-            // (qcow2.rst), and before a refcount rebuild that does not count bitmap clusters.
-            storage.Write(HeaderEncode.AutoclearFieldOffset, HeaderEncode.featureField(0));
-            storage.Flush();
-            header = ReadHeader(storage);
+            header = DropBitmaps(storage, header, options);
         }
 
         if (options.Writable && HeaderModule.isDirty(header))
@@ -55,6 +52,30 @@ internal sealed partial class QcowDevice
         string? backingFormat = OptionModule.ToObj(HeaderModule.backingFormat(header));
         IBlockDevice? backing = backingName is null ? null : openBacking(backingName, backingFormat);
         return new QcowDevice(storage, layout, header, null, backingName, backingFormat, backing, options, SnapshotTable.Read(storage, header));
+    }
+
+    /// <summary>
+    /// Autoclear bits Qcow does not maintain are cleared before the first write (qcow2.rst). The
+    /// persistent bitmaps they validate would then be stale, and their clusters leaked; so they
+    /// go with the bit: one header write drops the extension, then their clusters are freed.
+    /// </summary>
+    private static Header DropBitmaps(IStorage storage, Header header, DeviceOptions options)
+    {
+        int bitmaps = BitmapDirectory.Read(storage, header).Bitmaps.Count;
+        storage.Write(0, HeaderEncode.encode(HeaderModule.withoutBitmaps(header)).OrThrow(storage.Path));
+        storage.Flush();
+        header = ReadHeader(storage);
+        if (bitmaps > 0 && !HeaderModule.isDirty(header))
+        {
+            RefcountRepair.FreeLeaks(storage, header);
+        }
+
+        if (bitmaps > 0)
+        {
+            options.Logger.LogWarning("{Image}: {Count} persistent bitmap(s) dropped: Qcow does not keep bitmaps up to date yet", storage.Path, bitmaps);
+        }
+
+        return header;
     }
 
     private static void RefuseUnsupported(string path, Header header, DeviceOptions options)

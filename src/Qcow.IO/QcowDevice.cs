@@ -138,6 +138,16 @@ internal sealed partial class QcowDevice : IBlockDevice
         }
     }
 
+    /// <summary>The persistent bitmaps the image holds (none once it is open for writing: they are dropped then).</summary>
+    public BitmapDirectory ReadBitmaps()
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            return Header is null ? BitmapDirectory.None : BitmapDirectory.Read(_storage, ReadHeader(_storage));
+        }
+    }
+
     /// <summary>The header as it is on disk now (growth and repair change it after open).</summary>
     public static Header ReadHeader(IStorage storage)
     {

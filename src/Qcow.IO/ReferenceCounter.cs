@@ -1,7 +1,7 @@
 // Counts the references an image's tables hold to each host cluster, as QEMU's check counts them
 // (calculate_refcounts): header, L1 tables, L2 tables and data clusters per path, compressed
-// streams per cluster they touch, the snapshot table, every snapshot's tree, and on request the
-// refcount structures. On the way it finds what QEMU's check finds in those tables (reserved
+// streams per cluster they touch, the snapshot table, every snapshot's tree, persistent bitmaps,
+// and on request the refcount structures. On the way it finds what QEMU's check finds in those tables (reserved
 // bits, misaligned offsets, references past the end of the file) and the active tree's figures.
 using System;
 using System.Buffers.Binary;
@@ -84,6 +84,7 @@ internal sealed class ReferenceCounter
         }
 
         counter.Add((long)header.SnapshotsOffset, (long)snapshots.Bytes);
+        counter.AddBitmaps(BitmapDirectory.Read(storage, header));
         if (refcountStructures)
         {
             counter.Add((long)header.RefcountTableOffset, (long)header.RefcountTableClusters << counter._clusterBits);
@@ -218,6 +219,41 @@ internal sealed class ReferenceCounter
         }
 
         Add(host, _clusterSize);
+    }
+
+    /// <summary>qcow2_check_bitmaps_refcounts: the directory, each bitmap's table and the data clusters it names.</summary>
+    private void AddBitmaps(BitmapDirectory directory)
+    {
+        const ulong reserved = 0xff000000000001feUL;
+        const ulong allOnes = 1;
+        Add((long)directory.Offset, (long)directory.Bytes);
+        foreach (Bitmap bitmap in directory.Bitmaps)
+        {
+            long tableBytes = bitmap.TableEntries * 8L;
+            Add((long)bitmap.TableOffset, tableBytes);
+            if ((long)bitmap.TableOffset >= _fileLength || tableBytes > _fileLength - (long)bitmap.TableOffset)
+            {
+                continue;
+            }
+
+            byte[] table = new byte[tableBytes];
+            ReadZeroFilled((long)bitmap.TableOffset, table);
+            for (int i = 0; i < bitmap.TableEntries; i++)
+            {
+                ulong entry = BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8));
+                ulong offset = entry & L2Entry.OffsetMask;
+                if ((entry & reserved) != 0 || (offset != 0 && ((entry & allOnes) != 0 || (offset & (ulong)(_clusterSize - 1)) != 0)))
+                {
+                    Corruptions++;
+                    continue;
+                }
+
+                if (offset != 0)
+                {
+                    Add((long)offset, _clusterSize);
+                }
+            }
+        }
     }
 
     /// <summary>check_refblocks: each refcount block the table names, which must be referenced exactly once.</summary>
