@@ -23,8 +23,8 @@ public sealed partial class QcowImage
         CheckReport before = _device.Check();
         bool repair = mode switch
         {
-            QcowCheckMode.RepairAll => before.Corruptions > 0 || before.Leaks > 0,
-            QcowCheckMode.RepairLeaks => before.Leaks > 0,
+            QcowCheckMode.RepairAll => before.Corruptions > 0 || before.Leaks > 0 || _device.IsMarkedCorrupt,
+            QcowCheckMode.RepairLeaks => before.Leaks > 0 || _device.IsMarkedCorrupt,
             _ => false,
         };
         if (!repair)

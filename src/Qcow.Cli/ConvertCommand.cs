@@ -197,10 +197,13 @@ internal static class ConvertCommand
     private static List<Piece> Pieces(IBlockDevice input, long offset, int length, CopyOptions options)
     {
         var runs = new List<Piece>();
+        bool sourceHasBacking = input is QcowDevice { Backing: not null };
         for (int done = 0; done < length;)
         {
             BlockStatus s = input.Status(offset + done, length - done);
-            RunKind kind = options.TargetHasBacking && (s.Depth > 0 || !s.Present) ? RunKind.Backing
+            // As qemu-img: with -B, what the source's own backing file answers is left to the
+            // target's; a source without one reads zeros there, which are written as zeros.
+            RunKind kind = options.TargetHasBacking && (s.Depth > 0 || (sourceHasBacking && !s.Present)) ? RunKind.Backing
                 : s.Zero && options.MinSparse != 0 ? RunKind.Zero
                 : RunKind.Data;
             int n = (int)s.Length;

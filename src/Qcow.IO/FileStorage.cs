@@ -38,7 +38,7 @@ internal sealed class FileStorage : IStorage
             path,
             FileMode.Open,
             writable ? FileAccess.ReadWrite : FileAccess.Read,
-            FileShare.ReadWrite);
+            writable ? WriterShare : FileShare.ReadWrite);
         try
         {
             ImageLock.Acquire(handle, path, writable, shareAll);
@@ -52,11 +52,34 @@ internal sealed class FileStorage : IStorage
         return new FileStorage(path, handle, writable, ignoreFlushes);
     }
 
+    /// <summary>
+    /// Creates the file, or empties an existing one, as QEMU does: opened without truncating,
+    /// locked as a writer, and only then truncated, so that an image another process has open is
+    /// refused rather than wiped.
+    /// </summary>
+    /// <exception cref="QcowLockedException">Another process has the file open.</exception>
     public static FileStorage Create(string path)
     {
-        SafeFileHandle handle = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read);
+        SafeFileHandle handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, WriterShare);
+        try
+        {
+            ImageLock.Acquire(handle, path, writable: true, shareAll: false);
+            RandomAccess.SetLength(handle, 0);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+
         return new FileStorage(path, handle, canWrite: true, ignoreFlushes: false);
     }
+
+    /// <summary>
+    /// Where QEMU's locks are taken (Linux), they decide who may open an image; elsewhere a writer
+    /// keeps other writers out with the platform's sharing mode.
+    /// </summary>
+    private static FileShare WriterShare => ImageLock.IsAvailable ? FileShare.ReadWrite : FileShare.Read;
 
     public int Read(long offset, Span<byte> buffer)
     {
@@ -136,7 +159,15 @@ internal sealed class FileStorage : IStorage
         // struct stat on 64-bit Linux (x86-64 and the generic layout of arm64 alike) keeps
         // st_blocks at byte 64; the buffer is larger than either layout.
         byte[] stat = new byte[256];
-        return FileStatus((int)handle.DangerousGetHandle(), stat) == 0 ? BitConverter.ToInt64(stat, 64) * 512 : RandomAccess.GetLength(handle);
+        try
+        {
+            return FileStatus((int)handle.DangerousGetHandle(), stat) == 0 ? BitConverter.ToInt64(stat, 64) * 512 : RandomAccess.GetLength(handle);
+        }
+        catch (EntryPointNotFoundException)
+        {
+            // glibc before 2.33 exports fstat under another name: the length then stands in.
+            return RandomAccess.GetLength(handle);
+        }
     }
 
     public void Dispose() => _handle.Dispose();

@@ -18,12 +18,7 @@ internal static class ImageAmender
     public static void Amend(string path, AmendOptions o, ILogger logger)
     {
         using FileStorage storage = FileStorage.Open(path, writable: true);
-        Header header = QcowDevice.ReadHeader(storage);
-        if (HeaderModule.isDirty(header))
-        {
-            RefcountRepair.Rebuild(storage, header, logger);
-            header = QcowDevice.ReadHeader(storage);
-        }
+        Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger));
 
         int version = o.Version ?? header.Version;
         bool lazy = o.LazyRefcounts ?? HeaderModule.hasLazyRefcounts(header);

@@ -33,6 +33,9 @@ internal static class ImageLock
     private const int ConflictAttempts = 10;
     private static readonly TimeSpan ConflictPause = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>Whether QEMU's open-file-description locks exist here (64-bit Linux).</summary>
+    public static bool IsAvailable => OperatingSystem.IsLinux() && Environment.Is64BitProcess;
+
     /// <summary>
     /// Takes the locks QEMU takes for an image opened this way: a writer holds consistent read,
     /// write and resize; a reader holds consistent read; both refuse others write and resize,
@@ -41,7 +44,12 @@ internal static class ImageLock
     /// <exception cref="QcowLockedException">Another open of the file conflicts.</exception>
     public static void Acquire(SafeFileHandle handle, string path, bool writable, bool shareAll)
     {
-        if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess)
+        if (writable && shareAll)
+        {
+            throw new ArgumentException("force-share=on can only be used with read-only images");
+        }
+
+        if (!IsAvailable)
         {
             return;
         }

@@ -99,11 +99,16 @@ internal sealed class ImageMetadata : IRefcountView
         }
 
         IsCorrupt = true;
-        Span<byte> field = stackalloc byte[8];
-        _storage.Read(HeaderEncode.IncompatibleFieldOffset, field);
-        ulong incompatible = BinaryPrimitives.ReadUInt64BigEndian(field) | HeaderModule.CorruptBit;
-        _storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(incompatible));
-        _storage.Flush();
+        if (_layout.Version >= 3)
+        {
+            // Version 2 has no corrupt bit (byte 72 starts its extensions): the image is then
+            // corrupt for this open only, as QEMU keeps it.
+            Span<byte> field = stackalloc byte[8];
+            _storage.Read(HeaderEncode.IncompatibleFieldOffset, field);
+            ulong incompatible = BinaryPrimitives.ReadUInt64BigEndian(field) | HeaderModule.CorruptBit;
+            _storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(incompatible));
+            _storage.Flush();
+        }
         _logger.LogError("{Image}: a write at 0x{Offset:x} would overlap the {Role}; image marked as corrupt", _layout.Path, offset, MetadataOverlap.Describe(hit));
         throw Corrupt(
             QcowFormatErrorKind.OverlapsMetadata,

@@ -31,12 +31,17 @@ internal static class ImageResizer
         }
 
         Header header;
-        using (FileStorage storage = FileStorage.Open(path, writable: false, shareAll: true))
+        using (FileStorage storage = FileStorage.Open(path, writable: true))
         {
-            header = QcowDevice.ReadHeader(storage);
+            header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger));
         }
 
         RefuseShrink((long)header.Size, newSize, shrink);
+        if (!Measure.fitsL1Limit(newSize, header.ClusterBits, false) || (ulong)newSize > Limits.MaxHostOffset)
+        {
+            throw new InvalidOperationException("Failed to grow the L1 table: File too large");
+        }
+
         if (newSize < (long)header.Size)
         {
             DiscardPast(path, newSize, header, logger);

@@ -23,18 +23,8 @@ internal sealed partial class QcowDevice
 
     private static QcowDevice OpenQcow2(IStorage storage, DeviceOptions options, BackingOpener openBacking)
     {
-        Header header = ReadHeader(storage);
+        Header header = options.Writable ? PrepareForWriting(storage, options) : ReadHeader(storage);
         RefuseUnsupported(storage.Path, header, options);
-        if (options.Writable && header.AutoclearFeatures != 0)
-        {
-            header = DropBitmaps(storage, header, options);
-        }
-
-        if (options.Writable && HeaderModule.isDirty(header))
-        {
-            RefcountRepair.Rebuild(storage, header, options.Logger);
-            header = ReadHeader(storage);
-        }
 
         var layout = new ImageLayout(
             storage.Path,
@@ -50,8 +40,46 @@ internal sealed partial class QcowDevice
             header.CompressionType);
         string? backingName = OptionModule.ToObj(header.BackingFileName);
         string? backingFormat = OptionModule.ToObj(HeaderModule.backingFormat(header));
+        SnapshotTable snapshots = SnapshotTable.Read(storage, header);
         IBlockDevice? backing = backingName is null ? null : openBacking(backingName, backingFormat);
-        return new QcowDevice(storage, layout, header, null, backingName, backingFormat, backing, options, SnapshotTable.Read(storage, header));
+        return OwningBacking(backing, () => new QcowDevice(storage, layout, header, null, backingName, backingFormat, backing, options, snapshots));
+    }
+
+    /// <summary>Makes the device; if that fails, the backing file opened for it is closed again (its lock with it).</summary>
+    private static QcowDevice OwningBacking(IBlockDevice? backing, Func<QcowDevice> create)
+    {
+        try
+        {
+            return create();
+        }
+        catch
+        {
+            backing?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The header of a qcow2 image about to be changed, by a read-write open or by a rewrite of a
+    /// closed image (amend, resize): what Qcow cannot handle is refused, persistent bitmaps are
+    /// dropped, stale refcounts of a dirty image are rebuilt.
+    /// </summary>
+    public static Header PrepareForWriting(IStorage storage, DeviceOptions options)
+    {
+        Header header = ReadHeader(storage);
+        RefuseUnsupported(storage.Path, header, options);
+        if (header.AutoclearFeatures != 0)
+        {
+            header = DropBitmaps(storage, header, options);
+        }
+
+        if (HeaderModule.isDirty(header))
+        {
+            RefcountRepair.Rebuild(storage, header, options.Logger);
+            header = ReadHeader(storage);
+        }
+
+        return header;
     }
 
     /// <summary>
@@ -134,6 +162,6 @@ internal sealed partial class QcowDevice
             0,
             0);
         IBlockDevice? backing = backingName is null ? null : openBacking(backingName, null);
-        return new QcowDevice(storage, layout, null, header, backingName, null, backing, options, null);
+        return OwningBacking(backing, () => new QcowDevice(storage, layout, null, header, backingName, null, backing, options, null));
     }
 }

@@ -168,16 +168,29 @@ internal sealed partial class QcowDevice : IBlockDevice
     public static void Repair(string path, bool all, ILogger logger)
     {
         using FileStorage storage = FileStorage.Open(path, writable: true);
-        if (!all)
+        if (all)
+        {
+            BrokenEntries.Fix(storage, ReadHeader(storage), logger);
+            RefcountRepair.Rebuild(storage, ReadHeader(storage), logger);
+            CopiedFlags.Repair(storage, ReadHeader(storage), new System.Collections.Generic.List<string>());
+        }
+        else
         {
             RefcountRepair.FreeLeaks(storage, ReadHeader(storage));
-            return;
         }
 
-        BrokenEntries.Fix(storage, ReadHeader(storage), logger);
-        RefcountRepair.Rebuild(storage, ReadHeader(storage), logger);
-        CopiedFlags.Repair(storage, ReadHeader(storage), new System.Collections.Generic.List<string>());
+        // As QEMU's repair ends: an image found consistent afterwards loses its corrupt bit.
+        Header header = ReadHeader(storage);
+        CheckReport after = ImageChecker.Check(storage, header);
+        if (HeaderModule.isCorrupt(header) && after.Corruptions == 0 && after.CheckErrors == 0)
+        {
+            storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(header.IncompatibleFeatures & ~HeaderModule.CorruptBit));
+            storage.Flush();
+        }
     }
+
+    /// <summary>The image carries the corrupt bit, or a refused write set it during this open.</summary>
+    public bool IsMarkedCorrupt => (Header is { } h && HeaderModule.isCorrupt(h)) || _metadata.IsCorrupt;
 
     /// <summary>The L2 entry mapping a guest offset, 0 when no table maps it.</summary>
     private ulong EntryFor(long offset, out int l1Index, out ulong table)

@@ -50,8 +50,12 @@ internal static class RefcountRepair
         // dirty bit goes.
         storage.Write(HeaderEncode.RefcountTableFieldsOffset, HeaderEncode.refcountTableFields(rebuilt.TableOffset, rebuilt.TableClusters));
         storage.Flush();
-        storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(header.IncompatibleFeatures & ~HeaderModule.DirtyBit));
-        storage.Flush();
+        if (header.Version >= 3)
+        {
+            // Version 2 has no feature bits: byte 72 starts its extensions.
+            storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(header.IncompatibleFeatures & ~HeaderModule.DirtyBit));
+            storage.Flush();
+        }
         logger.LogRefcountsRebuilt(storage.Path, rebuilt.TableOffset, problems);
     }
 

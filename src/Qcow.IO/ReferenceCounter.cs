@@ -56,9 +56,6 @@ internal sealed class ReferenceCounter
     /// <summary>One past the highest cluster any reference names, inside the file or not.</summary>
     public ulong ClustersReferenced { get; private set; }
 
-    /// <summary>The refcount structures themselves are broken: only a rebuild repairs them.</summary>
-    public bool RefcountStructuresBroken { get; private set; }
-
     /// <summary>Allocated entries in the active L2 tables.</summary>
     public long Allocated { get; private set; }
 
@@ -267,15 +264,15 @@ internal sealed class ReferenceCounter
             ulong block = entry & ~Refcount.TableReservedMask;
             if ((entry & Refcount.TableReservedMask) != 0)
             {
-                BrokenRefcounts($"ERROR refcount table entry {i} has reserved bits set");
+                Corrupt($"ERROR refcount table entry {i} has reserved bits set");
             }
             else if ((block & (ulong)(_clusterSize - 1)) != 0)
             {
-                BrokenRefcounts($"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted");
+                Corrupt($"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted");
             }
             else if (block >> _clusterBits >= (ulong)Clusters)
             {
-                BrokenRefcounts($"ERROR refcount block {i} is outside image");
+                Corrupt($"ERROR refcount block {i} is outside image");
             }
             else if (block != 0)
             {
@@ -283,7 +280,7 @@ internal sealed class ReferenceCounter
                 uint references = Counts[block >> _clusterBits];
                 if (references != 1)
                 {
-                    BrokenRefcounts($"ERROR refcount block {i} refcount={references}");
+                    Corrupt($"ERROR refcount block {i} refcount={references}");
                 }
             }
         }
@@ -293,12 +290,6 @@ internal sealed class ReferenceCounter
     {
         Corruptions++;
         Messages.Add(message);
-    }
-
-    private void BrokenRefcounts(string message)
-    {
-        RefcountStructuresBroken = true;
-        Corrupt(message);
     }
 
     /// <summary>Reads bytes as QEMU reads them from a file: what lies past its end reads as zeros.</summary>

@@ -23,6 +23,8 @@ public sealed class ResizeCommandTests
     [InlineData("raw", "", false, "+1M")]
     [InlineData("raw", "", false, "--shrink", "1M")]
     [InlineData("qcow", "", false, "+1M")]
+    [InlineData("qcow2", "", false, "4E")]
+    [InlineData("qcow2", "", false, "4P")]
     public void Resize_DoesWhatQemuImgResizeDoes(string format, string options, bool snapshot, params string[] args)
     {
         using var dir = new TempDir();

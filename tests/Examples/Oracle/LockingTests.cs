@@ -80,6 +80,24 @@ public sealed class LockingTests
         }
     }
 
+    [OracleFact]
+    public void ConvertingOntoAnImageQemuHolds_IsRefused_AndLeavesItWhole()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "src.qcow2", "1M");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "held.qcow2", "1M");
+        Qemu.Io(dir.Path, "held.qcow2", "write -P 7 0 64k");
+        byte[] before = System.IO.File.ReadAllBytes(dir.File("held.qcow2"));
+        using (HeldByQemuIo(dir, "held.qcow2", readOnly: false))
+        {
+            var stderr = new System.IO.StringWriter();
+            Assert.Equal(1, Cli.Cli.Run(["convert", "-O", "qcow2", dir.File("src.qcow2"), dir.File("held.qcow2")], new System.IO.StringWriter(), stderr));
+            Assert.Contains("lock", stderr.ToString());
+        }
+
+        Assert.Equal(before, System.IO.File.ReadAllBytes(dir.File("held.qcow2")));
+    }
+
     [Fact]
     public void TwoQcowWriters_OfOneImage_AreRefused_EvenInOneProcess()
     {

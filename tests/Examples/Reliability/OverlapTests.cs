@@ -63,6 +63,47 @@ public sealed class OverlapTests
     }
 
     [OracleFact]
+    public void AfterARefusedWrite_RepairAll_ClearsTheCorruptBit_AsQemuDoes()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "r.qcow2", "16M");
+        Qemu.Io(dir.Path, "r.qcow2", "write -P 1 0 64k");
+        MapGuestZeroOnto(dir.File("r.qcow2"), Target.RefcountBlock);
+        using (QcowImage image = QcowImage.Open(dir.File("r.qcow2")))
+        {
+            Assert.Throws<QcowFormatException>(() => image.Write(0, new byte[4096]));
+        }
+
+        using (QcowImage repaired = QcowImage.Open(dir.File("r.qcow2"), new QcowOpenOptions { ForceCorrupt = true }))
+        {
+            repaired.Check(QcowCheckMode.RepairAll);
+        }
+
+        Qemu.AssertClean(dir.Path, "r.qcow2");
+        Assert.Equal(0, IncompatibleFeatures(dir.File("r.qcow2")) & CorruptBit);
+        using QcowImage writable = QcowImage.Open(dir.File("r.qcow2"));
+        writable.Write(1 << 20, new byte[4096]);
+    }
+
+    [OracleFact]
+    public void InAVersion2Image_ARefusedWrite_LeavesTheHeaderAlone()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-o", "compat=0.10", "base.qcow2", "16M");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-o", "compat=0.10", "-b", "base.qcow2", "-F", "qcow2", "v2.qcow2");
+        Qemu.Io(dir.Path, "v2.qcow2", "write -P 1 0 64k");
+        MapGuestZeroOnto(dir.File("v2.qcow2"), Target.ActiveL1);
+        byte[] header = File.ReadAllBytes(dir.File("v2.qcow2"))[..4096];
+        using (QcowImage image = QcowImage.Open(dir.File("v2.qcow2")))
+        {
+            Assert.Throws<QcowFormatException>(() => image.Write(0, new byte[4096]));
+        }
+
+        Assert.Equal(header, File.ReadAllBytes(dir.File("v2.qcow2"))[..4096]);
+        Qemu.Ok("qemu-img", dir.Path, "info", "v2.qcow2");
+    }
+
+    [OracleFact]
     public void ClusterWhoseRefcountWasZeroed_IsNotOverwritten_WhenHandedOut()
     {
         using var dir = new TempDir();
