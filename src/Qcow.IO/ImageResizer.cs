@@ -47,14 +47,45 @@ internal static class ImageResizer
             DiscardPast(path, newSize, header, logger);
         }
 
-        using FileStorage file = FileStorage.Open(path, writable: true);
-        header = QcowDevice.ReadHeader(file);
+        long oldSize = (long)header.Size;
+        using (FileStorage file = FileStorage.Open(path, writable: true))
+        {
+            Relayout(file, newSize);
+        }
+
+        if (newSize > oldSize && header.BackingFileName != null)
+        {
+            ZeroOverBacking(path, oldSize, newSize);
+        }
+
+        logger.LogInformation("{Image}: resized to {Size} bytes", path, newSize);
+    }
+
+    /// <summary>
+    /// As QEMU's truncate: when the backing file is longer than the old size, the new area is
+    /// zeroed, or the backing file's bytes there would show through.
+    /// </summary>
+    private static void ZeroOverBacking(string path, long oldSize, long newSize)
+    {
+        var settings = new OpenSettings(true, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default);
+        using QcowDevice device = ImageOpener.OpenQcow(path, settings);
+        if (device.Backing is { } backing && backing.Length > oldSize)
+        {
+            device.WriteZeroes(oldSize, newSize - oldSize);
+            device.Flush();
+        }
+    }
+
+    /// <summary>The header (and, when it must grow past its clusters, the L1 table) for the new size.</summary>
+    private static void Relayout(FileStorage file, long newSize)
+    {
+        Header header = QcowDevice.ReadHeader(file);
         Geometry g = HeaderModule.geometry(header);
         uint l1Size = (uint)GeometryModule.l1EntriesFor(g, (ulong)newSize);
         ulong l1Room = GeometryModule.clustersFor(g, (ulong)header.L1Size * 8) << g.ClusterBits;
         if (l1Size <= header.L1Size)
         {
-            Shrink(file, header, newSize, l1Size);
+            KeepL1(file, header, newSize, l1Size);
         }
         else if ((ulong)l1Size * 8 <= l1Room)
         {
@@ -67,8 +98,6 @@ internal static class ImageResizer
         {
             GrowL1(file, header, newSize, l1Size);
         }
-
-        logger.LogInformation("{Image}: resized to {Size} bytes", path, newSize);
     }
 
     private static void RefuseShrink(long size, long newSize, bool shrink)
@@ -95,8 +124,11 @@ internal static class ImageResizer
         logger.LogDebug("{Image}: discarded 0x{From:x} to 0x{To:x} before shrinking", path, from, header.Size);
     }
 
-    /// <summary>The header drops the L1 entries past the new end; the L2 tables they held are freed, then the entries zeroed.</summary>
-    private static void Shrink(FileStorage file, Header header, long newSize, uint l1Size)
+    /// <summary>
+    /// The same L1 table, or a shorter one: the header drops the L1 entries past the new end;
+    /// the L2 tables they held are freed, then the entries zeroed.
+    /// </summary>
+    private static void KeepL1(FileStorage file, Header header, long newSize, uint l1Size)
     {
         WriteHeader(file, HeaderModule.resized(header, (ulong)newSize, header.L1TableOffset, l1Size));
         if (l1Size < header.L1Size)

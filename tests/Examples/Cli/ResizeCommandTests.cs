@@ -56,6 +56,23 @@ public sealed class ResizeCommandTests
         Assert.Equal(Size(dir, format, "theirs.img"), Size(dir, format, "mine.img"));
     }
 
+    [OracleFact]
+    public void Growing_PastTheOldEnd_ReadsZeros_NotTheLongerBackingFile()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "base.qcow2", "16M");
+        Qemu.Io(dir.Path, "base.qcow2", "write -P 9 0 16M");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "theirs.qcow2", "8M");
+        File.Copy(dir.File("theirs.qcow2"), dir.File("mine.qcow2"));
+        Qemu.Ok("qemu-img", dir.Path, "resize", "theirs.qcow2", "12M");
+
+        Assert.Equal(0, Cli.Cli.Run(["resize", dir.File("mine.qcow2"), "12M"], new StringWriter(), new StringWriter()));
+
+        Qemu.AssertClean(dir.Path, "mine.qcow2");
+        Qemu.Ok("qemu-img", dir.Path, "compare", "theirs.qcow2", "mine.qcow2");
+        Qemu.Io(dir.Path, "mine.qcow2", "read -P 0 8M 4M", "read -P 9 0 8M");
+    }
+
     private static long Size(TempDir dir, string format, string image) =>
         (long)JsonNode.Parse(Qemu.Ok("qemu-img", dir.Path, "info", "--output=json", "-f", format, image))!["virtual-size"]!;
 }
