@@ -7,7 +7,6 @@ using System.Globalization;
 using System.IO;
 using System.Threading;
 using System.Threading.Tasks;
-using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.IO;
 
 namespace Qcow.Cli;
@@ -41,7 +40,7 @@ internal static class BenchCommand
         }
 
         string cache = opt.Value("t") ?? "writeback";
-        var settings = new OpenSettings(write, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, IgnoreFlushes: cache == "unsafe", ForceShare: opt.Has("U") || opt.Has("force-share"));
+        var settings = VerbOptions.Reading(opt, VerbOptions.WalkingCache) with { Writable = write, IgnoreFlushes = cache == "unsafe" };
         using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
         if (device.Length < size)
         {

@@ -31,11 +31,7 @@ internal static class CheckCommand
             "all" => QcowCheckMode.RepairAll,
             string other => throw new UsageException($"Unknown option value for -r (expecting 'leaks' or 'all'): {other}"),
         };
-        string output = opt.Value("output") ?? "human";
-        if (output is not ("human" or "json"))
-        {
-            throw new UsageException("--output must be human or json");
-        }
+        bool json = VerbOptions.Json(opt);
 
         bool shared = opt.Has("U") || opt.Has("force-share");
         if (shared && mode != QcowCheckMode.ReportOnly)
@@ -61,7 +57,7 @@ internal static class CheckCommand
             stderr.WriteLine(message);
         }
 
-        if (output == "json")
+        if (json)
         {
             stdout.WriteLine(Json(path, result));
         }

@@ -4,7 +4,6 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.IO;
 
 namespace Qcow.Cli;
@@ -26,7 +25,7 @@ internal static class CompareCommand
         }
 
         TextWriter say = opt.Has("q") ? TextWriter.Null : stdout;
-        var settings = new OpenSettings(false, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"));
+        var settings = VerbOptions.Reading(opt, VerbOptions.WalkingCache);
         try
         {
             using IBlockDevice a = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);

@@ -8,7 +8,6 @@ using System.Collections.Generic;
 using System.IO;
 using System.Threading.Channels;
 using System.Threading.Tasks;
-using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.IO;
 
 namespace Qcow.Cli;
@@ -61,7 +60,7 @@ internal static class ConvertCommand
         }
 
         string target = opt.Positional[^1];
-        var readSettings = new OpenSettings(false, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"));
+        var readSettings = VerbOptions.Reading(opt, VerbOptions.WalkingCache);
         var sources = new List<IBlockDevice>();
         try
         {

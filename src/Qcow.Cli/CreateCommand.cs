@@ -44,7 +44,8 @@ internal static class CreateCommand
 
     private static long BackingSize(string image, string backing, string? format)
     {
-        var settings = new OpenSettings(false, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default);
+        // As qemu-img create: the backing file is opened only for its size, sharing it with any writer.
+        var settings = new OpenSettings(false, false, VerbOptions.HeaderCache, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: true, OpenBackingFiles: false);
         using IBlockDevice device = ImageOpener.Open(ImageOpener.ResolveBacking(image, backing), format, settings);
         return device.Length;
     }

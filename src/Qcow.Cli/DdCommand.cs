@@ -2,7 +2,6 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.IO;
 
 namespace Qcow.Cli;
@@ -36,7 +35,7 @@ internal static class DdCommand
             throw new UsageException($"invalid number: '{b}'");
         }
 
-        var settings = new OpenSettings(false, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"));
+        var settings = VerbOptions.Reading(opt, VerbOptions.WalkingCache);
         using IBlockDevice source = ImageOpener.Open(input, opt.Value("f"), settings);
         // As qemu-img reckons it: count blocks from the start of the input, of which skip are left out.
         long end = operands.TryGetValue("count", out string? count) ? Math.Min(source.Length, checked(Sizes.Parse(count) * bs)) : source.Length;

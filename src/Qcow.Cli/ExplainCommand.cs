@@ -8,7 +8,6 @@ using System.IO;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.Format;
 using Qcow.IO;
 
@@ -24,13 +23,9 @@ internal static class ExplainCommand
             throw new UsageException("Expecting an image file name and a guest offset");
         }
 
-        string output = opt.Value("output") ?? "human";
-        if (output is not ("human" or "json"))
-        {
-            throw new UsageException("--output must be human or json");
-        }
+        bool json = VerbOptions.Json(opt);
 
-        var settings = new OpenSettings(false, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"));
+        var settings = VerbOptions.Reading(opt, VerbOptions.HeaderCache);
         using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
         long offset = Sizes.Parse(opt.Positional[1]);
         if (offset >= device.Length)
@@ -49,7 +44,7 @@ internal static class ExplainCommand
             }
         }
 
-        stdout.Write(output == "json" ? Json(offset, layers) : Human(offset, layers));
+        stdout.Write(json ? Json(offset, layers) : Human(offset, layers));
         return 0;
     }
 

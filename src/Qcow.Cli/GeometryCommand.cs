@@ -40,7 +40,7 @@ internal static class GeometryCommand
             throw new InvalidOperationException("The image size is too large (try using a larger cluster size)");
         }
 
-        stdout.Write(opt.Value("output") == "json" ? Json(size, c, refcountBits) : Human(size, c, bits, refcountBits));
+        stdout.Write(VerbOptions.Json(opt) ? Json(size, c, refcountBits) : Human(size, c, bits, refcountBits));
         return 0;
     }
 

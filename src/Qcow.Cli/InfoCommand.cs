@@ -6,7 +6,6 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using Microsoft.FSharp.Core;
-using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.Format;
 using Qcow.IO;
 
@@ -22,15 +21,11 @@ internal static class InfoCommand
             throw new UsageException("Expecting one image file name");
         }
 
-        string output = opt.Value("output") ?? "human";
-        if (output is not ("human" or "json"))
-        {
-            throw new UsageException("--output must be human or json");
-        }
+        bool json = VerbOptions.Json(opt);
 
         // As qemu-img info, backing files are opened only to describe them.
         bool chain = opt.Has("backing-chain");
-        var settings = new OpenSettings(false, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"), OpenBackingFiles: chain);
+        var settings = VerbOptions.Reading(opt, VerbOptions.HeaderCache, openBackingFiles: chain);
         using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
         var layers = new List<ImageFacts>();
         for (IBlockDevice? layer = device; layer != null; layer = chain ? (layer as QcowDevice)?.Backing : null)
@@ -38,7 +33,7 @@ internal static class InfoCommand
             layers.Add(ImageFacts.Of(layer.Path, layer));
         }
 
-        if (output == "json")
+        if (json)
         {
             stdout.WriteLine(chain ? JsonArray(layers) : Json(layers[0]).ToString());
         }

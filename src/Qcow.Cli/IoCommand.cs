@@ -5,7 +5,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Text;
-using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.IO;
 
 namespace Qcow.Cli;
@@ -28,7 +27,7 @@ internal static class IoCommand
             throw new UsageException("force-share=on can only be used with read-only images");
         }
 
-        var settings = new OpenSettings(!opt.Has("r"), false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U"));
+        var settings = VerbOptions.Reading(opt, VerbOptions.WalkingCache) with { Writable = !opt.Has("r") };
         using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
         int status = 0;
         foreach (string command in opt.Values("c"))

@@ -4,7 +4,6 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
-using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.IO;
 
 namespace Qcow.Cli;
@@ -19,17 +18,12 @@ internal static class MapCommand
             throw new UsageException("Expecting one image file name");
         }
 
-        string output = opt.Value("output") ?? "human";
-        if (output is not ("human" or "json"))
-        {
-            throw new UsageException("--output must be human or json");
-        }
+        bool json = VerbOptions.Json(opt);
 
-        var settings = new OpenSettings(false, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"));
+        var settings = VerbOptions.Reading(opt, VerbOptions.WalkingCache);
         using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
         long start = opt.Value("start-offset") is { } s ? Sizes.Parse(s) : 0;
         long end = opt.Value("max-length") is { } m ? Math.Min(device.Length, start + Sizes.Parse(m)) : device.Length;
-        bool json = output == "json";
         stdout.Write(json ? "[" : "Offset          Length          Mapped to       File\n");
         bool first = true;
         foreach ((long at, BlockStatus e) in Extents(device, start, end))

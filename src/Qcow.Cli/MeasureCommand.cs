@@ -4,7 +4,6 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Numerics;
-using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.Format;
 using Qcow.IO;
 
@@ -15,11 +14,7 @@ internal static class MeasureCommand
     public static int Run(IReadOnlyList<string> args, TextWriter stdout)
     {
         GetOpt opt = GetOpt.Parse(args, "fOo", "U", ["output", "size"], ["force-share"]);
-        string output = opt.Value("output") ?? "human";
-        if (output is not ("human" or "json"))
-        {
-            throw new UsageException("--output must be human or json");
-        }
+        bool json = VerbOptions.Json(opt);
 
         if ((opt.Value("size") is null) == (opt.Positional.Count == 0) || opt.Positional.Count > 1)
         {
@@ -36,7 +31,7 @@ internal static class MeasureCommand
         IBlockDevice? source = null;
         if (opt.Positional.Count == 1)
         {
-            var settings = new OpenSettings(false, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"));
+            var settings = VerbOptions.Reading(opt, VerbOptions.WalkingCache);
             source = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
         }
 
@@ -49,7 +44,7 @@ internal static class MeasureCommand
                 "qcow2" => Qcow2(size, source, options),
                 _ => throw new UsageException($"Unknown file format '{format}'"),
             };
-            if (output == "json")
+            if (json)
             {
                 stdout.WriteLine(new QemuJson().Add("required", required).Add("fully-allocated", fully).AddIf(bitmaps, "bitmaps", 0).ToString());
             }

@@ -32,7 +32,7 @@ internal static class ResizeCommand
 
         string path = opt.Positional[0];
         long current;
-        var settings = new OpenSettings(false, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: true, OpenBackingFiles: false);
+        var settings = VerbOptions.Reading(opt, VerbOptions.HeaderCache, openBackingFiles: false) with { ForceShare = true };
         using (IBlockDevice device = ImageOpener.Open(path, opt.Value("f"), settings))
         {
             current = device.Length;

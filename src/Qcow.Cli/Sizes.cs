@@ -46,21 +46,16 @@ internal static class Sizes
         return (long)bytes;
     }
 
+    private static readonly string[] s_units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+
     /// <summary>qemu-img's human size: "1 GiB", "196 KiB", "1.5 MiB", "512 B".</summary>
     public static string Human(long bytes)
     {
-        string[] units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-        double value = bytes;
-        int unit = 0;
-        while (value >= 1024 && unit < units.Length - 1)
-        {
-            value /= 1024;
-            unit++;
-        }
+        (decimal value, string? unit) = Scaled(bytes);
 
         // QEMU prints three significant digits and drops trailing zeros.
-        string number = value.ToString(value >= 100 ? "0" : value >= 10 ? "0.#" : "0.##", CultureInfo.InvariantCulture);
-        return $"{number} {units[unit]}";
+        string number = ((double)value).ToString(value >= 100 ? "0" : value >= 10 ? "0.#" : "0.##", CultureInfo.InvariantCulture);
+        return $"{number} {unit ?? "B"}";
     }
 
     /// <summary>
@@ -69,16 +64,22 @@ internal static class Sizes
     /// </summary>
     public static string Io(long bytes)
     {
-        string[] units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        (decimal value, string? unit) = Scaled(bytes);
+        string number = Math.Round(value, 3, MidpointRounding.ToEven).ToString("0.000", CultureInfo.InvariantCulture);
+        return $"{(number.EndsWith(".000", StringComparison.Ordinal) ? number[..^4] : number)} {unit ?? "bytes"}";
+    }
+
+    /// <summary>The size in the largest binary unit it reaches; no unit below 1 KiB.</summary>
+    private static (decimal Value, string? Unit) Scaled(long bytes)
+    {
         decimal value = bytes;
-        int unit = 0;
-        while (value >= 1024 && unit < units.Length - 1)
+        string? unit = null;
+        for (int i = 0; value >= 1024 && i < s_units.Length; i++)
         {
             value /= 1024;
-            unit++;
+            unit = s_units[i];
         }
 
-        string number = Math.Round(value, 3, MidpointRounding.ToEven).ToString("0.000", CultureInfo.InvariantCulture);
-        return $"{(number.EndsWith(".000", StringComparison.Ordinal) ? number[..^4] : number)} {units[unit]}";
+        return (value, unit);
     }
 }
