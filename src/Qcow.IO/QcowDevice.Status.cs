@@ -1,0 +1,109 @@
+// What the image says about guest bytes without reading them: block status as QEMU reports it
+// (through the backing chain, refined by file holes when clusters were preallocated), and the
+// table entries behind an offset, for explaining it.
+using System;
+using Qcow.Format;
+
+namespace Qcow.IO;
+
+internal sealed partial class QcowDevice
+{
+    /// <summary>
+    /// Block status of one cluster (or of a whole L1 entry's range when it has no L2 table), as
+    /// QEMU's qcow2 driver reports it; unallocated bytes are asked of the backing file.
+    /// </summary>
+    public BlockStatus Status(long offset, long maxLength)
+    {
+        BlockStatus status;
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            ulong entry = EntryFor(offset, out _, out ulong table);
+            long span = table == 0 ? 1L << Layout.L1Shift : Layout.ClusterSize;
+            long length = Math.Min(maxLength, span - (offset & (span - 1)));
+            L2Mapping mapping = Classify(entry, offset);
+            long inCluster = offset & (Layout.ClusterSize - 1);
+            status = mapping.Tag switch
+            {
+                L2Mapping.Tags.Normal => new BlockStatus(length, true, false, true, (long)mapping.Host + inCluster, 0, Path),
+                L2Mapping.Tags.ZeroAllocated => new BlockStatus(length, true, true, false, (long)mapping.ZeroHost + inCluster, 0, Path),
+                L2Mapping.Tags.ZeroPlain => new BlockStatus(length, true, true, false, -1, 0, null),
+                L2Mapping.Tags.Compressed => new BlockStatus(length, true, false, true, -1, 0, null),
+                _ => new BlockStatus(length, false, true, false, -1, 0, null),
+            };
+        }
+
+        // Unallocated: the backing file answers, except past its end, where the image reads zeros.
+        if (!status.Present && Backing != null && offset < Backing.Length)
+        {
+            return Backing.Status(offset, Math.Min(status.Length, Backing.Length - offset)).Deeper();
+        }
+
+        lock (_sync)
+        {
+            return status.Data && status.HasOffset && Layout.HasRefcounts && _storage is FileStorage file && IsMetadataPreallocated(file)
+                ? WithHoles(status, file)
+                : status;
+        }
+    }
+
+    /// <summary>
+    /// QEMU's qcow2_detect_metadata_preallocation: far more clusters in use than the file system
+    /// has allocated means clusters were preallocated without data, so data clusters are asked
+    /// of the file too, and its holes read as zeros. Decided once per open, as QEMU decides it.
+    /// </summary>
+    private bool IsMetadataPreallocated(FileStorage file)
+    {
+        if (_metadataPreallocated is { } known)
+        {
+            return known;
+        }
+
+        long realClusters = file.AllocatedBytes >> Layout.Geometry.ClusterBits;
+        long threshold = Math.Max(realClusters * 10 / 9, realClusters + 2);
+        long endCluster = (file.Length + Layout.ClusterSize - 1) >> Layout.Geometry.ClusterBits;
+        var stored = new StoredRefcounts(_storage, ReadHeader(_storage));
+        long inUse = 0;
+        for (long c = 0; c < endCluster && inUse < threshold; c++)
+        {
+            inUse += stored.Get((ulong)c) is > 0 ? 1 : 0;
+        }
+
+        _metadataPreallocated = inUse >= threshold;
+        return inUse >= threshold;
+    }
+
+    /// <summary>A data run refined by the file's holes: bytes in a hole, or past the end of the file, read as zeros.</summary>
+    private static BlockStatus WithHoles(BlockStatus status, FileStorage file)
+    {
+        long fileLength = file.Length;
+        if (status.HostOffset >= fileLength)
+        {
+            return status with { Zero = true };
+        }
+
+        (bool data, long length) = file.Allocation(status.HostOffset, Math.Min(status.Length, fileLength - status.HostOffset));
+        return !data && status.HostOffset + length >= fileLength
+            ? status with { Zero = true }
+            : status with { Length = length, Zero = !data };
+    }
+
+    /// <summary>The table entries that map a guest offset, and where they lie, for explaining it.</summary>
+    public EntryTrace Trace(long offset)
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            ulong entry = EntryFor(offset, out int l1Index, out ulong table);
+            int l2Index = (int)(((ulong)offset >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
+            return new EntryTrace(
+                l1Index,
+                (long)Layout.L1Offset + l1Index * 8L,
+                _metadata.L1Entry(l1Index),
+                table,
+                l2Index,
+                table == 0 ? -1 : (long)table + l2Index * 8L,
+                entry);
+        }
+    }
+}
