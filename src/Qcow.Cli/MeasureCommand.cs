@@ -38,7 +38,7 @@ internal static class MeasureCommand
         using (source)
         {
             long size = source?.Length ?? Sizes.Parse(opt.Value("size")!);
-            (long required, long fully, bool bitmaps) = format switch
+            (long required, long fully, long? bitmaps) = format switch
             {
                 "raw" => Raw(size),
                 "qcow2" => Qcow2(size, source, options),
@@ -46,11 +46,11 @@ internal static class MeasureCommand
             };
             if (json)
             {
-                stdout.WriteLine(new QemuJson().Add("required", required).Add("fully-allocated", fully).AddIf(bitmaps, "bitmaps", 0).ToString());
+                stdout.WriteLine(new QemuJson().Add("required", required).Add("fully-allocated", fully).AddIf(bitmaps.HasValue, "bitmaps", bitmaps.GetValueOrDefault()).ToString());
             }
             else
             {
-                stdout.Write($"required size: {required}\nfully allocated size: {fully}\n{(bitmaps ? "bitmaps size: 0\n" : "")}");
+                stdout.Write($"required size: {required}\nfully allocated size: {fully}\n{(bitmaps.HasValue ? $"bitmaps size: {bitmaps}\n" : "")}");
             }
         }
 
@@ -58,13 +58,13 @@ internal static class MeasureCommand
     }
 
     /// <summary>A raw file needs its whole size, allocated or not.</summary>
-    private static (long, long, bool) Raw(long size)
+    private static (long, long, long?) Raw(long size)
     {
         long rounded = (size + 511) & ~511L;
-        return (rounded, rounded, false);
+        return (rounded, rounded, null);
     }
 
-    private static (long, long, bool) Qcow2(long size, IBlockDevice? source, Dictionary<string, string> options)
+    private static (long, long, long?) Qcow2(long size, IBlockDevice? source, Dictionary<string, string> options)
     {
         int clusterSize = options.TryGetValue("cluster_size", out string? cs) ? checked((int)Sizes.Parse(cs)) : 65536;
         int refcountBits = options.TryGetValue("refcount_bits", out string? rb) ? int.Parse(rb, System.Globalization.CultureInfo.InvariantCulture) : 16;
@@ -89,9 +89,30 @@ internal static class MeasureCommand
         }
 
         Measure.Costs costs = Measure.costs(virtualSize, clusterBits, BitOperations.Log2((uint)refcountBits), extendedL2);
-        bool bitmaps = v3 && source is QcowDevice { Layout.Version: 3 };
+        long? bitmaps = v3 && source is QcowDevice { Layout.Version: 3 } q ? BitmapBytes(q, clusterSize) : null;
         return (Measure.required(costs, needed), costs.FullyAllocated, bitmaps);
     }
+
+    /// <summary>
+    /// qcow2_measure_bitmaps: every persistent bitmap of the source, fully allocated in the new
+    /// image's clusters, its table, and its directory entry.
+    /// </summary>
+    private static long BitmapBytes(QcowDevice source, long clusterSize)
+    {
+        long total = 0;
+        long directory = 0;
+        foreach (Bitmap bitmap in source.ReadBitmaps().Bitmaps)
+        {
+            long bits = (source.Length + (1L << bitmap.GranularityBits) - 1) >> bitmap.GranularityBits;
+            long clusters = (((bits + 7) / 8) + clusterSize - 1) / clusterSize;
+            total += (clusters * clusterSize) + RoundUp(clusters * 8, clusterSize);
+            directory += RoundUp(24 + System.Text.Encoding.UTF8.GetByteCount(bitmap.Name), 8);
+        }
+
+        return total + RoundUp(directory, clusterSize);
+    }
+
+    private static long RoundUp(long n, long to) => (n + to - 1) / to * to;
 
     /// <summary>Clusters holding data anywhere in the source's chain, counted from their start as qemu-img counts them.</summary>
     private static long NeededData(IBlockDevice source, long clusterSize)
