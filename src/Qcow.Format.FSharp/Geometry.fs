@@ -20,6 +20,12 @@ module Geometry =
           L2Bits = clusterBits - 3
           L2EntryBytes = 8 }
 
+    /// Geometry of a qcow2 image with extended (16-byte) L2 entries: half as many per table.
+    let qcow2Extended clusterBits =
+        { ClusterBits = clusterBits
+          L2Bits = clusterBits - 4
+          L2EntryBytes = 16 }
+
     /// Geometry of a qcow v1 image: l2_bits is a header field.
     let qcowV1 clusterBits l2Bits =
         { ClusterBits = clusterBits

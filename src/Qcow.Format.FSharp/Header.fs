@@ -129,7 +129,11 @@ module Header =
 
     let clusterSize (h: Header) = 1UL <<< h.ClusterBits
 
-    let geometry (h: Header) = Geometry.qcow2 h.ClusterBits
+    let geometry (h: Header) =
+        if h.IncompatibleFeatures &&& ExtendedL2Bit <> 0UL then
+            Geometry.qcow2Extended h.ClusterBits
+        else
+            Geometry.qcow2 h.ClusterBits
 
     let refcountGeometry (h: Header) =
         { ClusterBits = h.ClusterBits

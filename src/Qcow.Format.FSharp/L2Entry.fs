@@ -44,6 +44,8 @@ type L2Problem =
     | ZeroFlagBeforeVersion3
     | MisalignedHostOffset
     | CompressedWithExternalData
+    /// A subcluster both allocated and zero, or allocated where the cluster has no host offset.
+    | InvalidSubclusterBitmap
 
 module L2Entry =
     [<Literal>]
@@ -125,6 +127,33 @@ module L2Entry =
         elif entry = 0UL then Ok Unallocated
         elif entry &&& 511UL <> 0UL then Error MisalignedHostOffset
         else Ok(Normal(entry, true))
+
+    /// Extended L2 entries (qcow2.rst "Extended L2 Entries"): 32 subclusters per cluster; in the
+    /// entry's second word bit i says subcluster i is allocated, bit 32 + i that it reads as
+    /// zeros (QEMU's qcow2_get_subcluster_type). The mapping of one subcluster; Normal and
+    /// ZeroAllocated keep the cluster's host offset. The first word's bit 0 means nothing here.
+    let subclusterMapping (format: EntryFormat) (entry: uint64) (bitmap: uint64) (index: int) =
+        let host = entry &&& OffsetMask
+        let copied = entry &&& CopiedFlag <> 0UL
+        let allocated = (bitmap >>> index) &&& 1UL = 1UL
+        let zero = (bitmap >>> (32 + index)) &&& 1UL = 1UL
+
+        if entry &&& CompressedFlag <> 0UL then
+            if bitmap = 0UL then Ok(qcow2Compressed format.ClusterBits entry) else Error InvalidSubclusterBitmap
+        elif (bitmap >>> 32) &&& bitmap &&& 0xffffffffUL <> 0UL then
+            Error InvalidSubclusterBitmap
+        elif host = 0UL then
+            if bitmap &&& 0xffffffffUL <> 0UL then Error InvalidSubclusterBitmap
+            elif zero then Ok ZeroPlain
+            else Ok Unallocated
+        elif host &&& ((1UL <<< format.ClusterBits) - 1UL) <> 0UL then
+            Error MisalignedHostOffset
+        elif zero then
+            Ok(ZeroAllocated(host, copied))
+        elif allocated then
+            Ok(Normal(host, copied))
+        else
+            Ok Unallocated
 
     /// What a raw L2 entry means.
     let classify (format: EntryFormat) (entry: uint64) =

@@ -67,13 +67,14 @@ internal static class BrokenEntries
         int bits = header.ClusterBits;
         long cs = 1L << bits;
         EntryFormat format = HeaderModule.entryFormat(header);
+        int entryBytes = HeaderModule.geometry(header).L2EntryBytes;
         ulong dropped = header.Version >= 3 ? L2Entry.ZeroFlag : 0UL;
         Array.Clear(l2);
         storage.Read(table, l2);
         long changed = 0;
-        for (int j = 0; j < l2.Length / 8; j++)
+        for (int j = 0; j < l2.Length / entryBytes; j++)
         {
-            ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * 8));
+            ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * entryBytes));
             ulong fixedEntry = entry;
             switch (L2Entry.clusterType(format, entry))
             {
@@ -92,7 +93,7 @@ internal static class BrokenEntries
 
             if (fixedEntry != entry)
             {
-                BinaryPrimitives.WriteUInt64BigEndian(l2.AsSpan(j * 8), fixedEntry);
+                BinaryPrimitives.WriteUInt64BigEndian(l2.AsSpan(j * entryBytes), fixedEntry);
                 changed++;
             }
         }

@@ -29,6 +29,7 @@ internal sealed class ClusterRoles
     private readonly Header _header;
     private readonly int _bits;
     private readonly EntryFormat _format;
+    private readonly int _entryBytes;
 
     private ClusterRoles(IStorage storage, Header header)
     {
@@ -36,6 +37,7 @@ internal sealed class ClusterRoles
         _header = header;
         _bits = header.ClusterBits;
         _format = HeaderModule.entryFormat(header);
+        _entryBytes = HeaderModule.geometry(header).L2EntryBytes;
         Roles = new ClusterRole[(storage.Length + (1L << _bits) - 1) >> _bits];
     }
 
@@ -96,9 +98,9 @@ internal sealed class ClusterRoles
             Mark(table, cs, l2Role);
             l2.AsSpan().Clear();
             _storage.Read(table, l2.AsSpan(0, (int)Math.Max(0, Math.Min(cs, _storage.Length - table))));
-            for (int j = 0; j < l2.Length / 8; j++)
+            for (int j = 0; j < l2.Length / _entryBytes; j++)
             {
-                ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * 8));
+                ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * _entryBytes));
                 ClusterType type = L2Entry.clusterType(_format, entry);
                 HasZeroClusters |= type is ClusterType.ZeroPlain or ClusterType.ZeroAllocated;
                 switch (type)

@@ -23,6 +23,7 @@ internal static class CopiedFlags
         string verdict = repair ? "Repairing" : "ERROR";
         int cs = 1 << header.ClusterBits;
         EntryFormat format = HeaderModule.entryFormat(header);
+        int entryBytes = HeaderModule.geometry(header).L2EntryBytes;
         long l1Bytes = Math.Max(0, Math.Min((long)header.L1Size * 8, storage.Length - (long)header.L1TableOffset));
         byte[] l1 = new byte[l1Bytes & ~7L];
         storage.Read((long)header.L1TableOffset, l1);
@@ -55,9 +56,9 @@ internal static class CopiedFlags
             }
 
             bool tableChanged = false;
-            for (int j = 0; j < cs / 8; j++)
+            for (int j = 0; j < cs / entryBytes; j++)
             {
-                ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * 8));
+                ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * entryBytes));
                 ClusterType type = L2Entry.clusterType(format, entry);
                 if (type is not (ClusterType.Normal or ClusterType.ZeroAllocated)
                     || stored.Get((entry & L2Entry.OffsetMask) >> header.ClusterBits) is not { } refcount
@@ -69,7 +70,7 @@ internal static class CopiedFlags
                 mismatches++;
                 messages.Add($"{verdict} OFLAG_COPIED data cluster: l2_entry={entry:x} refcount={refcount}");
                 ulong fixedEntry = refcount == 1 ? entry | L2Entry.CopiedFlag : entry & ~L2Entry.CopiedFlag;
-                BinaryPrimitives.WriteUInt64BigEndian(l2.AsSpan(j * 8), fixedEntry);
+                BinaryPrimitives.WriteUInt64BigEndian(l2.AsSpan(j * entryBytes), fixedEntry);
                 tableChanged = true;
             }
 

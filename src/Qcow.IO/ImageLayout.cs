@@ -18,6 +18,12 @@ internal sealed record ImageLayout(
 {
     public int ClusterSize => 1 << Geometry.ClusterBits;
 
+    /// <summary>16-byte L2 entries: 32 subclusters per cluster, each with its own state.</summary>
+    public bool ExtendedL2 => Geometry.L2EntryBytes == 16;
+
+    /// <summary>The unit of allocation state: a subcluster with extended L2 entries, a cluster otherwise.</summary>
+    public int SubclusterSize => ExtendedL2 ? ClusterSize / 32 : ClusterSize;
+
     public int L2TableBytes => GeometryModule.l2TableBytes(Geometry);
 
     public bool HasRefcounts => Version >= 2;

@@ -183,12 +183,16 @@ internal sealed class ImageMetadata : IRefcountView
     }
 
     public ulong L2Entry(ulong table, int index, int l1Index) =>
-        BinaryPrimitives.ReadUInt64BigEndian(L2Table(table, l1Index).AsSpan(index * 8));
+        BinaryPrimitives.ReadUInt64BigEndian(L2Table(table, l1Index).AsSpan(index * _layout.Geometry.L2EntryBytes));
+
+    /// <summary>The subcluster bitmap of an extended L2 entry (its second word).</summary>
+    public ulong L2Bitmap(ulong table, int index, int l1Index) =>
+        BinaryPrimitives.ReadUInt64BigEndian(L2Table(table, l1Index).AsSpan((index * _layout.Geometry.L2EntryBytes) + 8));
 
     public void SetL2Entry(ulong table, int index, ulong entry)
     {
         byte[] data = _l2Cache.TryGet((long)table) ?? LoadTable(_l2Cache, table, _layout.L2TableBytes, QcowStructure.L2Table, (long)table);
-        BinaryPrimitives.WriteUInt64BigEndian(data.AsSpan(index * 8), entry);
+        BinaryPrimitives.WriteUInt64BigEndian(data.AsSpan(index * _layout.Geometry.L2EntryBytes), entry);
         _l2Cache.MarkDirty((long)table);
     }
 

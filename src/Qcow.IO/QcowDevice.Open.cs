@@ -108,9 +108,9 @@ internal sealed partial class QcowDevice
 
     private static void RefuseUnsupported(string path, Header header, DeviceOptions options)
     {
-        if ((header.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0)
+        if (options.Writable && (header.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0)
         {
-            throw FormatErrors.Unsupported(path, "extended L2 entries (subclusters)");
+            throw FormatErrors.Unsupported(path, "writing to an image with extended L2 entries (subclusters)");
         }
 
         if ((header.IncompatibleFeatures & HeaderModule.ExternalDataBit) != 0)

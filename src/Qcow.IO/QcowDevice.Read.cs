@@ -32,14 +32,13 @@ internal sealed partial class QcowDevice
     {
         int clusterSize = Layout.ClusterSize;
         int inCluster = (int)(offset & (clusterSize - 1));
-        int n = Math.Min(destination.Length, clusterSize - inCluster);
-        ulong entry = EntryFor(offset, out _, out _);
-        L2Mapping mapping = Classify(entry, offset);
+        L2Mapping mapping = MappingAt(offset, out int run);
+        int n = Math.Min(destination.Length, run);
         switch (mapping.Tag)
         {
             case L2Mapping.Tags.Normal:
                 ulong host = mapping.Host + (ulong)inCluster;
-                while (n < destination.Length && NextIsContiguous(offset + n, host + (ulong)n))
+                while (!Layout.ExtendedL2 && n < destination.Length && NextIsContiguous(offset + n, host + (ulong)n))
                 {
                     n += Math.Min(destination.Length - n, clusterSize);
                 }

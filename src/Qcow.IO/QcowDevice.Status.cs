@@ -19,9 +19,15 @@ internal sealed partial class QcowDevice
         {
             ThrowIfDisposed();
             ulong entry = EntryFor(offset, out _, out ulong table);
-            long span = table == 0 ? 1L << Layout.L1Shift : Layout.ClusterSize;
+            long span = 1L << Layout.L1Shift;
+            L2Mapping mapping = L2Mapping.Unallocated;
             long length = Math.Min(maxLength, span - (offset & (span - 1)));
-            L2Mapping mapping = Classify(entry, offset);
+            if (table != 0)
+            {
+                mapping = MappingAt(offset, out int run);
+                length = Math.Min(maxLength, run);
+            }
+
             long inCluster = offset & (Layout.ClusterSize - 1);
             status = mapping.Tag switch
             {
@@ -29,6 +35,9 @@ internal sealed partial class QcowDevice
                 L2Mapping.Tags.ZeroAllocated => new BlockStatus(length, true, true, false, (long)mapping.ZeroHost + inCluster, 0, Path),
                 L2Mapping.Tags.ZeroPlain => new BlockStatus(length, true, true, false, -1, 0, null),
                 L2Mapping.Tags.Compressed => new BlockStatus(length, true, false, true, -1, 0, null),
+                // An unallocated subcluster of an allocated cluster still names where it would lie (QEMU's UNALLOCATED_ALLOC).
+                _ when Layout.ExtendedL2 && (entry & L2Entry.OffsetMask) != 0 && (entry & L2Entry.CompressedFlag) == 0
+                    => new BlockStatus(length, false, true, false, (long)(entry & L2Entry.OffsetMask) + inCluster, 0, Path),
                 _ => new BlockStatus(length, false, true, false, -1, 0, null),
             };
         }

@@ -206,6 +206,33 @@ internal sealed partial class QcowDevice : IBlockDevice
         return _metadata.L2Entry(table, l2Index, l1Index);
     }
 
+    /// <summary>
+    /// The mapping of the guest bytes at offset, and how many bytes it covers from there: to the
+    /// end of the cluster, or of the subcluster in an image with extended L2 entries.
+    /// </summary>
+    private L2Mapping MappingAt(long offset, out int run)
+    {
+        ulong entry = EntryFor(offset, out int l1Index, out ulong table);
+        int inCluster = (int)(offset & (Layout.ClusterSize - 1));
+        if (!Layout.ExtendedL2)
+        {
+            run = Layout.ClusterSize - inCluster;
+            return Classify(entry, offset);
+        }
+
+        int sub = Layout.SubclusterSize;
+        run = sub - (inCluster % sub);
+        int l2Index = (int)(((ulong)offset >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
+        ulong bitmap = table == 0 ? 0 : _metadata.L2Bitmap(table, l2Index, l1Index);
+        var mapping = L2Entry.subclusterMapping(Layout.EntryFormat, entry, bitmap, inCluster / sub);
+        if (mapping.IsError)
+        {
+            throw new QcowFormatException(Path, QcowFormatErrorKind.Inconsistent, QcowStructure.L2Table, (long)table + (l2Index * 16L), $"extended L2 entry 0x{entry:x} / 0x{bitmap:x} for guest offset 0x{offset:x} is invalid: {mapping.ErrorValue}");
+        }
+
+        return mapping.ResultValue;
+    }
+
     private L2Mapping Classify(ulong entry, long guestOffset)
     {
         var mapping = L2Entry.classify(Layout.EntryFormat, entry);

@@ -20,6 +20,7 @@ internal sealed class ReferenceCounter
     private readonly uint _refcountMax;
     private readonly EntryFormat _format;
     private long _nextContiguous;
+    private readonly int _entryBytes;
 
     // One buffer for every L2 table read: a hostile L1 table can name tens of thousands of them.
     private readonly byte[] _l2;
@@ -32,6 +33,7 @@ internal sealed class ReferenceCounter
         _clusterSize = 1L << _clusterBits;
         _fileLength = storage.Length;
         _format = HeaderModule.entryFormat(header);
+        _entryBytes = HeaderModule.geometry(header).L2EntryBytes;
         int refcountBits = 1 << header.RefcountOrder;
         _refcountMax = refcountBits >= 32 ? uint.MaxValue : (1u << refcountBits) - 1;
         Clusters = (_fileLength + _clusterSize - 1) >> _clusterBits;
@@ -157,13 +159,20 @@ internal sealed class ReferenceCounter
         byte[] l2 = _l2;
         ReadZeroFilled(table, l2);
         _nextContiguous = 0;
-        for (int j = 0; j < l2.Length / 8; j++)
+        for (int j = 0; j < l2.Length / _entryBytes; j++)
         {
-            ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * 8));
+            ulong raw = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * _entryBytes));
+            // With subclusters the first word's bit 0 means nothing: the bitmap says what is zero.
+            ulong entry = _entryBytes == 16 ? raw & ~L2Entry.ZeroFlag : raw;
             ClusterType type = L2Entry.clusterType(_format, entry);
-            if (L2Entry.hasReservedBits(entry))
+            if (L2Entry.hasReservedBits(raw))
             {
-                Corrupt($"ERROR found l2 entry with reserved bits set: {entry:x}");
+                Corrupt($"ERROR found l2 entry with reserved bits set: {raw:x}");
+            }
+
+            if (_entryBytes == 16)
+            {
+                CheckBitmap(type, entry, BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan((j * 16) + 8)));
             }
 
             if (type == ClusterType.Compressed)
@@ -174,6 +183,23 @@ internal sealed class ReferenceCounter
             {
                 AddAllocated(entry, type, active);
             }
+        }
+    }
+
+    /// <summary>check_refcounts_l2's subcluster bitmap checks.</summary>
+    private void CheckBitmap(ClusterType type, ulong entry, ulong bitmap)
+    {
+        if (type == ClusterType.Compressed && bitmap != 0)
+        {
+            Corrupt($"ERROR compressed cluster with non-zero subcluster allocation bitmap, entry=0x{entry:x}");
+        }
+        else if (type is ClusterType.Normal && ((bitmap >> 32) & bitmap) != 0)
+        {
+            Corrupt($"ERROR offset={entry & L2Entry.OffsetMask:x}: Allocated cluster has corrupted subcluster allocation bitmap");
+        }
+        else if (type == ClusterType.Unallocated && (bitmap & 0xffffffffUL) != 0)
+        {
+            Corrupt("ERROR: Unallocated cluster has non-zero subcluster allocation map");
         }
     }
 

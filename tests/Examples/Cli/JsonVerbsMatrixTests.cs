@@ -26,6 +26,8 @@ public sealed class JsonVerbsMatrixTests
     [InlineData("preallocation=metadata")]
     [InlineData("preallocation=falloc")]
     [InlineData("preallocation=full")]
+    [InlineData("extended_l2=on")]
+    [InlineData("extended_l2=on,cluster_size=2M,compression_type=zstd")]
     [InlineData("snapshot")]
     [InlineData("bitmap")]
     [InlineData("backing chain")]
@@ -51,6 +53,13 @@ public sealed class JsonVerbsMatrixTests
                 Qemu.Io(dir.Path, "top.qcow2", "write -P 6 64k 64k", "write -z 5M 64k");
                 image = "top.qcow2";
                 break;
+            case var extended when extended.StartsWith("extended_l2", System.StringComparison.Ordinal):
+                // Subclusters: partial writes, a zeroed and a discarded subcluster, over a backing file.
+                Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-o", "extended_l2=on,cluster_size=32k", "-b", "base.qcow2", "-F", "qcow2", "top.qcow2");
+                Qemu.Io(dir.Path, "top.qcow2", "write -P 8 0 1k", "write -P 9 3M 3k", "write -z 5M 1k", "discard 3M 1k");
+                Qemu.Io(dir.Path, "base.qcow2", "write -P 7 7M 3k", "write -z 7M 1k");
+                image = "top.qcow2";
+                break;
         }
 
         string path = dir.File(image);
@@ -69,5 +78,10 @@ public sealed class JsonVerbsMatrixTests
             Assert.True(theirs.ExitCode == code, $"{string.Join(' ', args)}: exit {code}, qemu-img {theirs.ExitCode}");
             Assert.Equal(theirs.Stdout, stdout.ToString());
         }
+
+        using QcowImage opened = QcowImage.Open(path, new QcowOpenOptions { ReadOnly = true });
+        byte[] guest = new byte[opened.Length];
+        opened.Read(0, guest);
+        Assert.Equal(Qemu.RawBytes(dir.Path, image), guest);
     }
 }
