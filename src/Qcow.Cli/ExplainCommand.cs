@@ -67,7 +67,10 @@ internal static class ExplainCommand
         }
 
         EntryTrace trace = q.Trace(offset);
-        var classified = L2Entry.classify(q.Layout.EntryFormat, trace.L2Entry);
+        int inSub = (int)(offset & (q.Layout.ClusterSize - 1)) / q.Layout.SubclusterSize;
+        var classified = q.Layout.ExtendedL2
+            ? L2Entry.subclusterMapping(q.Layout.EntryFormat, trace.L2Entry, trace.L2Bitmap, inSub)
+            : L2Entry.classify(q.Layout.EntryFormat, trace.L2Entry);
         if (classified.IsError)
         {
             throw new QcowFormatException(q.Path, QcowFormatErrorKind.Inconsistent, QcowStructure.L2Table, trace.L2EntryAt, $"L2 entry 0x{trace.L2Entry:x} is invalid: {classified.ErrorValue}");
@@ -123,8 +126,16 @@ internal static class ExplainCommand
             }
             else
             {
-                s.Append(Inv($"{p}L2 entry {t.L2Index}, at 0x{t.L2Table:x} + {t.L2Index} × 8 = 0x{t.L2EntryAt:x}: 0x{t.L2Entry:x16}\n"));
+                int entryBytes = q.Layout.Geometry.L2EntryBytes;
+                s.Append(Inv($"{p}L2 entry {t.L2Index}, at 0x{t.L2Table:x} + {t.L2Index} × {entryBytes} = 0x{t.L2EntryAt:x}: 0x{t.L2Entry:x16}\n"));
                 s.Append(L2Bits(q, t.L2Entry, p));
+                if (q.Layout.ExtendedL2)
+                {
+                    int sub = q.Layout.SubclusterSize;
+                    int index = (int)(offset & (q.Layout.ClusterSize - 1)) / sub;
+                    s.Append(Inv($"{p}  subcluster bitmap (second word) 0x{t.L2Bitmap:x16}; subcluster = offset in cluster / (cluster_size / 32) = {index}\n"));
+                    s.Append(Inv($"{p}  bit {index} allocated = {Bit(t.L2Bitmap, index)}, bit {32 + index} reads as zeros = {Bit(t.L2Bitmap, 32 + index)}\n"));
+                }
             }
 
             s.Append(p).Append(Conclusion(layer, offset, q)).Append('\n');
@@ -200,6 +211,11 @@ internal static class ExplainCommand
                 if (t.L2Table != 0)
                 {
                     o["l2-entry"] = new JsonObject { ["host-offset"] = t.L2EntryAt, ["value"] = Inv($"0x{t.L2Entry:x16}") };
+                    if (q.Layout.ExtendedL2)
+                    {
+                        o["l2-entry"]!["subcluster-bitmap"] = Inv($"0x{t.L2Bitmap:x16}");
+                        o["subcluster"] = (offset & (q.Layout.ClusterSize - 1)) / q.Layout.SubclusterSize;
+                    }
                 }
             }
 

@@ -9,4 +9,5 @@ namespace Qcow.IO;
 /// <param name="L2Index">(offset >> cluster_bits) &amp; (2^l2_bits − 1).</param>
 /// <param name="L2EntryAt">Host offset of the L2 entry; -1 without an L2 table.</param>
 /// <param name="L2Entry">Its raw value; 0 without an L2 table.</param>
-internal sealed record EntryTrace(int L1Index, long L1EntryAt, ulong L1Entry, ulong L2Table, int L2Index, long L2EntryAt, ulong L2Entry);
+/// <param name="L2Bitmap">The subcluster bitmap of an extended L2 entry; 0 otherwise.</param>
+internal sealed record EntryTrace(int L1Index, long L1EntryAt, ulong L1Entry, ulong L2Table, int L2Index, long L2EntryAt, ulong L2Entry, ulong L2Bitmap);

@@ -111,8 +111,9 @@ internal sealed partial class QcowDevice
                 _metadata.L1Entry(l1Index),
                 table,
                 l2Index,
-                table == 0 ? -1 : (long)table + l2Index * 8L,
-                entry);
+                table == 0 ? -1 : (long)table + ((long)l2Index * Layout.Geometry.L2EntryBytes),
+                entry,
+                table != 0 && Layout.ExtendedL2 ? _metadata.L2Bitmap(table, l2Index, l1Index) : 0);
         }
     }
 }

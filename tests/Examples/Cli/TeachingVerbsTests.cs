@@ -59,6 +59,22 @@ public sealed class TeachingVerbsTests
         Assert.Contains("=> compressed: the stream at 0x", human.ToString());
     }
 
+    [OracleFact]
+    public void Explain_OfAnExtendedL2Image_NamesTheSubcluster()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-o", "extended_l2=on", "x.qcow2", "16M");
+        Qemu.Io(dir.Path, "x.qcow2", "write -P 5 6k 2k");
+
+        // 64 KiB clusters, 2 KiB subclusters: 6 KiB is subcluster 3, allocated; 8 KiB is subcluster 4, not.
+        JsonNode data = Explain(dir.File("x.qcow2"), "0x1800")["chain"]![0]!;
+        JsonNode hole = Explain(dir.File("x.qcow2"), "0x2000")["chain"]![0]!;
+
+        Assert.Equal(("data", 3), ((string)data["type"]!, (int)data["subcluster"]!));
+        Assert.Equal(MappedOffset(dir, "x.qcow2", 0x1800), (long)data["host-offset"]!);
+        Assert.Equal(("unallocated", 4), ((string)hole["type"]!, (int)hole["subcluster"]!));
+    }
+
     [OracleTheory]
     [InlineData("1G", "")]
     [InlineData("1M", "cluster_size=512")]
