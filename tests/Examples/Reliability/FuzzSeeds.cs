@@ -8,6 +8,7 @@
 //                      write 2k 4k, -z 512k 4k; snapshot -c second; discard 0 1k
 //   v2-snapshot.qcow2  create -o compat=0.10,cluster_size=4096 1M; write 0 8k, -c 16k 4k; snapshot -c snap; write 4k 8k
 //   backing.qcow2      create -o cluster_size=4096 -b base.raw -F raw 1M; write 6k 4k
+//   extended-l2.qcow2  create -o extended_l2=on,cluster_size=16k 1M; write 0 1k, 20k 3k, -z 40k 512, -c 64k 16k
 //   v1-compressed.qcow create -f qcow 1M; write -c 0 4k, 8k 8k, -c 512k 4k
 //   v1-backing.qcow    create -f qcow -b base.raw -F raw 1M; write 1k 2k
 using System;
@@ -85,7 +86,7 @@ internal static class FuzzSeeds
 
     private static IEnumerable<FuzzSeed> MadeByQemu()
     {
-        string[] names = ["compressed.qcow2", "zstd.qcow2", "snapshots.qcow2", "v2-snapshot.qcow2", "backing.qcow2", "v1-compressed.qcow", "v1-backing.qcow"];
+        string[] names = ["compressed.qcow2", "zstd.qcow2", "snapshots.qcow2", "v2-snapshot.qcow2", "backing.qcow2", "extended-l2.qcow2", "v1-compressed.qcow", "v1-backing.qcow"];
         foreach (string name in names)
         {
             using Stream resource = typeof(FuzzSeeds).Assembly.GetManifestResourceStream(name + ".gz")
