@@ -92,6 +92,8 @@ internal static class InfoCommand
                 .AddIf(f.Bitmaps.Count > 0, "bitmaps", f.Bitmaps.Select(b => new QemuJson().Add("name", b.Name).Add("granularity", 1L << b.GranularityBits).Add("flags", BitmapFlags(b))).ToList())
                 .AddIf(h.Version == 3, "corrupt", HeaderModule.isCorrupt(h))
                 .Add("refcount-bits", 1 << h.RefcountOrder)
+                .AddIf(DataFile(h) != null, "data-file", DataFile(h)!)
+                .AddIf(DataFile(h) != null, "data-file-raw", (h.AutoclearFeatures & HeaderModule.RawExternalDataBit) != 0)
                 .AddIf(h.Version == 3, "extended-l2", (h.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0)
                 .Add("compression-type", h.CompressionType == 1 ? "zstd" : "zlib");
             o.Add("format-specific", new QemuJson().Add("type", "qcow2").Add("data", data));
@@ -99,6 +101,8 @@ internal static class InfoCommand
 
         return o;
     }
+
+    private static string? DataFile(Header h) => OptionModule.ToObj(HeaderModule.externalDataFile(h));
 
     /// <summary>QEMU's names for a bitmap's flags: bit 0 in-use, bit 1 auto.</summary>
     private static List<string> BitmapFlags(Bitmap b) =>
@@ -200,6 +204,12 @@ internal static class InfoCommand
         }
 
         s.Append($"    refcount bits: {1 << h.RefcountOrder}\n");
+        if (DataFile(h) is { } dataFile)
+        {
+            s.Append($"    data file: {dataFile}\n");
+            s.Append($"    data file raw: {((h.AutoclearFeatures & HeaderModule.RawExternalDataBit) != 0 ? "true" : "false")}\n");
+        }
+
         if (h.Version == 3)
         {
             s.Append($"    corrupt: {(HeaderModule.isCorrupt(h) ? "true" : "false")}\n");

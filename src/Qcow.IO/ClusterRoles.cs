@@ -105,7 +105,7 @@ internal sealed class ClusterRoles
                 HasZeroClusters |= type is ClusterType.ZeroPlain or ClusterType.ZeroAllocated;
                 switch (type)
                 {
-                    case ClusterType.Normal or ClusterType.ZeroAllocated:
+                    case ClusterType.Normal or ClusterType.ZeroAllocated when !_format.HasExternalData:
                         Mark((long)(entry & L2Entry.OffsetMask), cs, ClusterRole.Data);
                         break;
                     case ClusterType.Compressed:

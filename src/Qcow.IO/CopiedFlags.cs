@@ -60,8 +60,9 @@ internal static class CopiedFlags
             {
                 ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * entryBytes));
                 ClusterType type = L2Entry.clusterType(format, entry);
+                // Clusters of an external data file count as referenced once, as QEMU counts them.
                 if (type is not (ClusterType.Normal or ClusterType.ZeroAllocated)
-                    || stored.Get((entry & L2Entry.OffsetMask) >> header.ClusterBits) is not { } refcount
+                    || (format.HasExternalData ? 1UL : stored.Get((entry & L2Entry.OffsetMask) >> header.ClusterBits)) is not { } refcount
                     || (refcount == 1) == ((entry & L2Entry.CopiedFlag) != 0))
                 {
                     continue;

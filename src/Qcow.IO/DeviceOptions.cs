@@ -11,3 +11,6 @@ internal sealed record DeviceOptions(bool Writable, bool ForceCorrupt, long Cach
 
 /// <summary>Opens the image an image names as its backing file, read-only; null leaves it unopened (qemu-img info without --backing-chain).</summary>
 internal delegate IBlockDevice? BackingOpener(string name, string? format);
+
+/// <summary>Opens the external data file an image names, read-only; null leaves it unopened (its data cannot be read then).</summary>
+internal delegate IStorage? DataFileOpener(string name);

@@ -78,7 +78,11 @@ internal static class ImageOpener
             }
 
             var options = new DeviceOptions(settings.Writable, settings.ForceCorrupt, settings.CacheBytes, settings.LoggerFactory.CreateLogger("Qcow"));
-            QcowDevice device = QcowDevice.Open(storage, options, (name, backingFormat) => settings.OpenBackingFiles ? OpenBacking(path, name, backingFormat, settings, chain) : null);
+            QcowDevice device = QcowDevice.Open(
+                storage,
+                options,
+                (name, backingFormat) => settings.OpenBackingFiles ? OpenBacking(path, name, backingFormat, settings, chain) : null,
+                name => settings.OpenBackingFiles ? OpenDataFile(path, name, settings) : null);
             if (actual != "qcow*" && device.FormatName != actual)
             {
                 device.Dispose();
@@ -92,6 +96,19 @@ internal static class ImageOpener
             storage.Dispose();
             throw;
         }
+    }
+
+    /// <summary>An external data file, read-only, through the policy, locked as QEMU locks it.</summary>
+    private static IStorage OpenDataFile(string imagePath, string name, OpenSettings settings)
+    {
+        string resolved = ResolveBacking(imagePath, name);
+        var file = new ReferencedFile(imagePath, name, resolved, ReferencedFileRole.ExternalDataFile);
+        if (!settings.Policy.Allows(file))
+        {
+            throw new UnauthorizedAccessException($"{imagePath}: the policy does not allow opening its data file '{name}'");
+        }
+
+        return FileStorage.Open(resolved, writable: false, shareAll: settings.ForceShare);
     }
 
     private static IBlockDevice OpenBacking(string imagePath, string name, string? format, OpenSettings settings, HashSet<string> chain)

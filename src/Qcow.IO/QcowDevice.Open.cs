@@ -11,17 +11,17 @@ namespace Qcow.IO;
 internal sealed partial class QcowDevice
 {
     /// <summary>Opens an image whose first bytes carry the qcow magic.</summary>
-    public static QcowDevice Open(IStorage storage, DeviceOptions options, BackingOpener openBacking)
+    public static QcowDevice Open(IStorage storage, DeviceOptions options, BackingOpener openBacking, DataFileOpener? openDataFile = null)
     {
         byte[] probe = new byte[Limits.HeaderV3Length];
         int available = storage.Read(0, probe);
         uint version = BinaryPrimitives.ReadUInt32BigEndian(probe.AsSpan(4));
         return version == 1
             ? OpenV1(storage, probe.AsSpan(0, available), options, openBacking)
-            : OpenQcow2(storage, options, openBacking);
+            : OpenQcow2(storage, options, openBacking, openDataFile);
     }
 
-    private static QcowDevice OpenQcow2(IStorage storage, DeviceOptions options, BackingOpener openBacking)
+    private static QcowDevice OpenQcow2(IStorage storage, DeviceOptions options, BackingOpener openBacking, DataFileOpener? openDataFile)
     {
         Header header = options.Writable ? PrepareForWriting(storage, options) : ReadHeader(storage);
         RefuseUnsupported(storage.Path, header, options);
@@ -41,12 +41,24 @@ internal sealed partial class QcowDevice
         string? backingName = OptionModule.ToObj(header.BackingFileName);
         string? backingFormat = OptionModule.ToObj(HeaderModule.backingFormat(header));
         SnapshotTable snapshots = SnapshotTable.Read(storage, header);
-        IBlockDevice? backing = backingName is null ? null : openBacking(backingName, backingFormat);
-        return OwningBacking(backing, () => new QcowDevice(storage, layout, header, null, backingName, backingFormat, backing, options, snapshots));
+        string? dataFileName = OptionModule.ToObj(HeaderModule.externalDataFile(header));
+        IStorage? dataFile = dataFileName is null ? null : openDataFile?.Invoke(dataFileName);
+        IBlockDevice? backing;
+        try
+        {
+            backing = backingName is null ? null : openBacking(backingName, backingFormat);
+        }
+        catch
+        {
+            dataFile?.Dispose();
+            throw;
+        }
+
+        return OwningBacking(backing, dataFile, () => new QcowDevice(storage, layout, header, null, backingName, backingFormat, backing, options, snapshots) { DataFile = dataFile, DataFileName = dataFileName });
     }
 
-    /// <summary>Makes the device; if that fails, the backing file opened for it is closed again (its lock with it).</summary>
-    private static QcowDevice OwningBacking(IBlockDevice? backing, Func<QcowDevice> create)
+    /// <summary>Makes the device; if that fails, the files opened for it are closed again (their locks with them).</summary>
+    private static QcowDevice OwningBacking(IBlockDevice? backing, IStorage? dataFile, Func<QcowDevice> create)
     {
         try
         {
@@ -55,6 +67,7 @@ internal sealed partial class QcowDevice
         catch
         {
             backing?.Dispose();
+            dataFile?.Dispose();
             throw;
         }
     }
@@ -113,9 +126,9 @@ internal sealed partial class QcowDevice
             throw FormatErrors.Unsupported(path, "writing to an image with extended L2 entries (subclusters)");
         }
 
-        if ((header.IncompatibleFeatures & HeaderModule.ExternalDataBit) != 0)
+        if (options.Writable && (header.IncompatibleFeatures & HeaderModule.ExternalDataBit) != 0)
         {
-            throw FormatErrors.Unsupported(path, "an external data file");
+            throw FormatErrors.Unsupported(path, "writing to an image with an external data file");
         }
 
         if (header.CryptMethod != 0)
@@ -162,6 +175,6 @@ internal sealed partial class QcowDevice
             0,
             0);
         IBlockDevice? backing = backingName is null ? null : openBacking(backingName, null);
-        return OwningBacking(backing, () => new QcowDevice(storage, layout, null, header, backingName, null, backing, options, null));
+        return OwningBacking(backing, null, () => new QcowDevice(storage, layout, null, header, backingName, null, backing, options, null));
     }
 }

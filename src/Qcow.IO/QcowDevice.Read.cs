@@ -43,7 +43,7 @@ internal sealed partial class QcowDevice
                     n += Math.Min(destination.Length - n, clusterSize);
                 }
 
-                destination[_storage.Read((long)host, destination[..n])..n].Clear();
+                destination[DataStorage.Read((long)host, destination[..n])..n].Clear();
                 return n;
             case L2Mapping.Tags.Compressed:
                 if (_inflatedHost != mapping.StreamHost)

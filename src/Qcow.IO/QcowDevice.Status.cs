@@ -12,6 +12,9 @@ internal sealed partial class QcowDevice
     /// Block status of one cluster (or of a whole L1 entry's range when it has no L2 table), as
     /// QEMU's qcow2 driver reports it; unallocated bytes are asked of the backing file.
     /// </summary>
+    /// <summary>The file data clusters lie in, as QEMU names it: the external data file, or the image.</summary>
+    private string DataPath => DataFile?.Path ?? Path;
+
     public BlockStatus Status(long offset, long maxLength)
     {
         BlockStatus status;
@@ -31,13 +34,13 @@ internal sealed partial class QcowDevice
             long inCluster = offset & (Layout.ClusterSize - 1);
             status = mapping.Tag switch
             {
-                L2Mapping.Tags.Normal => new BlockStatus(length, true, false, true, (long)mapping.Host + inCluster, 0, Path),
-                L2Mapping.Tags.ZeroAllocated => new BlockStatus(length, true, true, false, (long)mapping.ZeroHost + inCluster, 0, Path),
+                L2Mapping.Tags.Normal => new BlockStatus(length, true, false, true, (long)mapping.Host + inCluster, 0, DataPath),
+                L2Mapping.Tags.ZeroAllocated => new BlockStatus(length, true, true, false, (long)mapping.ZeroHost + inCluster, 0, DataPath),
                 L2Mapping.Tags.ZeroPlain => new BlockStatus(length, true, true, false, -1, 0, null),
                 L2Mapping.Tags.Compressed => new BlockStatus(length, true, false, true, -1, 0, null),
                 // An unallocated subcluster of an allocated cluster still names where it would lie (QEMU's UNALLOCATED_ALLOC).
                 _ when Layout.ExtendedL2 && (entry & L2Entry.OffsetMask) != 0 && (entry & L2Entry.CompressedFlag) == 0
-                    => new BlockStatus(length, false, true, false, (long)(entry & L2Entry.OffsetMask) + inCluster, 0, Path),
+                    => new BlockStatus(length, false, true, false, (long)(entry & L2Entry.OffsetMask) + inCluster, 0, DataPath),
                 _ => new BlockStatus(length, false, true, false, -1, 0, null),
             };
         }
@@ -50,7 +53,7 @@ internal sealed partial class QcowDevice
 
         lock (_sync)
         {
-            return status.Data && status.HasOffset && Layout.HasRefcounts && _storage is FileStorage file && IsMetadataPreallocated(file)
+            return status.Data && status.HasOffset && Layout.HasRefcounts && DataFileName is null && _storage is FileStorage file && IsMetadataPreallocated(file)
                 ? WithHoles(status, file)
                 : status;
         }

@@ -55,6 +55,17 @@ internal sealed partial class QcowDevice : IBlockDevice
     /// <summary>The backing file, opened; null when there is none or it was left unopened.</summary>
     public IBlockDevice? Backing { get; }
 
+    /// <summary>The external data file that holds the guest data, when the image names one and it was opened.</summary>
+    public IStorage? DataFile { get; private init; }
+
+    /// <summary>The external data file's name as the image stores it; null when there is none.</summary>
+    public string? DataFileName { get; private init; }
+
+    /// <summary>Where data clusters lie: the external data file, or the image itself.</summary>
+    private IStorage DataStorage => DataFileName is null
+        ? _storage
+        : DataFile ?? throw FormatErrors.Unsupported(Path, "reading guest data without opening the external data file");
+
     /// <summary>The internal snapshots, as the snapshot table held them at open.</summary>
     public System.Collections.Generic.IReadOnlyList<Snapshot> Snapshots { get; }
 
@@ -113,6 +124,7 @@ internal sealed partial class QcowDevice : IBlockDevice
             finally
             {
                 _storage.Dispose();
+                DataFile?.Dispose();
                 Backing?.Dispose();
             }
         }

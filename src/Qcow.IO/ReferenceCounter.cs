@@ -241,7 +241,11 @@ internal sealed class ReferenceCounter
             _nextContiguous = host + _clusterSize;
         }
 
-        Add(host, _clusterSize);
+        // Data in an external data file is not this file's to count.
+        if (!_format.HasExternalData)
+        {
+            Add(host, _clusterSize);
+        }
     }
 
     /// <summary>qcow2_check_bitmaps_refcounts: the directory, each bitmap's table and the data clusters it names.</summary>

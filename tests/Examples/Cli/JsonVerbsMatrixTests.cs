@@ -1,6 +1,6 @@
 // The JSON verbs against qemu-img over images qemu-img made and qemu-io filled, one per kind of
 // image people have: the text of info, map, check and measure (--output=json) equals
-// qemu-img's, and so do the exit codes.
+// qemu-img's, and so do the exit codes; the guest bytes read as qemu-img convert reads them.
 using Qcow.Examples.Oracle;
 using Xunit;
 
@@ -12,7 +12,7 @@ public sealed class JsonVerbsMatrixTests
     private static string[] Fill(string options)
     {
         string cluster = options.Contains("cluster_size=512") ? "512" : options.Contains("cluster_size=4k") ? "4k" : options.Contains("cluster_size=2M") ? "2M" : "64k";
-        string[] compressed = options.Contains("preallocation") ? [] : [$"write -c -P 2 4M {cluster}"];
+        string[] compressed = options.Contains("preallocation") || options.Contains("data_file") ? [] : [$"write -c -P 2 4M {cluster}"];
         return ["write -P 1 0 100k", .. compressed, "write -z 2M 64k", "write -P 3 3M 4k", "discard 3M 4k", "write -P 4 5M 1M"];
     }
 
@@ -28,6 +28,8 @@ public sealed class JsonVerbsMatrixTests
     [InlineData("preallocation=full")]
     [InlineData("extended_l2=on")]
     [InlineData("extended_l2=on,cluster_size=2M,compression_type=zstd")]
+    [InlineData("data_file=base.data")]
+    [InlineData("data_file=base.data,data_file_raw=on")]
     [InlineData("snapshot")]
     [InlineData("bitmap")]
     [InlineData("backing chain")]
