@@ -86,19 +86,10 @@ internal static class InfoCommand
 
         if (f.Header is { } h)
         {
-            var data = new QemuJson()
-                .Add("compat", h.Version == 3 ? "1.1" : "0.10")
-                .AddIf(h.Version == 3, "lazy-refcounts", HeaderModule.hasLazyRefcounts(h))
-                .AddIf(f.Bitmaps.Count > 0, "bitmaps", f.Bitmaps.Select(b => new QemuJson().Add("name", b.Name).Add("granularity", 1L << b.GranularityBits).Add("flags", BitmapFlags(b))).ToList())
-                .AddIf(h.Version == 3, "corrupt", HeaderModule.isCorrupt(h))
-                .Add("refcount-bits", 1 << h.RefcountOrder)
-                .AddIf(DataFile(h) != null, "data-file", DataFile(h)!)
-                .AddIf(DataFile(h) != null, "data-file-raw", (h.AutoclearFeatures & HeaderModule.RawExternalDataBit) != 0)
-                .AddIf(h.Version == 3, "extended-l2", (h.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0)
-                .Add("compression-type", h.CompressionType == 1 ? "zstd" : "zlib");
-            o.Add("format-specific", new QemuJson().Add("type", "qcow2").Add("data", data));
+            o.Add("format-specific", new QemuJson().Add("type", "qcow2").Add("data", FormatSpecificData(h, f.Bitmaps, f.Luks)));
         }
 
+        o.AddIf(f.Encrypted, "encrypted", true);
         return o;
     }
 
@@ -146,6 +137,11 @@ internal static class InfoCommand
         s.Append($"file format: {f.Format}\n");
         s.Append($"virtual size: {Sizes.Human(f.VirtualSize)} ({f.VirtualSize} bytes)\n");
         s.Append($"disk size: {Sizes.Human(f.ActualSize)}\n");
+        if (f.Encrypted)
+        {
+            s.Append("encrypted: yes\n");
+        }
+
         if (f.ClusterSize > 0)
         {
             s.Append($"cluster_size: {f.ClusterSize}\n");
@@ -169,65 +165,77 @@ internal static class InfoCommand
 
         if (f.Header != null)
         {
-            s.Append(FormatSpecific(f.Header, f.Bitmaps));
+            s.Append(FormatSpecific(f.Header, f.Bitmaps, f.Luks));
         }
 
         return s.ToString();
     }
 
-    /// <summary>The "Format specific information" block that qemu-img info and qemu-io info print.</summary>
-    public static string FormatSpecific(Header h, IReadOnlyList<Bitmap> bitmaps)
+    /// <summary>The "Format specific information" block that qemu-img info and qemu-io info print: QEMU's dump of the same object the JSON holds.</summary>
+    public static string FormatSpecific(Header h, IReadOnlyList<Bitmap> bitmaps, LuksHeader? luks)
     {
-        var s = new StringBuilder();
-        s.Append("Format specific information:\n");
-        s.Append($"    compat: {(h.Version == 3 ? "1.1" : "0.10")}\n");
-        s.Append($"    compression type: {(h.CompressionType == 1 ? "zstd" : "zlib")}\n");
-        if (h.Version == 3)
-        {
-            s.Append($"    lazy refcounts: {(HeaderModule.hasLazyRefcounts(h) ? "true" : "false")}\n");
-        }
-
-        if (bitmaps.Count > 0)
-        {
-            s.Append("    bitmaps:\n");
-            for (int i = 0; i < bitmaps.Count; i++)
-            {
-                s.Append(CultureInfo.InvariantCulture, $"        [{i}]:\n            flags:\n");
-                List<string> flags = BitmapFlags(bitmaps[i]);
-                for (int j = 0; j < flags.Count; j++)
-                {
-                    s.Append(CultureInfo.InvariantCulture, $"                [{j}]: {flags[j]}\n");
-                }
-
-                s.Append(CultureInfo.InvariantCulture, $"            name: {bitmaps[i].Name}\n            granularity: {1L << bitmaps[i].GranularityBits}\n");
-            }
-        }
-
-        s.Append($"    refcount bits: {1 << h.RefcountOrder}\n");
-        if (DataFile(h) is { } dataFile)
-        {
-            s.Append($"    data file: {dataFile}\n");
-            s.Append($"    data file raw: {((h.AutoclearFeatures & HeaderModule.RawExternalDataBit) != 0 ? "true" : "false")}\n");
-        }
-
-        if (h.Version == 3)
-        {
-            s.Append($"    corrupt: {(HeaderModule.isCorrupt(h) ? "true" : "false")}\n");
-            s.Append($"    extended l2: {((h.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0 ? "true" : "false")}\n");
-        }
-
+        var s = new StringBuilder("Format specific information:\n");
+        FormatSpecificData(h, bitmaps, luks).DumpHuman(s, 1);
         return s.ToString();
+    }
+
+    /// <summary>qemu-img's ImageInfoSpecificQCow2: optional members only when they hold something.</summary>
+    private static QemuJson FormatSpecificData(Header h, IReadOnlyList<Bitmap> bitmaps, LuksHeader? luks)
+    {
+        var data = new QemuJson()
+            .Add("compat", h.Version == 3 ? "1.1" : "0.10")
+            .AddIf(h.Version == 3, "lazy-refcounts", HeaderModule.hasLazyRefcounts(h))
+            .AddIf(bitmaps.Count > 0, "bitmaps", bitmaps.Select(b => new QemuJson().Add("name", b.Name).Add("granularity", 1L << b.GranularityBits).Add("flags", BitmapFlags(b))).ToList())
+            .AddIf(h.Version == 3, "corrupt", HeaderModule.isCorrupt(h))
+            .Add("refcount-bits", 1 << h.RefcountOrder);
+        if (h.CryptMethod == 1)
+        {
+            data.Add("encrypt", new QemuJson().Add("format", "aes"));
+        }
+        else if (luks != null)
+        {
+            data.Add("encrypt", Luks(luks));
+        }
+
+        return data
+            .AddIf(DataFile(h) != null, "data-file", DataFile(h)!)
+            .AddIf(DataFile(h) != null, "data-file-raw", (h.AutoclearFeatures & HeaderModule.RawExternalDataBit) != 0)
+            .AddIf(h.Version == 3, "extended-l2", (h.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0)
+            .Add("compression-type", h.CompressionType == 1 ? "zstd" : "zlib");
+    }
+
+    /// <summary>QCryptoBlockInfoLUKS: the cipher as QEMU names it ("aes-256", mode "xts", IV generator "plain64"), the hash, the slots.</summary>
+    private static QemuJson Luks(LuksHeader l)
+    {
+        string[] mode = l.CipherMode.Split('-', 2);
+        string[] ivgen = (mode.Length > 1 ? mode[1] : "").Split(':', 2);
+        long keyBits = (mode[0] == "xts" ? l.KeyBytes / 2 : l.KeyBytes) * 8L;
+        var luks = new QemuJson()
+            .Add("format", "luks")
+            .Add("cipher-alg", $"{l.CipherName}-{keyBits}")
+            .Add("cipher-mode", mode[0])
+            .Add("ivgen-alg", ivgen[0])
+            .AddIf(ivgen.Length > 1, "ivgen-hash-alg", ivgen.Length > 1 ? ivgen[1] : "")
+            .Add("hash-alg", l.HashSpec)
+            .Add("payload-offset", l.PayloadOffset)
+            .Add("master-key-iters", (long)l.MasterKeyIterations)
+            .Add("uuid", l.Uuid);
+        return luks.Add("slots", l.Slots.Select(slot => new QemuJson()
+            .Add("active", slot.Active)
+            .AddIf(slot.Active, "iters", (long)slot.Iterations)
+            .AddIf(slot.Active, "stripes", (long)slot.Stripes)
+            .Add("key-offset", slot.KeyOffset)).ToList());
     }
 }
 
 /// <summary>What info reports of one image.</summary>
-internal sealed record ImageFacts(string Path, string Format, long VirtualSize, int ClusterSize, long ActualSize, Header? Header, string? BackingFile, string? FullBackingFile, string? BackingFormat, IReadOnlyList<Snapshot> Snapshots, IReadOnlyList<Bitmap> Bitmaps)
+internal sealed record ImageFacts(string Path, string Format, long VirtualSize, int ClusterSize, long ActualSize, Header? Header, string? BackingFile, string? FullBackingFile, string? BackingFormat, IReadOnlyList<Snapshot> Snapshots, IReadOnlyList<Bitmap> Bitmaps, bool Encrypted = false, LuksHeader? Luks = null)
 {
     public static ImageFacts Of(string path, IBlockDevice device)
     {
         long actual = FileStorage.AllocatedBytesOf(path);
         return device is QcowDevice q
-            ? new ImageFacts(path, q.FormatName, q.Length, q.Layout.ClusterSize, actual, q.Header, q.BackingFileName, q.BackingFileName is null ? null : ImageOpener.ResolveBacking(path, q.BackingFileName), q.BackingFormat, q.Snapshots, q.ReadBitmaps().Bitmaps)
+            ? new ImageFacts(path, q.FormatName, q.Length, q.Layout.ClusterSize, actual, q.Header, q.BackingFileName, q.BackingFileName is null ? null : ImageOpener.ResolveBacking(path, q.BackingFileName), q.BackingFormat, q.Snapshots, q.ReadBitmaps().Bitmaps, q.IsEncrypted, q.ReadLuksHeader())
             : new ImageFacts(path, device.FormatName, device.Length, 0, actual, null, null, null, null, [], []);
     }
 }

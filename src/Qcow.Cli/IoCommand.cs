@@ -243,7 +243,7 @@ internal static class IoCommand
         stdout.WriteLine($"vm state offset: {Sizes.Io(vmState)}");
         if (device is QcowDevice { Header: { } header } q2)
         {
-            stdout.Write(InfoCommand.FormatSpecific(header, q2.ReadBitmaps().Bitmaps));
+            stdout.Write(InfoCommand.FormatSpecific(header, q2.ReadBitmaps().Bitmaps, q2.ReadLuksHeader()));
         }
     }
 

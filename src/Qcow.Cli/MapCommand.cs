@@ -22,6 +22,11 @@ internal static class MapCommand
 
         var settings = VerbOptions.Reading(opt, VerbOptions.WalkingCache);
         using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
+        if (device is QcowDevice { IsEncrypted: true })
+        {
+            throw FormatErrors.Unsupported(device.Path, "mapping encrypted guest data");
+        }
+
         long start = opt.Value("start-offset") is { } s ? Sizes.Parse(s) : 0;
         long end = opt.Value("max-length") is { } m ? Math.Min(device.Length, start + Sizes.Parse(m)) : device.Length;
         stdout.Write(json ? "[" : "Offset          Length          Mapped to       File\n");

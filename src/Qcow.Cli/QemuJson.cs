@@ -1,7 +1,9 @@
 // JSON as qemu-img prints its dictionaries: pretty-printed with four spaces, keys in the order
 // QEMU's QDict iterates them (by hash bucket, and newest first within a bucket), so that the
 // output is the same text as qemu-img's, not just the same object.
+using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Text;
@@ -39,15 +41,68 @@ internal sealed class QemuJson
         return s_emptyList.Replace(Encoding.UTF8.GetString(buffer.ToArray()), "$1$2[\n$1]");
     }
 
+    /// <summary>
+    /// QEMU's human dump of a dictionary (dump_qdict): "key: value" a line, dashes in keys as
+    /// spaces, nested dictionaries and lists indented four spaces a level, list items as [i].
+    /// </summary>
+    public void DumpHuman(StringBuilder s, int indentation)
+    {
+        foreach ((string key, object value) in Ordered())
+        {
+            s.Append(' ', indentation * 4).Append(key.Replace('-', ' ')).Append(':');
+            DumpValue(s, indentation, value);
+        }
+    }
+
+    private static void DumpValue(StringBuilder s, int indentation, object value)
+    {
+        switch (value)
+        {
+            case QemuJson nested:
+                s.Append('\n');
+                nested.DumpHuman(s, indentation + 1);
+                break;
+            case string text:
+                s.Append(' ').Append(text).Append('\n');
+                break;
+            case IEnumerable<QemuJson> list:
+                s.Append('\n');
+                int i = 0;
+                foreach (QemuJson item in list)
+                {
+                    s.Append(' ', (indentation + 1) * 4).Append(CultureInfo.InvariantCulture, $"[{i++}]:\n");
+                    item.DumpHuman(s, indentation + 2);
+                }
+
+                break;
+            case IEnumerable<string> strings:
+                s.Append('\n');
+                int j = 0;
+                foreach (string item in strings)
+                {
+                    s.Append(' ', (indentation + 1) * 4).Append(CultureInfo.InvariantCulture, $"[{j++}]: {item}\n");
+                }
+
+                break;
+            case bool b:
+                s.Append(b ? " true\n" : " false\n");
+                break;
+            default:
+                s.Append(' ').Append(Convert.ToInt64(value, CultureInfo.InvariantCulture).ToString(CultureInfo.InvariantCulture)).Append('\n');
+                break;
+        }
+    }
+
+    private IEnumerable<(string Key, object Value)> Ordered() => _members
+        .Select((m, i) => (m, i))
+        .OrderBy(x => Bucket(x.m.Key))
+        .ThenByDescending(x => x.i)
+        .Select(x => x.m);
+
     private void Write(Utf8JsonWriter w)
     {
         w.WriteStartObject();
-        IEnumerable<(string Key, object Value)> ordered = _members
-            .Select((m, i) => (m, i))
-            .OrderBy(x => Bucket(x.m.Key))
-            .ThenByDescending(x => x.i)
-            .Select(x => x.m);
-        foreach ((string key, object value) in ordered)
+        foreach ((string key, object value) in Ordered())
         {
             w.WritePropertyName(key);
             WriteValue(w, value);
@@ -88,7 +143,7 @@ internal sealed class QemuJson
                 w.WriteBooleanValue(b);
                 break;
             default:
-                w.WriteNumberValue(System.Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture));
+                w.WriteNumberValue(Convert.ToInt64(value, CultureInfo.InvariantCulture));
                 break;
         }
     }

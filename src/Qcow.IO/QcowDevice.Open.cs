@@ -131,9 +131,9 @@ internal sealed partial class QcowDevice
             throw FormatErrors.Unsupported(path, "writing to an image with an external data file");
         }
 
-        if (header.CryptMethod != 0)
+        if (options.Writable && header.CryptMethod != 0)
         {
-            throw FormatErrors.Unsupported(path, header.CryptMethod == 1 ? "AES encryption" : "LUKS encryption");
+            throw FormatErrors.Unsupported(path, header.CryptMethod == 1 ? "writing an AES-encrypted image" : "writing a LUKS-encrypted image");
         }
 
         if (options.Writable && HeaderModule.isCorrupt(header) && !options.ForceCorrupt)
@@ -145,9 +145,9 @@ internal sealed partial class QcowDevice
     private static QcowDevice OpenV1(IStorage storage, ReadOnlySpan<byte> probe, DeviceOptions options, BackingOpener openBacking)
     {
         QcowV1Header header = QcowV1HeaderModule.decode(probe).OrThrow(storage.Path);
-        if (header.CryptMethod != 0)
+        if (options.Writable && header.CryptMethod != 0)
         {
-            throw FormatErrors.Unsupported(storage.Path, "AES encryption");
+            throw FormatErrors.Unsupported(storage.Path, "writing an AES-encrypted image");
         }
 
         string? backingName = null;

@@ -12,6 +12,7 @@ internal sealed partial class QcowDevice
         lock (_sync)
         {
             ThrowIfDisposed();
+            ThrowIfEncrypted();
             while (destination.Length > 0)
             {
                 if (offset >= Length)

@@ -21,6 +21,7 @@ internal sealed partial class QcowDevice
         lock (_sync)
         {
             ThrowIfDisposed();
+            ThrowIfEncrypted();
             ulong entry = EntryFor(offset, out _, out ulong table);
             long span = 1L << Layout.L1Shift;
             L2Mapping mapping = L2Mapping.Unallocated;

@@ -1,6 +1,7 @@
 // A qcow (v1) or qcow2 (v2/v3) image as a virtual disk. This file holds its state; opening,
 // reading and writing live in QcowDevice.Open.cs, QcowDevice.Read.cs and QcowDevice.Write.cs.
 using System;
+using System.Linq;
 using Microsoft.Extensions.Logging;
 using Qcow.Format;
 
@@ -60,6 +61,30 @@ internal sealed partial class QcowDevice : IBlockDevice
 
     /// <summary>The external data file's name as the image stores it; null when there is none.</summary>
     public string? DataFileName { get; private init; }
+
+    /// <summary>The guest data is encrypted (AES or LUKS): it can be described, not read.</summary>
+    public bool IsEncrypted => (Header?.CryptMethod ?? V1Header!.CryptMethod) != 0;
+
+    /// <summary>The LUKS header of a LUKS-encrypted qcow2 image; null otherwise.</summary>
+    public LuksHeader? ReadLuksHeader()
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            return Header is { CryptMethod: 2 } h && h.Extensions.OfType<HeaderExtension.FullDiskEncryption>().FirstOrDefault() is { } crypt
+                ? LuksHeader.Read(_storage, crypt.headerOffset)
+                : null;
+        }
+    }
+
+    /// <summary>Reads need the key, which Qcow does not take yet.</summary>
+    private void ThrowIfEncrypted()
+    {
+        if (IsEncrypted)
+        {
+            throw FormatErrors.Unsupported(Path, "reading encrypted guest data");
+        }
+    }
 
     /// <summary>Where data clusters lie: the external data file, or the image itself.</summary>
     private IStorage DataStorage => DataFileName is null
