@@ -22,7 +22,7 @@ internal sealed record LuksHeader(string CipherName, string CipherMode, string H
     public static LuksHeader Read(IStorage storage, ulong offset)
     {
         byte[] h = new byte[Length];
-        if (storage.Read((long)offset, h) != Length || !h.AsSpan(0, 6).SequenceEqual(s_magic))
+        if (offset > (ulong)storage.Length || storage.Read((long)offset, h) != Length || !h.AsSpan(0, 6).SequenceEqual(s_magic))
         {
             throw new QcowFormatException(storage.Path, QcowFormatErrorKind.Inconsistent, QcowStructure.HeaderExtension, (long)offset, "the crypto header is not a LUKS header");
         }
