@@ -48,4 +48,11 @@ public sealed class QcowCreateOptions
 
     /// <summary>The backing file's format (qcow2 only); null to let readers probe.</summary>
     public string? BackingFormat { get; init; }
+
+    /// <summary>
+    /// 16-byte L2 entries with 32 subclusters each (qemu-img's extended_l2; compat 1.1, clusters
+    /// of 16 KiB or more). Qcow reads such images but does not write them yet: Create opens the
+    /// new image read-only. Default: false.
+    /// </summary>
+    public bool ExtendedL2 { get; init; }
 }

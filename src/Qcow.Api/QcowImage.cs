@@ -80,7 +80,8 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
             ImageCreator.CreateQcow2(path, Qcow2Options(options, size));
         }
 
-        return Open(path, openOptions);
+        // Qcow reads images with extended L2 entries but does not write them yet.
+        return Open(path, options.ExtendedL2 ? new QcowOpenOptions { ReadOnly = true, LoggerFactory = openOptions?.LoggerFactory } : openOptions);
     }
 
     internal static Create.Qcow2Options Qcow2Options(QcowCreateOptions options, ulong size)
@@ -104,7 +105,8 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
             options.LazyRefcounts,
             options.CompressionType == QcowCompressionType.Zstd ? (byte)1 : (byte)0,
             Microsoft.FSharp.Core.OptionModule.OfObj(options.BackingFile),
-            Microsoft.FSharp.Core.OptionModule.OfObj(options.BackingFormat));
+            Microsoft.FSharp.Core.OptionModule.OfObj(options.BackingFormat),
+            options.ExtendedL2);
     }
 
     /// <summary>Makes every completed write durable, in crash-safe order.</summary>

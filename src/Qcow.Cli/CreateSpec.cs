@@ -30,7 +30,7 @@ internal sealed class CreateSpec
               cluster_size=<size>    - qcow2 cluster size (default 65536)
               compat=<str>           - Compatibility level (0.10 or 1.1)
               compression_type=<str> - Compression method used for image cluster compression (zlib or zstd)
-              extended_l2=<bool>     - Extended L2 tables (only off is supported yet)
+              extended_l2=<bool>     - Extended L2 tables
               lazy_refcounts=<bool>  - Postpone refcount updates
               preallocation=<str>    - Preallocation mode (only off is supported yet)
               refcount_bits=<num>    - Width of a reference count entry in bits
@@ -85,7 +85,6 @@ internal sealed class CreateSpec
         }
 
         Refuse(o, "preallocation", "off");
-        Refuse(o, "extended_l2", "off");
         backingFile ??= o.GetValueOrDefault("backing_file");
         backingFormat ??= o.GetValueOrDefault("backing_fmt");
         if (o.TryGetValue("size", out string? sizeText))
@@ -113,6 +112,7 @@ internal sealed class CreateSpec
                 },
                 BackingFile = backingFile,
                 BackingFormat = format == "qcow2" ? backingFormat : null,
+                ExtendedL2 = Bool(o.GetValueOrDefault("extended_l2", "off"), "extended_l2"),
             },
         };
     }
@@ -142,7 +142,7 @@ internal sealed class CreateSpec
         string backing = o.BackingFile is null ? "" : $" backing_file={o.BackingFile}" + (o.BackingFormat is null ? "" : $" backing_fmt={o.BackingFormat}");
         return Format switch
         {
-            "qcow2" => $"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize}{(o.Compat == "1.1" ? "" : $" compat={o.Compat}")} extended_l2=off compression_type={(o.CompressionType == QcowCompressionType.Zstd ? "zstd" : "zlib")} size={o.Size}{backing} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}",
+            "qcow2" => $"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")} compression_type={(o.CompressionType == QcowCompressionType.Zstd ? "zstd" : "zlib")} size={o.Size}{(o.Compat == "1.1" ? "" : $" compat={o.Compat}")}{backing} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}",
             "qcow" => $"Formatting '{path}', fmt=qcow size={o.Size}{backing}",
             _ => $"Formatting '{path}', fmt=raw size={o.Size}",
         };

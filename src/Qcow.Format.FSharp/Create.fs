@@ -11,7 +11,9 @@ type Qcow2Options =
       LazyRefcounts: bool
       CompressionType: byte
       BackingFile: string option
-      BackingFormat: string option }
+      BackingFormat: string option
+      /// 16-byte L2 entries with 32 subclusters each (compat 1.1, clusters of 16 KiB or more).
+      ExtendedL2: bool }
 
 /// The new image: its header, the writes that make it, and the file's length.
 type NewImage =
@@ -28,7 +30,11 @@ let defaults size =
       LazyRefcounts = false
       CompressionType = 0uy
       BackingFile = None
-      BackingFormat = None }
+      BackingFormat = None
+      ExtendedL2 = false }
+
+let private geometryOf (o: Qcow2Options) =
+    if o.ExtendedL2 then Geometry.qcow2Extended o.ClusterBits else Geometry.qcow2 o.ClusterBits
 
 /// The largest virtual size QEMU allows: the L1 table is at most 32 MiB.
 let maxSize clusterBits =
@@ -47,7 +53,9 @@ let private validate (o: Qcow2Options) =
         do! check (o.Version = 3 || not o.LazyRefcounts) "lazy refcounts need compat=1.1"
         do! check (o.Version = 3 || o.CompressionType = 0uy) "zstd compression needs compat=1.1"
         do! check (o.CompressionType <= 1uy) "compression_type must be zlib or zstd"
-        do! check (o.Size <= maxSize o.ClusterBits) "image size is too large for this cluster size"
+        do! check (not o.ExtendedL2 || o.Version = 3) "Extended L2 entries are only supported with compatibility level 1.1 and above"
+        do! check (not o.ExtendedL2 || o.ClusterBits >= 14) "Extended L2 entries are only supported with cluster sizes of at least 16384 bytes"
+        do! check (o.Size <= (Limits.MaxL1Bytes / 8UL) * Geometry.bytesPerL1Entry (geometryOf o)) "image size is too large for this cluster size"
         do!
             check
                 (o.BackingFormat.IsNone || o.BackingFormat.Value.Length <= Limits.MaxBackingFormatLength)
@@ -59,7 +67,7 @@ let qcow2 (o: Qcow2Options) : Result<NewImage, string> =
     match validate o with
     | Error e -> Error e
     | Ok() ->
-        let g = Geometry.qcow2 o.ClusterBits
+        let g = geometryOf o
         let rg = { ClusterBits = o.ClusterBits; RefcountOrder = o.RefcountOrder }
         let cs = Geometry.clusterSize g
         let l1Size = Geometry.l1EntriesFor g o.Size
@@ -90,7 +98,9 @@ let qcow2 (o: Qcow2Options) : Result<NewImage, string> =
                   RefcountTableClusters = uint32 tableClusters
                   SnapshotCount = 0u
                   SnapshotsOffset = 0UL
-                  IncompatibleFeatures = if o.CompressionType <> 0uy then Header.CompressionTypeBit else 0UL
+                  IncompatibleFeatures =
+                    (if o.CompressionType <> 0uy then Header.CompressionTypeBit else 0UL)
+                    ||| (if o.ExtendedL2 then Header.ExtendedL2Bit else 0UL)
                   CompatibleFeatures = if o.LazyRefcounts then Header.LazyRefcountsBit else 0UL
                   AutoclearFeatures = 0UL
                   RefcountOrder = o.RefcountOrder

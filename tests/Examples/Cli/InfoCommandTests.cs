@@ -97,11 +97,31 @@ public sealed class InfoCommandTests
     }
 
     [OracleTheory]
+    [InlineData("qcow2", "compat=0.10,backing_file=b.qcow2,backing_fmt=qcow2")]
+    [InlineData("qcow2", "extended_l2=on,compression_type=zstd,lazy_refcounts=on,refcount_bits=64")]
+    [InlineData("qcow", "")]
+    [InlineData("raw", "")]
+    public void Create_SaysWhatQemuImgSays(string format, string options)
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "b.qcow2", "1M");
+        string[] o = options == "" ? [] : ["-o", options];
+        string theirs = Qemu.Ok("qemu-img", dir.Path, ["create", "-f", format, "-u", .. o, dir.File("x.img"), "5M"]);
+        var stdout = new StringWriter();
+
+        Assert.Equal(0, Cli.Cli.Run(["create", "-f", format, "-u", .. o, dir.File("y.img"), "5M"], stdout, new StringWriter()));
+
+        Assert.Equal(theirs.Replace(dir.File("x.img"), "IMAGE"), stdout.ToString().Replace(dir.File("y.img"), "IMAGE"));
+    }
+
+    [OracleTheory]
     [InlineData("qcow2", "", "3G")]
     [InlineData("qcow2", "compat=0.10,cluster_size=512", "16M")]
     [InlineData("qcow2", "cluster_size=2M,refcount_bits=64,lazy_refcounts=on,compression_type=zstd", "3G")]
     [InlineData("qcow2", "cluster_size=4096,refcount_bits=1", "1T")]
     [InlineData("qcow", "", "3G")]
+    [InlineData("qcow2", "extended_l2=on", "3G")]
+    [InlineData("qcow2", "extended_l2=on,cluster_size=2M,refcount_bits=1", "100G")]
     public void Create_WritesTheSameBytesAsQemuImg(string format, string options, string size)
     {
         using var dir = new TempDir();
