@@ -50,7 +50,7 @@ internal static class DdCommand
         long size = end - start;
         string format = opt.Value("O") ?? "raw";
         CreateSpec.From(format, [], null, null, size).Create(output);
-        using IBlockDevice target = ImageOpener.Open(output, format, settings with { Writable = true, IgnoreFlushes = true, ForceShare = false });
+        using IBlockDevice target = ImageOpener.Open(output, format, settings with { Writable = true, ForceShare = false });
         byte[] block = new byte[Math.Min(bs, Math.Max(size, 1))];
         for (long done = 0; done < size;)
         {
