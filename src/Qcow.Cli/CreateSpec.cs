@@ -20,6 +20,9 @@ internal sealed class CreateSpec
 
     public bool SizeGiven { get; private init; }
 
+    /// <summary>qemu-img's preallocation mode for qcow2: off, metadata, falloc or full.</summary>
+    public string Preallocation { get; private init; } = "off";
+
     /// <summary>Text for -o help.</summary>
     public static string Help(string format) => format switch
     {
@@ -32,7 +35,7 @@ internal sealed class CreateSpec
               compression_type=<str> - Compression method used for image cluster compression (zlib or zstd)
               extended_l2=<bool>     - Extended L2 tables
               lazy_refcounts=<bool>  - Postpone refcount updates
-              preallocation=<str>    - Preallocation mode (only off is supported yet)
+              preallocation=<str>    - Preallocation mode (allowed values: off, metadata, falloc, full)
               refcount_bits=<num>    - Width of a reference count entry in bits
               size=<size>            - Virtual disk size
             """,
@@ -84,7 +87,11 @@ internal sealed class CreateSpec
             }
         }
 
-        Refuse(o, "preallocation", "off");
+        string preallocation = o.GetValueOrDefault("preallocation", "off");
+        if (preallocation is not ("off" or "metadata" or "falloc" or "full") || (format != "qcow2" && preallocation != "off"))
+        {
+            throw new UsageException($"preallocation={preallocation} is not supported by qcow for {format}");
+        }
         backingFile ??= o.GetValueOrDefault("backing_file");
         backingFormat ??= o.GetValueOrDefault("backing_fmt");
         if (o.TryGetValue("size", out string? sizeText))
@@ -95,6 +102,7 @@ internal sealed class CreateSpec
         return new CreateSpec
         {
             Format = format,
+            Preallocation = preallocation,
             SizeGiven = size.HasValue,
             Options = new QcowCreateOptions
             {
@@ -130,7 +138,7 @@ internal sealed class CreateSpec
                 ImageCreator.CreateQcowV1(path, size, Options.BackingFile);
                 break;
             default:
-                ImageCreator.CreateQcow2(path, QcowImage.Qcow2Options(Options, size));
+                ImageCreator.CreateQcow2(path, QcowImage.Qcow2Options(Options, size), Preallocation);
                 break;
         }
     }
@@ -142,7 +150,7 @@ internal sealed class CreateSpec
         string backing = o.BackingFile is null ? "" : $" backing_file={o.BackingFile}" + (o.BackingFormat is null ? "" : $" backing_fmt={o.BackingFormat}");
         return Format switch
         {
-            "qcow2" => $"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")} compression_type={(o.CompressionType == QcowCompressionType.Zstd ? "zstd" : "zlib")} size={o.Size}{(o.Compat == "1.1" ? "" : $" compat={o.Compat}")}{backing} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}",
+            "qcow2" => $"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")}{(Preallocation == "off" ? "" : $" preallocation={Preallocation}")} compression_type={(o.CompressionType == QcowCompressionType.Zstd ? "zstd" : "zlib")} size={o.Size}{(o.Compat == "1.1" ? "" : $" compat={o.Compat}")}{backing} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}",
             "qcow" => $"Formatting '{path}', fmt=qcow size={o.Size}{backing}",
             _ => $"Formatting '{path}', fmt=raw size={o.Size}",
         };

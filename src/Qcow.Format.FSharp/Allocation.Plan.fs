@@ -104,6 +104,9 @@ type WriteKind =
     /// A whole cluster as a compressed stream of Length bytes, packed at `packAt` (after the
     /// previous stream) when it fits there; 0 starts a new cluster.
     | WriteCompressed of packAt: uint64
+    /// A host cluster for a guest cluster nothing maps yet, its bytes left as the file holds them
+    /// (metadata preallocation).
+    | PreallocateCluster
 
 /// One cluster's part of a guest request, with the table entries that map it today.
 type ClusterRequest =

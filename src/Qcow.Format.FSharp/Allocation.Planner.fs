@@ -254,6 +254,19 @@ let private planCompressed (ctx: PlanContext) req (l1: L1Mapping) mapping packAt
         let at = l1.L2TableOffset + uint64 (req.L2Index * ctx.Geometry.L2EntryBytes)
         Refused(Inconsistent(Structure.L2Table, at, "a compressed write cannot overwrite an allocated cluster"))
 
+/// Preallocation maps an unallocated cluster to a new host cluster and writes nothing: the table
+/// first, then the cluster, as for any allocation. Anything already mapped stays as it is.
+let private planPreallocation (ctx: PlanContext) req (l1: L1Mapping) mapping draft =
+    match mapping with
+    | Unallocated ->
+        match writableTable ctx req l1 draft with
+        | Error e -> e
+        | Ok(table, draft, link, tableRelease) ->
+            match allocate ctx draft (clusterSize ctx) with
+            | Error e -> e
+            | Ok(host, draft) -> linkInto ctx req (table, draft, link, tableRelease) [] (Normal(host, true)) []
+    | _ -> finish ctx draft []
+
 let private readsAsZeroes (ctx: PlanContext) mapping =
     match mapping with
     | ZeroPlain
@@ -313,3 +326,4 @@ let plan (ctx: PlanContext) (req: ClusterRequest) : PlanOutcome =
         | WriteZeroes -> planZeroes ctx req l1 mapping draft
         | DiscardCluster -> planDiscard ctx req l1 mapping draft
         | WriteCompressed packAt -> planCompressed ctx req l1 mapping packAt draft
+        | PreallocateCluster -> planPreallocation ctx req l1 mapping draft

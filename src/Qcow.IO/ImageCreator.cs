@@ -1,5 +1,6 @@
 // Creating image files: qcow2 from the core's layout, qcow v1 as qemu-img writes it, raw.
 using System;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.FSharp.Core;
 using Qcow.Format;
 
@@ -8,7 +9,10 @@ namespace Qcow.IO;
 internal static class ImageCreator
 {
     /// <summary>Writes a new qcow2 image; the options have been validated by the core.</summary>
-    public static void CreateQcow2(string path, Create.Qcow2Options options)
+    /// <param name="path">The file to create.</param>
+    /// <param name="options">The image's options.</param>
+    /// <param name="preallocation">qemu-img's preallocation mode: off, metadata, falloc or full.</param>
+    public static void CreateQcow2(string path, Create.Qcow2Options options, string preallocation = "off")
     {
         FSharpResult<Create.NewImage, string> layout = Create.qcow2(options);
         if (layout.IsError)
@@ -16,14 +20,24 @@ internal static class ImageCreator
             throw new ArgumentException(layout.ErrorValue, nameof(options));
         }
 
-        using FileStorage storage = FileStorage.Create(path);
-        foreach (Tuple<ulong, byte[]> write in layout.ResultValue.Writes)
+        using (FileStorage storage = FileStorage.Create(path))
         {
-            storage.Write((long)write.Item1, write.Item2);
+            foreach (Tuple<ulong, byte[]> write in layout.ResultValue.Writes)
+            {
+                storage.Write((long)write.Item1, write.Item2);
+            }
+
+            storage.SetLength((long)layout.ResultValue.FileLength);
+            storage.Flush();
         }
 
-        storage.SetLength((long)layout.ResultValue.FileLength);
-        storage.Flush();
+        if (preallocation != "off")
+        {
+            var settings = new OpenSettings(true, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, OpenBackingFiles: false);
+            using QcowDevice device = ImageOpener.OpenQcow(path, settings);
+            // falloc allocates the space as full does; both read as zeros.
+            device.Preallocate(writeZeros: preallocation is "full" or "falloc");
+        }
     }
 
     /// <summary>Writes a new qcow v1 image with qemu-img's geometry.</summary>

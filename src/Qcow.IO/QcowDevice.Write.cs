@@ -224,6 +224,53 @@ internal sealed partial class QcowDevice
         }
     }
 
+    /// <summary>
+    /// Preallocation, as qemu-img create -o preallocation does it: every guest cluster gets a host
+    /// cluster, in guest order, each L2 table before the clusters it maps (so refcount blocks land
+    /// where QEMU's land while one refcount block covers the image). Without
+    /// <paramref name="writeZeros"/> the data clusters are left to the file's holes ("metadata").
+    /// </summary>
+    public void Preallocate(bool writeZeros)
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            int cs = Layout.ClusterSize;
+            for (long guest = 0; guest < Length; guest += cs)
+            {
+                ulong entry = EntryFor(guest, out int l1Index, out _);
+                var request = new ClusterRequest(
+                    (ulong)guest,
+                    l1Index,
+                    _metadata.L1Entry(l1Index),
+                    (int)(((ulong)guest >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1)),
+                    entry,
+                    0,
+                    cs,
+                    WriteKind.PreallocateCluster);
+                Run(request, default);
+            }
+
+            FlushMetadata();
+            long end = (long)_metadata.FirstFreeCluster << Layout.Geometry.ClusterBits;
+            if (writeZeros)
+            {
+                byte[] zeros = new byte[cs];
+                for (long guest = 0; guest < Length; guest += cs)
+                {
+                    _metadata.WriteData(Classify(EntryFor(guest, out _, out _), guest).Host, zeros);
+                }
+            }
+
+            if (_storage.Length < end)
+            {
+                _storage.SetLength(end);
+            }
+
+            _storage.Flush();
+        }
+    }
+
     /// <summary>Both the L2 table and the cluster have refcount 1 (COPIED), or it is qcow v1.</summary>
     private bool IsOwnedByThisImage(int l1Index, ulong entry)
     {

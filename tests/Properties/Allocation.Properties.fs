@@ -168,7 +168,8 @@ let private apply (c: Case) (h: Header) (run: Run) (op: Op) =
             | DiscardCluster ->
                 for i in at .. at + n - 1 do
                     run.Bytes[i] <- if c.Version = 2 && c.HasBacking then backingByte (uint64 i) else 0uy
-            | WriteCompressed _ -> invalidOp "these runs write bytes, zeros and discards only"
+            | WriteCompressed _
+            | PreallocateCluster -> invalidOp "these runs write bytes, zeros and discards only"
 
         at <- at + n
 
