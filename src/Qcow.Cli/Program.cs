@@ -20,7 +20,7 @@ namespace Qcow.Cli
               dd [-f fmt] [-O fmt] [-U] [bs=N] [count=N] [skip=N] if=IN of=OUT
               bench [-c count] [-d depth] [-f fmt] [--flush-interval=N] [-o offset] [--pattern=N] [-q] [-s size] [-S step] [-t cache] [-w] [-U] FILE
               amend [-f fmt] -o compat=..,lazy_refcounts=..,refcount_bits=.. FILE
-              resize [-f fmt] [--preallocation=off] [-q] [--shrink] FILE [+|-]SIZE
+              resize [-f fmt] [--preallocation=off|metadata|falloc|full] [-q] [--shrink] FILE [+|-]SIZE
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
               convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] [-c] [-n] [--target-is-zero] [-S size] [-m N] [-W] [-B backing [-F fmt]] [-U] SRC... DST
             teaching verbs:

@@ -25,9 +25,10 @@ internal static class ResizeCommand
             throw new UsageException("Expecting image file name and size");
         }
 
-        if (opt.Value("preallocation") is { } mode && mode != "off")
+        string preallocation = opt.Value("preallocation") ?? "off";
+        if (preallocation is not ("off" or "metadata" or "falloc" or "full"))
         {
-            throw new UsageException($"--preallocation={mode} is not supported by qcow yet");
+            throw new UsageException($"Invalid preallocation mode: '{preallocation}'");
         }
 
         string path = opt.Positional[0];
@@ -51,7 +52,7 @@ internal static class ResizeCommand
 
         try
         {
-            ImageResizer.Resize(path, opt.Value("f"), size, opt.Has("shrink"), NullLogger.Instance);
+            ImageResizer.Resize(path, opt.Value("f"), size, opt.Has("shrink"), NullLogger.Instance, preallocation);
         }
         catch (InvalidOperationException e) when (e.Message.StartsWith("Use the --shrink", StringComparison.Ordinal))
         {

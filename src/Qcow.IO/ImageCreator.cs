@@ -36,7 +36,7 @@ internal static class ImageCreator
             var settings = new OpenSettings(true, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, OpenBackingFiles: false);
             using QcowDevice device = ImageOpener.OpenQcow(path, settings);
             // falloc allocates the space as full does; both read as zeros.
-            device.Preallocate(writeZeros: preallocation is "full" or "falloc");
+            device.Preallocate(0, writeZeros: preallocation is "full" or "falloc");
         }
     }
 

@@ -13,7 +13,13 @@ namespace Qcow.IO;
 internal static class ImageResizer
 {
     /// <exception cref="InvalidOperationException">A shrink without <paramref name="shrink"/>, or a format that cannot be resized.</exception>
-    public static void Resize(string path, string? format, long newSize, bool shrink, ILogger logger)
+    /// <param name="path">The image.</param>
+    /// <param name="format">Its format; null probes.</param>
+    /// <param name="newSize">The new virtual size in bytes.</param>
+    /// <param name="shrink">A smaller size is allowed (--shrink).</param>
+    /// <param name="logger">Where the resize logs.</param>
+    /// <param name="preallocation">qemu-img's --preallocation for the new area: off, metadata, falloc or full.</param>
+    public static void Resize(string path, string? format, long newSize, bool shrink, ILogger logger, string preallocation = "off")
     {
         string actual = format ?? ImageOpener.Probe(path);
         if (actual == "raw")
@@ -56,6 +62,13 @@ internal static class ImageResizer
         if (newSize > oldSize && header.BackingFileName != null)
         {
             ZeroOverBacking(path, oldSize, newSize);
+        }
+
+        if (newSize > oldSize && preallocation != "off")
+        {
+            var settings = new OpenSettings(true, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, OpenBackingFiles: false);
+            using QcowDevice device = ImageOpener.OpenQcow(path, settings);
+            device.Preallocate(oldSize, writeZeros: preallocation is "full" or "falloc");
         }
 
         logger.LogInformation("{Image}: resized to {Size} bytes", path, newSize);

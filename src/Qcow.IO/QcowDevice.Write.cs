@@ -229,14 +229,16 @@ internal sealed partial class QcowDevice
     /// cluster, in guest order, each L2 table before the clusters it maps (so refcount blocks land
     /// where QEMU's land while one refcount block covers the image). Without
     /// <paramref name="writeZeros"/> the data clusters are left to the file's holes ("metadata").
+    /// Only clusters from <paramref name="from"/> on are visited (a resize preallocates its new area).
     /// </summary>
-    public void Preallocate(bool writeZeros)
+    public void Preallocate(long from, bool writeZeros)
     {
         lock (_sync)
         {
             ThrowIfDisposed();
             int cs = Layout.ClusterSize;
-            for (long guest = 0; guest < Length; guest += cs)
+            long first = from / cs * cs;
+            for (long guest = first; guest < Length; guest += cs)
             {
                 ulong entry = EntryFor(guest, out int l1Index, out _);
                 var request = new ClusterRequest(
@@ -256,7 +258,7 @@ internal sealed partial class QcowDevice
             if (writeZeros)
             {
                 byte[] zeros = new byte[cs];
-                for (long guest = 0; guest < Length; guest += cs)
+                for (long guest = first; guest < Length; guest += cs)
                 {
                     _metadata.WriteData(Classify(EntryFor(guest, out _, out _), guest).Host, zeros);
                 }

@@ -24,6 +24,9 @@ public sealed class ResizeCommandTests
     [InlineData("raw", "", false, "--shrink", "1M")]
     [InlineData("qcow", "", false, "+1M")]
     [InlineData("qcow2", "", false, "4E")]
+    [InlineData("qcow2", "", false, "--preallocation=metadata", "+8M")]
+    [InlineData("qcow2", "cluster_size=4k", false, "--preallocation=falloc", "+1M")]
+    [InlineData("qcow2", "", false, "--preallocation=full", "+8M")]
     [InlineData("qcow2", "", false, "4P")]
     public void Resize_DoesWhatQemuImgResizeDoes(string format, string options, bool snapshot, params string[] args)
     {
