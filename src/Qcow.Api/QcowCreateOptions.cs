@@ -55,4 +55,14 @@ public sealed class QcowCreateOptions
     /// new image read-only. Default: false.
     /// </summary>
     public bool ExtendedL2 { get; init; }
+
+    /// <summary>
+    /// An external data file for the guest data, created raw beside the image (qemu-img's
+    /// data_file; a relative name is relative to the image). Qcow reads such images but does not
+    /// write them yet: Create opens the new image read-only. Default: none.
+    /// </summary>
+    public string? DataFile { get; init; }
+
+    /// <summary>The data file is a raw image of the guest, every cluster mapped to its own offset (data_file_raw). Default: false.</summary>
+    public bool DataFileRaw { get; init; }
 }

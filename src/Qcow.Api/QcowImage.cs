@@ -80,8 +80,9 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
             ImageCreator.CreateQcow2(path, Qcow2Options(options, size));
         }
 
-        // Qcow reads images with extended L2 entries but does not write them yet.
-        return Open(path, options.ExtendedL2 ? new QcowOpenOptions { ReadOnly = true, LoggerFactory = openOptions?.LoggerFactory } : openOptions);
+        // Qcow reads images with extended L2 entries or a data file but does not write them yet.
+        bool readOnly = options.ExtendedL2 || options.DataFile != null;
+        return Open(path, readOnly ? new QcowOpenOptions { ReadOnly = true, LoggerFactory = openOptions?.LoggerFactory } : openOptions);
     }
 
     internal static Create.Qcow2Options Qcow2Options(QcowCreateOptions options, ulong size)
@@ -106,7 +107,9 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
             options.CompressionType == QcowCompressionType.Zstd ? (byte)1 : (byte)0,
             Microsoft.FSharp.Core.OptionModule.OfObj(options.BackingFile),
             Microsoft.FSharp.Core.OptionModule.OfObj(options.BackingFormat),
-            options.ExtendedL2);
+            options.ExtendedL2,
+            Microsoft.FSharp.Core.OptionModule.OfObj(options.DataFile),
+            options.DataFileRaw);
     }
 
     /// <summary>Makes every completed write durable, in crash-safe order.</summary>

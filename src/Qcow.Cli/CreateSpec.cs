@@ -10,7 +10,7 @@ namespace Qcow.Cli;
 
 internal sealed class CreateSpec
 {
-    private static readonly string[] s_qcow2Options = ["size", "compat", "backing_file", "backing_fmt", "cluster_size", "refcount_bits", "lazy_refcounts", "compression_type", "preallocation", "extended_l2"];
+    private static readonly string[] s_qcow2Options = ["size", "compat", "backing_file", "backing_fmt", "cluster_size", "refcount_bits", "lazy_refcounts", "compression_type", "preallocation", "extended_l2", "data_file", "data_file_raw"];
     private static readonly string[] s_qcowOptions = ["size", "backing_file", "backing_fmt"];
     private static readonly string[] s_rawOptions = ["size", "preallocation"];
 
@@ -33,6 +33,8 @@ internal sealed class CreateSpec
               cluster_size=<size>    - qcow2 cluster size (default 65536)
               compat=<str>           - Compatibility level (0.10 or 1.1)
               compression_type=<str> - Compression method used for image cluster compression (zlib or zstd)
+              data_file=<str>        - File name of an external data file
+              data_file_raw=<bool>   - The external data file must stay valid as a raw image
               extended_l2=<bool>     - Extended L2 tables
               lazy_refcounts=<bool>  - Postpone refcount updates
               preallocation=<str>    - Preallocation mode (allowed values: off, metadata, falloc, full)
@@ -121,6 +123,8 @@ internal sealed class CreateSpec
                 BackingFile = backingFile,
                 BackingFormat = format == "qcow2" ? backingFormat : null,
                 ExtendedL2 = Bool(o.GetValueOrDefault("extended_l2", "off"), "extended_l2"),
+                DataFile = o.GetValueOrDefault("data_file"),
+                DataFileRaw = Bool(o.GetValueOrDefault("data_file_raw", "off"), "data_file_raw"),
             },
         };
     }
@@ -150,7 +154,7 @@ internal sealed class CreateSpec
         string backing = o.BackingFile is null ? "" : $" backing_file={o.BackingFile}" + (o.BackingFormat is null ? "" : $" backing_fmt={o.BackingFormat}");
         return Format switch
         {
-            "qcow2" => $"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")}{(Preallocation == "off" ? "" : $" preallocation={Preallocation}")} compression_type={(o.CompressionType == QcowCompressionType.Zstd ? "zstd" : "zlib")} size={o.Size}{(o.Compat == "1.1" ? "" : $" compat={o.Compat}")}{backing} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}",
+            "qcow2" => $"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")}{(Preallocation == "off" ? "" : $" preallocation={Preallocation}")} compression_type={(o.CompressionType == QcowCompressionType.Zstd ? "zstd" : "zlib")} size={o.Size}{(o.Compat == "1.1" ? "" : $" compat={o.Compat}")}{backing}{(o.DataFile is null ? "" : $" data_file={o.DataFile}")}{(o.DataFileRaw ? " data_file_raw=on" : "")} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}",
             "qcow" => $"Formatting '{path}', fmt=qcow size={o.Size}{backing}",
             _ => $"Formatting '{path}', fmt=raw size={o.Size}",
         };

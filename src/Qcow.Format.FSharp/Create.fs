@@ -13,7 +13,11 @@ type Qcow2Options =
       BackingFile: string option
       BackingFormat: string option
       /// 16-byte L2 entries with 32 subclusters each (compat 1.1, clusters of 16 KiB or more).
-      ExtendedL2: bool }
+      ExtendedL2: bool
+      /// An external data file holds the guest data (compat 1.1).
+      DataFile: string option
+      /// The data file is a raw image of the guest: every cluster mapped to its own offset.
+      DataFileRaw: bool }
 
 /// The new image: its header, the writes that make it, and the file's length.
 type NewImage =
@@ -31,7 +35,9 @@ let defaults size =
       CompressionType = 0uy
       BackingFile = None
       BackingFormat = None
-      ExtendedL2 = false }
+      ExtendedL2 = false
+      DataFile = None
+      DataFileRaw = false }
 
 let private geometryOf (o: Qcow2Options) =
     if o.ExtendedL2 then Geometry.qcow2Extended o.ClusterBits else Geometry.qcow2 o.ClusterBits
@@ -53,6 +59,9 @@ let private validate (o: Qcow2Options) =
         do! check (o.Version = 3 || not o.LazyRefcounts) "lazy refcounts need compat=1.1"
         do! check (o.Version = 3 || o.CompressionType = 0uy) "zstd compression needs compat=1.1"
         do! check (o.CompressionType <= 1uy) "compression_type must be zlib or zstd"
+        do! check (not o.DataFileRaw || o.DataFile.IsSome) "data-file-raw requires data-file"
+        do! check (o.DataFile.IsNone || o.Version = 3) "data-file requires compat=1.1"
+        do! check (not (o.DataFileRaw && o.ExtendedL2)) "data_file_raw with extended_l2 is not supported by qcow yet"
         do! check (not o.ExtendedL2 || o.Version = 3) "Extended L2 entries are only supported with compatibility level 1.1 and above"
         do! check (not o.ExtendedL2 || o.ClusterBits >= 14) "Extended L2 entries are only supported with cluster sizes of at least 16384 bytes"
         do! check (o.Size <= (Limits.MaxL1Bytes / 8UL) * Geometry.bytesPerL1Entry (geometryOf o)) "image size is too large for this cluster size"
@@ -72,11 +81,13 @@ let qcow2 (o: Qcow2Options) : Result<NewImage, string> =
         let cs = Geometry.clusterSize g
         let l1Size = Geometry.l1EntriesFor g o.Size
         let l1Clusters = Geometry.clustersFor g (l1Size * 8UL)
+        // A raw data file is mapped whole: an L2 table for every L1 entry, after the L1 table.
+        let l2Tables = if o.DataFileRaw then l1Size else 0UL
 
         // Header, refcount table (t clusters), refcount blocks (b), L1: grow t and b until the
         // blocks describe every cluster in use and the table holds every block.
         let rec layout t b =
-            let used = 1UL + t + b + l1Clusters
+            let used = 1UL + t + b + l1Clusters + l2Tables
             let b' = (used + Refcount.entriesPerBlock rg - 1UL) / Refcount.entriesPerBlock rg
             let t' = max 1UL ((b' * 8UL + cs - 1UL) / cs)
             if b' = b && t' = t then t, b, used else layout t' b'
@@ -101,13 +112,16 @@ let qcow2 (o: Qcow2Options) : Result<NewImage, string> =
                   IncompatibleFeatures =
                     (if o.CompressionType <> 0uy then Header.CompressionTypeBit else 0UL)
                     ||| (if o.ExtendedL2 then Header.ExtendedL2Bit else 0UL)
+                    ||| (if o.DataFile.IsSome then Header.ExternalDataBit else 0UL)
                   CompatibleFeatures = if o.LazyRefcounts then Header.LazyRefcountsBit else 0UL
-                  AutoclearFeatures = 0UL
+                  AutoclearFeatures = if o.DataFileRaw then Header.RawExternalDataBit else 0UL
                   RefcountOrder = o.RefcountOrder
                   HeaderLength = uint32 (if o.Version = 3 then Limits.HeaderV3Length else Limits.HeaderV2Length)
                   CompressionType = o.CompressionType
                   AdditionalFields = [||]
-                  Extensions = o.BackingFormat |> Option.map BackingFormat |> Option.toList
+                  Extensions =
+                    (o.BackingFormat |> Option.map BackingFormat |> Option.toList)
+                    @ (o.DataFile |> Option.map ExternalDataFile |> Option.toList)
                   BackingFileName = o.BackingFile }
 
         match HeaderEncode.encode header with
@@ -125,7 +139,26 @@ let qcow2 (o: Qcow2Options) : Result<NewImage, string> =
                 let block = System.Span(blockBytes, int ((c / perBlock) * cs), int cs)
                 Refcount.set o.RefcountOrder block (int (c % perBlock)) 1UL
 
+            let l1AndL2 = l1Offset + l1Clusters * cs
+            let l2Writes =
+                if not o.DataFileRaw then
+                    []
+                else
+                    let entries = uint64 (Geometry.l2Entries g)
+                    let l1 = Array.zeroCreate<byte> (int (l1Size * 8UL))
+                    let l2 = Array.zeroCreate<byte> (int (l2Tables * cs))
+
+                    for t in 0UL .. l2Tables - 1UL do
+                        BigEndian.putU64 (System.Span l1) (int t * 8) ((l1AndL2 + t * cs) ||| L1Entry.CopiedFlag)
+
+                        for e in 0UL .. entries - 1UL do
+                            let guest = (t * entries + e) * cs
+                            if guest < o.Size then
+                                BigEndian.putU64 (System.Span l2) (int ((t * cs) + e * uint64 g.L2EntryBytes)) (guest ||| L2Entry.CopiedFlag)
+
+                    [ l1Offset, l1; l1AndL2, l2 ]
+
             Ok
                 { Header = header
-                  Writes = [ 0UL, first; cs, table; (1UL + tableClusters) * cs, blockBytes ]
-                  FileLength = l1Offset + l1Size * 8UL }
+                  Writes = [ 0UL, first; cs, table; (1UL + tableClusters) * cs, blockBytes ] @ l2Writes
+                  FileLength = if o.DataFileRaw then l1AndL2 + l2Tables * cs else l1Offset + l1Size * 8UL }

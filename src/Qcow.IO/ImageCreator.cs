@@ -17,7 +17,13 @@ internal static class ImageCreator
         FSharpResult<Create.NewImage, string> layout = Create.qcow2(options);
         if (layout.IsError)
         {
-            throw new ArgumentException(layout.ErrorValue, nameof(options));
+            throw new ArgumentException($"{path}: {layout.ErrorValue}");
+        }
+
+        if (OptionModule.ToObj(options.DataFile) is { } dataFile)
+        {
+            // As qemu-img: the data file is a raw file of the virtual size, made first.
+            CreateRaw(ImageOpener.ResolveBacking(path, dataFile), (long)options.Size);
         }
 
         using (FileStorage storage = FileStorage.Create(path))

@@ -158,6 +158,9 @@ public sealed class InfoCommandTests
     [InlineData("qcow", "", "3G")]
     [InlineData("qcow2", "extended_l2=on", "3G")]
     [InlineData("qcow2", "extended_l2=on,cluster_size=2M,refcount_bits=1", "100G")]
+    [InlineData("qcow2", "data_file=data.raw", "3G")]
+    [InlineData("qcow2", "data_file=data.raw,data_file_raw=on,cluster_size=4k", "100M")]
+    [InlineData("qcow2", "preallocation=metadata,cluster_size=4k", "4M")]
     public void Create_WritesTheSameBytesAsQemuImg(string format, string options, string size)
     {
         using var dir = new TempDir();
