@@ -198,9 +198,16 @@ internal sealed partial class QcowDevice
                 throw new ArgumentException("a compressed write covers one whole cluster, or the last one up to the end of the image");
             }
 
-            byte[] cluster = new byte[cs];
-            data.CopyTo(cluster);
-            byte[] compressed = new byte[cs - 1];
+            // The last cluster of an image may be short: it is compressed padded with zeros.
+            ReadOnlySpan<byte> cluster = data;
+            if (data.Length < cs)
+            {
+                byte[] padded = new byte[cs];
+                data.CopyTo(padded);
+                cluster = padded;
+            }
+
+            byte[] compressed = _compressed ??= new byte[cs - 1];
             int n = _codec.Compress(cluster, compressed);
             if (n < 0)
             {
@@ -237,10 +244,16 @@ internal sealed partial class QcowDevice
         {
             ThrowIfDisposed();
             int cs = Layout.ClusterSize;
-            long first = from / cs * cs;
-            for (long guest = first; guest < Length; guest += cs)
+            long fileEnd = _storage.Length;
+            byte[] zeros = new byte[cs];
+            for (long guest = from / cs * cs; guest < Length; guest += cs)
             {
                 ulong entry = EntryFor(guest, out int l1Index, out _);
+                if (!Classify(entry, guest).IsUnallocated)
+                {
+                    continue;
+                }
+
                 var request = new ClusterRequest(
                     (ulong)guest,
                     l1Index,
@@ -251,19 +264,19 @@ internal sealed partial class QcowDevice
                     cs,
                     WriteKind.PreallocateCluster);
                 Run(request, default);
+
+                // A cluster inside the old file may hold a freed cluster's bytes: it reads zeros
+                // only once written, before its mapping can become durable. Past the old end the
+                // file's holes read zeros already, unless the space is to be written ("full").
+                ulong host = Classify(EntryFor(guest, out _, out _), guest).Host;
+                if (writeZeros || (long)host < fileEnd)
+                {
+                    _metadata.WriteData(host, zeros);
+                }
             }
 
             FlushMetadata();
             long end = (long)_metadata.FirstFreeCluster << Layout.Geometry.ClusterBits;
-            if (writeZeros)
-            {
-                byte[] zeros = new byte[cs];
-                for (long guest = first; guest < Length; guest += cs)
-                {
-                    _metadata.WriteData(Classify(EntryFor(guest, out _, out _), guest).Host, zeros);
-                }
-            }
-
             if (_storage.Length < end)
             {
                 _storage.SetLength(end);

@@ -21,6 +21,9 @@ internal sealed partial class QcowDevice : IBlockDevice
 
     // Where the next compressed stream may be packed, after the last one (QEMU's free_byte_offset); 0: a new cluster.
     private ulong _packAt;
+
+    // Room for one compressed cluster, reused by every compressed write (under _sync).
+    private byte[]? _compressed;
     private bool _disposed;
 
     private QcowDevice(IStorage storage, ImageLayout layout, Header? header, QcowV1Header? v1Header, string? backingName, string? backingFormat, IBlockDevice? backing, DeviceOptions options, SnapshotTable? snapshots)

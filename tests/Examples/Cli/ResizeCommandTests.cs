@@ -59,6 +59,24 @@ public sealed class ResizeCommandTests
         Assert.Equal(Size(dir, format, "theirs.img"), Size(dir, format, "mine.img"));
     }
 
+    [OracleTheory]
+    [InlineData("full")]
+    [InlineData("metadata")]
+    public void Preallocating_TheNewArea_LeavesTheOldClustersAlone(string mode)
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "theirs.qcow2", "1000000");
+        Qemu.Io(dir.Path, "theirs.qcow2", "write -P 1 0 900k", "write -z 960k 8k", "write -P 2 970k 4k");
+        File.Copy(dir.File("theirs.qcow2"), dir.File("mine.qcow2"));
+        Qemu.Ok("qemu-img", dir.Path, "resize", $"--preallocation={mode}", "theirs.qcow2", "3M");
+
+        Assert.Equal(0, Cli.Cli.Run(["resize", $"--preallocation={mode}", dir.File("mine.qcow2"), "3M"], new StringWriter(), new StringWriter()));
+
+        Qemu.AssertClean(dir.Path, "mine.qcow2");
+        Qemu.Ok("qemu-img", dir.Path, "compare", "theirs.qcow2", "mine.qcow2");
+        Qemu.Io(dir.Path, "mine.qcow2", "read -P 1 0 900k", "read -P 2 970k 4k", "read -P 0 974k 2148352");
+    }
+
     [OracleFact]
     public void Growing_PastTheOldEnd_ReadsZeros_NotTheLongerBackingFile()
     {
