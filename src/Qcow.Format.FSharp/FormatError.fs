@@ -19,8 +19,10 @@ type Structure =
 type FormatError =
     /// The first four bytes are not 'QFI\xfb'.
     | BadMagic of found: uint32
-    /// The version is not one this format reads (1 for qcow, 2 or 3 for qcow2).
-    | UnsupportedVersion of version: uint32
+    /// The version is not one the format reads (1 for qcow, 2 or 3 for qcow2).
+    | UnsupportedVersion of format: string * version: uint32
+    /// The file is in another format QEMU reads (vmdk, vdi, …), named as qemu-img names it.
+    | ForeignFormat of name: string
     /// The file ends before a structure that must be there.
     | Truncated of structure: Structure * offset: uint64 * needed: uint64
     /// A header field is outside QEMU's limits; the text names the field and the limit.
@@ -49,6 +51,7 @@ module FormatError =
         match error with
         | BadMagic _
         | UnsupportedVersion _
+        | ForeignFormat _
         | UnsupportedFeatures _ -> Structure.Header
         | Truncated(s, _, _)
         | FieldOutOfRange(s, _, _, _, _)
@@ -62,7 +65,8 @@ module FormatError =
     /// The byte offset in the image file where the error was found.
     let offset error =
         match error with
-        | BadMagic _ -> 0UL
+        | BadMagic _
+        | ForeignFormat _ -> 0UL
         | UnsupportedVersion _ -> 4UL
         | Truncated(_, o, _)
         | FieldOutOfRange(_, o, _, _, _)
@@ -78,7 +82,8 @@ module FormatError =
     let describe error =
         match error with
         | BadMagic found -> sprintf "not a qcow image: magic is %s, expected 0x514649fb" (hex (uint64 found))
-        | UnsupportedVersion v -> sprintf "unsupported qcow version %d" v
+        | UnsupportedVersion(format, v) -> sprintf "Unsupported %s version %d" format v
+        | ForeignFormat name -> sprintf "the file is a %s image, a format Qcow does not read (it reads qcow, qcow2 and raw)" name
         | Truncated(s, o, n) -> sprintf "%A at %s is cut short: the file ends before its %d bytes" s (hex o) n
         | FieldOutOfRange(_, o, field, v, limit) -> sprintf "%s is %d at %s; it must be %s" field v (hex o) limit
         | Misaligned(s, o, v) -> sprintf "%A offset %s (stored at %s) is not cluster-aligned" s (hex v) (hex o)

@@ -198,7 +198,7 @@ let decode (bytes: byte[]) (available: int) : Result<Header, FormatError> =
         do! check (available >= Limits.HeaderV2Length && bytes.Length >= Limits.HeaderV3Length) (Truncated(Structure.Header, 0UL, uint64 Limits.HeaderV2Length))
         do! check (u32 bytes 0 = Limits.Magic) (BadMagic(u32 bytes 0))
         let v = u32 bytes 4
-        do! check (v = 2u || v = 3u) (UnsupportedVersion v)
+        do! check (v = 2u || v = 3u) (UnsupportedVersion("qcow2", v))
         let bits = u32 bytes 20
         do!
             check

@@ -46,7 +46,7 @@ module QcowV1Header =
         elif BigEndian.u32 bytes 0 <> Limits.Magic then
             Error(BadMagic(BigEndian.u32 bytes 0))
         elif BigEndian.u32 bytes 4 <> 1u then
-            Error(UnsupportedVersion(BigEndian.u32 bytes 4))
+            Error(UnsupportedVersion("qcow", BigEndian.u32 bytes 4))
         else
             let h =
                 { BackingFileOffset = BigEndian.u64 bytes 8

@@ -11,6 +11,7 @@ internal static class FormatErrors
         {
             FormatError.Tags.BadMagic => QcowFormatErrorKind.BadMagic,
             FormatError.Tags.UnsupportedVersion => QcowFormatErrorKind.UnsupportedVersion,
+            FormatError.Tags.ForeignFormat => QcowFormatErrorKind.UnsupportedFormat,
             FormatError.Tags.Truncated => QcowFormatErrorKind.Truncated,
             FormatError.Tags.FieldOutOfRange => QcowFormatErrorKind.FieldOutOfRange,
             FormatError.Tags.Misaligned => QcowFormatErrorKind.Misaligned,

@@ -42,18 +42,33 @@ internal static class ImageOpener
         return Probe(storage);
     }
 
-    /// <summary>qemu-img's probe: the qcow magic with version 1 is qcow, 2 or 3 is qcow2, anything else raw.</summary>
+    /// <summary>
+    /// qemu-img's probe: the qcow magic with version 1 is qcow, with any other version qcow2 (whose
+    /// header then names the unsupported version); another format's magic gives that format's name;
+    /// anything else is raw. A file in another format throws, naming it: Qcow does not read it.
+    /// </summary>
     public static string Probe(IStorage storage)
     {
-        Span<byte> head = stackalloc byte[8];
-        if (storage.Read(0, head) < 8 || BinaryPrimitives.ReadUInt32BigEndian(head) != Limits.Magic)
+        byte[] head = new byte[Qcow.Format.Probe.HeadLength];
+        int available = storage.Read(0, head);
+        Qcow.Format.Probe.ProbedFormat probed = Qcow.Format.Probe.format(head.AsSpan(0, available).ToArray());
+        return probed switch
         {
-            return "raw";
-        }
-
-        uint version = BinaryPrimitives.ReadUInt32BigEndian(head[4..]);
-        return version == 1 ? "qcow" : version is 2 or 3 ? "qcow2" : "raw";
+            Qcow.Format.Probe.ProbedFormat.Foreign foreign => throw FormatErrors.ToException(FormatError.NewForeignFormat(foreign.name), storage.Path),
+            _ when probed.IsQcow => "qcow",
+            _ when probed.IsQcow2 => "qcow2",
+            _ => "raw",
+        };
     }
+
+    /// <summary>The formats Qcow reads ("qcow*" is either qcow or qcow2, whichever the header says).</summary>
+    private static bool IsReadable(string format) => format is "raw" or "qcow" or "qcow2" or "qcow*";
+
+    /// <summary>The other formats qemu-img knows: named as not read here, rather than as unknown.</summary>
+    private static readonly HashSet<string> ForeignFormats = new(StringComparer.Ordinal)
+    {
+        "vmdk", "vdi", "vpc", "vhdx", "qed", "luks", "parallels", "bochs", "cloop", "dmg", "vvfat",
+    };
 
     private static IBlockDevice Open(string path, string? format, OpenSettings settings, HashSet<string> chain)
     {
@@ -67,14 +82,16 @@ internal static class ImageOpener
         try
         {
             string actual = format ?? Probe(storage);
+            if (!IsReadable(actual))
+            {
+                throw ForeignFormats.Contains(actual)
+                    ? FormatErrors.ToException(FormatError.NewForeignFormat(actual), path)
+                    : new ArgumentException($"{path}: Unknown driver '{actual}'");
+            }
+
             if (actual == "raw")
             {
                 return new RawDevice(storage);
-            }
-
-            if (actual != "qcow2" && actual != "qcow" && actual != "qcow*")
-            {
-                throw new ArgumentException($"unknown format '{actual}'", nameof(format));
             }
 
             var options = new DeviceOptions(settings.Writable, settings.ForceCorrupt, settings.CacheBytes, settings.LoggerFactory.CreateLogger("Qcow"));
@@ -86,7 +103,7 @@ internal static class ImageOpener
             if (actual != "qcow*" && device.FormatName != actual)
             {
                 device.Dispose();
-                throw new QcowFormatException(path, QcowFormatErrorKind.UnsupportedVersion, QcowStructure.Header, 4, $"the image is {device.FormatName}, not {actual}");
+                throw new QcowFormatException(path, QcowFormatErrorKind.UnsupportedVersion, QcowStructure.Header, 4, $"Image is not in {actual} format");
             }
 
             return device;

@@ -10,6 +10,8 @@ public enum QcowFormatErrorKind
     BadMagic,
     /// <summary>The image's version is not 1, 2 or 3.</summary>
     UnsupportedVersion,
+    /// <summary>The file is in another image format (vmdk, vdi, …) that Qcow does not read.</summary>
+    UnsupportedFormat,
     /// <summary>The file ends before a structure that must be there.</summary>
     Truncated,
     /// <summary>A field is outside the limits QEMU enforces.</summary>
