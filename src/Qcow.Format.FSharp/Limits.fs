@@ -65,6 +65,12 @@ let MaxPastEndBytes = 33554432UL
 [<Literal>]
 let MaxFileOffset = 9223372036854775807UL
 
+/// QEMU's block layer reads and writes no byte at or past 2^63 - 2^30 (BDRV_MAX_LENGTH: INT64_MAX
+/// aligned down to 1 GiB); a request that reaches past it fails with EIO, so a table stored there
+/// cannot be read.
+[<Literal>]
+let MaxRequestEnd = 9223372035781033984UL
+
 /// Size of a v2 header; v3 headers are at least 104 bytes and QEMU writes 112.
 [<Literal>]
 let HeaderV2Length = 72

@@ -83,6 +83,7 @@ internal sealed class FileStorage : IStorage
 
     public int Read(long offset, Span<byte> buffer)
     {
+        RefuseBeyondRequestLimit(offset, buffer.Length);
         int total = 0;
         while (total < buffer.Length)
         {
@@ -98,7 +99,20 @@ internal sealed class FileStorage : IStorage
         return total;
     }
 
-    public void Write(long offset, ReadOnlySpan<byte> buffer) => RandomAccess.Write(_handle, buffer, offset);
+    public void Write(long offset, ReadOnlySpan<byte> buffer)
+    {
+        RefuseBeyondRequestLimit(offset, buffer.Length);
+        RandomAccess.Write(_handle, buffer, offset);
+    }
+
+    /// <summary>QEMU's block layer fails a request reaching past its largest offset with EIO; so does Qcow.</summary>
+    private void RefuseBeyondRequestLimit(long offset, int length)
+    {
+        if (offset < 0 || (ulong)offset > Qcow.Format.Limits.MaxRequestEnd - (ulong)length)
+        {
+            throw new IOException($"{Path}: Input/output error (a request at 0x{offset:x} reaches past the largest offset QEMU reads or writes)");
+        }
+    }
 
     public void SetLength(long length) => RandomAccess.SetLength(_handle, length);
 

@@ -3,6 +3,7 @@
 using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
+using System.IO;
 using Microsoft.Extensions.Logging;
 using Qcow.Format;
 
@@ -482,6 +483,11 @@ internal sealed class ImageMetadata : IRefcountView
     /// </summary>
     private ulong[] ReadTable(ulong offset, int entries, QcowStructure structure)
     {
+        if (offset > Qcow.Format.Limits.MaxRequestEnd || (ulong)entries * 8 > Qcow.Format.Limits.MaxRequestEnd - offset)
+        {
+            throw new IOException($"{_layout.Path}: Could not read {TableName(structure)} at 0x{offset:x}: Input/output error");
+        }
+
         long available = Math.Max(0, (_storage.Length - (long)offset) / 8);
         int count = (int)Math.Min(entries, available);
         if (count < entries && _storage.CanWrite)
@@ -505,6 +511,8 @@ internal sealed class ImageMetadata : IRefcountView
         _logger.LogDebug("{Image}: read {Structure} at 0x{Offset:x}, {Count} of {Entries} entries", _layout.Path, structure, offset, count, entries);
         return table;
     }
+
+    private static string TableName(QcowStructure structure) => structure == QcowStructure.L1Table ? "L1 table" : "refcount table";
 
     private void WriteChunks(HashSet<int> chunks, ulong[] table, ulong offset, int entries, MetadataRole role)
     {
