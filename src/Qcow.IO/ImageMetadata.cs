@@ -488,12 +488,12 @@ internal sealed class ImageMetadata : IRefcountView
             throw new IOException($"{_layout.Path}: Could not read {TableName(structure)} at 0x{offset:x}: Input/output error");
         }
 
-        long available = Math.Max(0, (_storage.Length - (long)offset) / 8);
-        int count = (int)Math.Min(entries, available);
-        if (count < entries && _storage.CanWrite)
+        if (_storage.CanWrite)
         {
-            throw Corrupt(QcowFormatErrorKind.Truncated, structure, (long)offset, $"the {structure} at 0x{offset:x} runs past the end of the file: open the image read-only");
+            RefuseTruncatedForWriting(_storage, offset, entries, structure);
         }
+
+        int count = (int)Math.Min(entries, Math.Max(0, (_storage.Length - (long)offset) / 8));
         var table = new ulong[count];
         byte[] bytes = new byte[Math.Min(count * 8L, 1 << 20)];
         for (int done = 0; done < count;)
@@ -510,6 +510,15 @@ internal sealed class ImageMetadata : IRefcountView
 
         _logger.LogDebug("{Image}: read {Structure} at 0x{Offset:x}, {Count} of {Entries} entries", _layout.Path, structure, offset, count, entries);
         return table;
+    }
+
+    /// <summary>A table that ends past the end of the file reads as zeros there, but is never written to.</summary>
+    public static void RefuseTruncatedForWriting(IStorage storage, ulong offset, int entries, QcowStructure structure)
+    {
+        if (offset + (ulong)entries * 8 > (ulong)storage.Length)
+        {
+            throw new QcowFormatException(storage.Path, QcowFormatErrorKind.Truncated, structure, (long)offset, $"the {structure} at 0x{offset:x} runs past the end of the file: open the image read-only");
+        }
     }
 
     private static string TableName(QcowStructure structure) => structure == QcowStructure.L1Table ? "L1 table" : "refcount table";

@@ -23,26 +23,12 @@ internal sealed partial class QcowDevice
 
     private static QcowDevice OpenQcow2(IStorage storage, DeviceOptions options, BackingOpener openBacking, DataFileOpener? openDataFile)
     {
-        Header header = options.Writable ? PrepareForWriting(storage, options) : ReadHeader(storage);
-        RefuseUnsupported(storage.Path, header, options);
-
-        var layout = new ImageLayout(
-            storage.Path,
-            header.Version,
-            HeaderModule.geometry(header),
-            HeaderModule.entryFormat(header),
-            HeaderModule.refcountGeometry(header),
-            header.Size,
-            header.L1TableOffset,
-            (int)header.L1Size,
-            header.RefcountTableOffset,
-            header.RefcountTableClusters,
-            header.CompressionType);
-        string? backingName = OptionModule.ToObj(header.BackingFileName);
-        string? backingFormat = OptionModule.ToObj(HeaderModule.backingFormat(header));
-        SnapshotTable snapshots = SnapshotTable.Read(storage, header);
+        Header header = ReadHeader(storage);
+        SnapshotTable snapshots = Validate(storage, header, options);
         string? dataFileName = OptionModule.ToObj(HeaderModule.externalDataFile(header));
         IStorage? dataFile = dataFileName is null ? null : openDataFile?.Invoke(dataFileName);
+        string? backingName = OptionModule.ToObj(header.BackingFileName);
+        string? backingFormat = OptionModule.ToObj(HeaderModule.backingFormat(header));
         IBlockDevice? backing;
         try
         {
@@ -54,8 +40,26 @@ internal sealed partial class QcowDevice
             throw;
         }
 
-        return OwningBacking(backing, dataFile, () => new QcowDevice(storage, layout, header, null, backingName, backingFormat, backing, options, snapshots) { DataFile = dataFile, DataFileName = dataFileName });
+        return OwningBacking(backing, dataFile, () =>
+        {
+            Header ready = options.Writable ? MakeWritable(storage, header, options) : header;
+            return new QcowDevice(storage, LayoutOf(storage.Path, ready), ready, null, backingName, backingFormat, backing, options, snapshots) { DataFile = dataFile, DataFileName = dataFileName };
+        });
     }
+
+    private static ImageLayout LayoutOf(string path, Header header) =>
+        new ImageLayout(
+            path,
+            header.Version,
+            HeaderModule.geometry(header),
+            HeaderModule.entryFormat(header),
+            HeaderModule.refcountGeometry(header),
+            header.Size,
+            header.L1TableOffset,
+            (int)header.L1Size,
+            header.RefcountTableOffset,
+            header.RefcountTableClusters,
+            header.CompressionType);
 
     /// <summary>Makes the device; if that fails, the files opened for it are closed again (their locks with them).</summary>
     private static QcowDevice OwningBacking(IBlockDevice? backing, IStorage? dataFile, Func<QcowDevice> create)
@@ -73,14 +77,45 @@ internal sealed partial class QcowDevice
     }
 
     /// <summary>
-    /// The header of a qcow2 image about to be changed, by a read-write open or by a rewrite of a
-    /// closed image (amend, resize): what Qcow cannot handle is refused, persistent bitmaps are
-    /// dropped, stale refcounts of a dirty image are rebuilt.
+    /// The header of a closed qcow2 image about to be rewritten (amend, resize): validated as a
+    /// read-write open validates it, then made writable.
     /// </summary>
     public static Header PrepareForWriting(IStorage storage, DeviceOptions options)
     {
         Header header = ReadHeader(storage);
+        Validate(storage, header, options);
+        return MakeWritable(storage, header, options);
+    }
+
+    /// <summary>
+    /// Everything an open can be refused for that lies in the image itself, checked before
+    /// anything is written to it: what Qcow cannot handle, the snapshot table (with QEMU's limits,
+    /// so a hostile table is refused before any rebuild work), and, for writing, tables that end
+    /// past the end of the file (a dirty image's refcount table is rebuilt, not written to). The backing and data files are opened after this and also before
+    /// the first write.
+    /// </summary>
+    private static SnapshotTable Validate(IStorage storage, Header header, DeviceOptions options)
+    {
         RefuseUnsupported(storage.Path, header, options);
+        SnapshotTable snapshots = SnapshotTable.Read(storage, header);
+        if (options.Writable)
+        {
+            ImageMetadata.RefuseTruncatedForWriting(storage, header.L1TableOffset, (int)header.L1Size, QcowStructure.L1Table);
+            if (!HeaderModule.isDirty(header))
+            {
+                ImageMetadata.RefuseTruncatedForWriting(storage, header.RefcountTableOffset, (int)Qcow.Format.Refcount.tableEntriesIn(HeaderModule.refcountGeometry(header), header.RefcountTableClusters), QcowStructure.RefcountTable);
+            }
+        }
+
+        return snapshots;
+    }
+
+    /// <summary>
+    /// The first writes of a read-write open, once everything is validated: persistent bitmaps
+    /// are dropped with their autoclear bit, stale refcounts of a dirty image are rebuilt.
+    /// </summary>
+    private static Header MakeWritable(IStorage storage, Header header, DeviceOptions options)
+    {
         if (header.AutoclearFeatures != 0)
         {
             header = DropBitmaps(storage, header, options);
