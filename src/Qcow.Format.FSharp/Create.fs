@@ -140,12 +140,14 @@ let qcow2 (o: Qcow2Options) : Result<NewImage, string> =
                 Refcount.set o.RefcountOrder block (int (c % perBlock)) 1UL
 
             let l1AndL2 = l1Offset + l1Clusters * cs
-            let l2Writes =
+            // The L1 table is written even when it is all zeros, as qemu-img writes it: its space
+            // on the file is taken now, not by the first flush that updates it (on a full disk).
+            let l1 = Array.zeroCreate<byte> (int (l1Size * 8UL))
+            let tableWrites =
                 if not o.DataFileRaw then
-                    []
+                    [ l1Offset, l1 ]
                 else
                     let entries = uint64 (Geometry.l2Entries g)
-                    let l1 = Array.zeroCreate<byte> (int (l1Size * 8UL))
                     let l2 = Array.zeroCreate<byte> (int (l2Tables * cs))
 
                     for t in 0UL .. l2Tables - 1UL do
@@ -160,5 +162,5 @@ let qcow2 (o: Qcow2Options) : Result<NewImage, string> =
 
             Ok
                 { Header = header
-                  Writes = [ 0UL, first; cs, table; (1UL + tableClusters) * cs, blockBytes ] @ l2Writes
+                  Writes = [ 0UL, first; cs, table; (1UL + tableClusters) * cs, blockBytes ] @ tableWrites
                   FileLength = if o.DataFileRaw then l1AndL2 + l2Tables * cs else l1Offset + l1Size * 8UL }

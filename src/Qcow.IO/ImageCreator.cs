@@ -57,7 +57,8 @@ internal static class ImageCreator
             storage.Write(Limits.HeaderV1Length, name.Value);
         }
 
-        storage.SetLength((long)fileLength);
+        // The L1 table is written with zeros, as qemu-img writes it, so that its space is taken now.
+        storage.Write((long)header.L1TableOffset, new byte[fileLength - header.L1TableOffset]);
         storage.Flush();
     }
 

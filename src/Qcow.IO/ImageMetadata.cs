@@ -197,19 +197,17 @@ internal sealed class ImageMetadata : IRefcountView
         _l2Cache.MarkDirty((long)table);
     }
 
+    /// <summary>
+    /// A new L2 table is written at once, as QEMU writes it, and enters the cache clean: its
+    /// space on the file is taken now, so a full disk fails the request that needed the table,
+    /// not a later flush that every earlier write depends on.
+    /// </summary>
     public void CreateL2Table(ulong offset, ulong copyOf)
     {
         Guard(offset, (ulong)_layout.L2TableBytes, MetadataRole.None);
-        byte[]? source = copyOf == 0 ? null : (byte[])L2Table(copyOf, -1).Clone();
-        byte[] data = _l2Cache.Insert((long)offset, dirty: true);
-        if (source is null)
-        {
-            Array.Clear(data);
-        }
-        else
-        {
-            source.CopyTo(data, 0);
-        }
+        byte[] content = copyOf == 0 ? new byte[_layout.L2TableBytes] : (byte[])L2Table(copyOf, -1).Clone();
+        _storage.Write((long)offset, content);
+        content.CopyTo(_l2Cache.Insert((long)offset, dirty: false), 0);
     }
 
     private byte[] L2Table(ulong table, int l1Index)
@@ -288,16 +286,18 @@ internal sealed class ImageMetadata : IRefcountView
         _freeEntries[index] = free;
     }
 
+    /// <summary>A new refcount block is written at once, like a new L2 table (see <see cref="CreateL2Table"/>).</summary>
     public void CreateRefcountBlock(NewRefcountBlock block)
     {
         Guard(block.Offset, (ulong)_layout.ClusterSize, MetadataRole.None);
-        byte[] data = _blockCache!.Insert((long)block.Offset, dirty: true);
-        Array.Clear(data);
+        byte[] content = new byte[_layout.ClusterSize];
         for (ulong c = block.FirstInUse; c < block.FirstInUse + block.InUseCount; c++)
         {
-            Qcow.Format.Refcount.set(_layout.Refcounts.RefcountOrder, data, EntryInBlock(c), 1);
+            Qcow.Format.Refcount.set(_layout.Refcounts.RefcountOrder, content, EntryInBlock(c), 1);
         }
 
+        _storage.Write((long)block.Offset, content);
+        content.CopyTo(_blockCache!.Insert((long)block.Offset, dirty: false), 0);
         _freeEntries[block.TableIndex] = (long)(Qcow.Format.Refcount.entriesPerBlock(_layout.Refcounts) - block.InUseCount);
     }
 

@@ -3,6 +3,7 @@
 // are durable (data and refcounts, refcount table, L2, L1, then releases), which is exactly where
 // plans put their barriers.
 using System;
+using System.Collections.Generic;
 using Microsoft.FSharp.Collections;
 using Qcow.Format;
 
@@ -30,16 +31,25 @@ internal sealed class PlanExecutor
     /// Runs a plan; <paramref name="payload"/> holds the request's bytes for its cluster. A write of
     /// those bytes with nothing to copy around them is not done here: its host offset is returned
     /// (ulong.MaxValue when there is none) so that the caller can join it with its neighbours into
-    /// one write, before anything that could make the metadata pointing at it durable.
+    /// one write. The steps that depend on those bytes being on the file, the L2 entry that maps
+    /// them and the releases of what it replaces, are returned too, for the caller to run once the
+    /// write has succeeded: a write that fails then leaves the old mapping and, at most, a leaked
+    /// cluster, as in QEMU. An L1 entry still runs at once: the next clusters of the same table
+    /// are planned through it, and the table it links is valid without the deferred entry.
     /// </summary>
-    public ulong Execute(Plan plan, ReadOnlySpan<byte> payload)
+    public (ulong Host, List<Step>? AfterWrite) Execute(Plan plan, ReadOnlySpan<byte> payload)
     {
         ulong deferred = ulong.MaxValue;
+        List<Step>? afterWrite = null;
         for (FSharpList<Step> steps = plan.Steps; !steps.IsEmpty; steps = steps.Tail)
         {
             if (steps.Head is Step.WriteData { Item: { Fill.IsKeepExisting: true, Payload.IsRequestBytes: true } write })
             {
                 deferred = write.Host + (ulong)write.Start;
+            }
+            else if (deferred != ulong.MaxValue && steps.Head is Step.SetL2Entry or Step.Release)
+            {
+                (afterWrite ??= []).Add(steps.Head);
             }
             else
             {
@@ -47,7 +57,21 @@ internal sealed class PlanExecutor
             }
         }
 
-        return deferred;
+        return (deferred, afterWrite);
+    }
+
+    /// <summary>Runs the steps a deferred write held back, once it is on the file.</summary>
+    public void RunAfterWrite(List<Step>? steps)
+    {
+        if (steps == null)
+        {
+            return;
+        }
+
+        foreach (Step step in steps)
+        {
+            Run(step, default);
+        }
     }
 
     private void Run(Step step, ReadOnlySpan<byte> payload)

@@ -1,6 +1,7 @@
 // Writing guest bytes, zeros and discards: an overwrite of a cluster this image alone owns is
 // one positional write; anything else asks the planner for a plan and executes it.
 using System;
+using System.Collections.Generic;
 using Qcow.Format;
 
 namespace Qcow.IO;
@@ -29,7 +30,7 @@ internal sealed partial class QcowDevice
             ArgumentOutOfRangeException.ThrowIfNegative(offset);
             ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
             int clusterSize = Layout.ClusterSize;
-            var batch = new WriteBatch(ulong.MaxValue, 0, 0);
+            WriteBatch batch = WriteBatch.Empty;
             try
             {
                 for (long done = 0; done < length;)
@@ -41,14 +42,14 @@ internal sealed partial class QcowDevice
                     {
                         // A new L2 table may be loaded, created or evicted from here on: data
                         // joined so far must be written before any L2 table that points at it.
-                        batch = batch.Written(_metadata, source);
+                        batch = batch.Written(this, source);
                     }
 
                     ReadOnlySpan<byte> piece = kind.IsWriteBytes ? source.Slice((int)done, n) : default;
-                    ulong host = ChangeCluster(guest, inCluster, n, kind, piece);
-                    if (host != ulong.MaxValue)
+                    Placement placement = ChangeCluster(guest, inCluster, n, kind, piece);
+                    if (placement.Host != ulong.MaxValue)
                     {
-                        batch = batch.Joined(host, (int)done, n, _metadata, source);
+                        batch = batch.Joined(placement, (int)done, n, this, source);
                     }
 
                     done += n;
@@ -60,7 +61,7 @@ internal sealed partial class QcowDevice
                 // failure marked the image corrupt: then nothing more is written.
                 if (!_metadata.IsCorrupt)
                 {
-                    batch.Written(_metadata, source);
+                    batch.Written(this, source);
                 }
             }
         }
@@ -68,28 +69,52 @@ internal sealed partial class QcowDevice
 
     /// <summary>
     /// Request bytes bound for consecutive host offsets, written as one: a run of new clusters
-    /// allocated one after another becomes one write instead of one per cluster.
+    /// allocated one after another becomes one write instead of one per cluster. The steps held
+    /// back until those bytes are on the file (the L2 entries mapping them) run after the write,
+    /// and not at all when it fails.
     /// </summary>
-    private readonly record struct WriteBatch(ulong Host, int SourceOffset, int Length)
+    private readonly record struct WriteBatch(ulong Host, int SourceOffset, int Length, List<Step>? AfterWrite)
     {
-        public WriteBatch Joined(ulong host, int sourceOffset, int length, ImageMetadata metadata, ReadOnlySpan<byte> source) =>
-            Length > 0 && Host + (ulong)Length == host && SourceOffset + Length == sourceOffset
-                ? this with { Length = Length + length }
-                : Written(metadata, source) with { Host = host, SourceOffset = sourceOffset, Length = length };
+        public static WriteBatch Empty => new(ulong.MaxValue, 0, 0, null);
 
-        public WriteBatch Written(ImageMetadata metadata, ReadOnlySpan<byte> source)
+        public WriteBatch Joined(Placement placement, int sourceOffset, int length, QcowDevice device, ReadOnlySpan<byte> source)
+        {
+            if (Length > 0 && Host + (ulong)Length == placement.Host && SourceOffset + Length == sourceOffset)
+            {
+                List<Step>? afterWrite = AfterWrite;
+                if (placement.AfterWrite != null)
+                {
+                    afterWrite ??= [];
+                    afterWrite.AddRange(placement.AfterWrite);
+                }
+
+                return this with { Length = Length + length, AfterWrite = afterWrite };
+            }
+
+            Written(device, source);
+            return new WriteBatch(placement.Host, sourceOffset, length, placement.AfterWrite);
+        }
+
+        public WriteBatch Written(QcowDevice device, ReadOnlySpan<byte> source)
         {
             if (Length > 0)
             {
-                metadata.WriteData(Host, source.Slice(SourceOffset, Length));
+                device._metadata.WriteData(Host, source.Slice(SourceOffset, Length));
+                device._executor.RunAfterWrite(AfterWrite);
             }
 
-            return new WriteBatch(ulong.MaxValue, 0, 0);
+            return Empty;
         }
     }
 
-    /// <summary>Changes one cluster; returns where the request's bytes are still to be written, or ulong.MaxValue.</summary>
-    private ulong ChangeCluster(long guest, int inCluster, int length, WriteKind kind, ReadOnlySpan<byte> piece)
+    /// <summary>Where a cluster's request bytes are still to be written (ulong.MaxValue: nowhere), and what waits for them.</summary>
+    private readonly record struct Placement(ulong Host, List<Step>? AfterWrite)
+    {
+        public static Placement None => new(ulong.MaxValue, null);
+    }
+
+    /// <summary>Changes one cluster; returns where the request's bytes are still to be written.</summary>
+    private Placement ChangeCluster(long guest, int inCluster, int length, WriteKind kind, ReadOnlySpan<byte> piece)
     {
         ulong entry = EntryFor(guest, out int l1Index, out ulong table);
         int clusterSize = Layout.ClusterSize;
@@ -99,7 +124,7 @@ internal sealed partial class QcowDevice
         int effective = reachesEnd && inCluster == 0 ? clusterSize : length;
         if (kind.IsDiscardCluster && effective != clusterSize)
         {
-            return ulong.MaxValue;
+            return Placement.None;
         }
 
         int l2Index = (int)(((ulong)guest >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
@@ -110,7 +135,7 @@ internal sealed partial class QcowDevice
 
         if (kind.IsWriteBytes && table != 0 && IsOwnedByThisImage(l1Index, entry))
         {
-            return Classify(entry, guest).Host + (ulong)inCluster;
+            return new Placement(Classify(entry, guest).Host + (ulong)inCluster, null);
         }
 
         var request = new ClusterRequest(
@@ -126,7 +151,7 @@ internal sealed partial class QcowDevice
     }
 
     /// <summary>Plans a request, loading refcount blocks and growing the refcount table as the planner asks, and executes the plan.</summary>
-    private ulong Run(ClusterRequest request, ReadOnlySpan<byte> piece)
+    private Placement Run(ClusterRequest request, ReadOnlySpan<byte> piece)
     {
         while (true)
         {
@@ -134,7 +159,7 @@ internal sealed partial class QcowDevice
             switch (outcome)
             {
                 case PlanOutcome.Planned planned:
-                    ulong deferred = _executor.Execute(planned.Item, piece);
+                    (ulong host, List<Step>? afterWrite) = _executor.Execute(planned.Item, piece);
                     if (Layout.HasRefcounts)
                     {
                         _metadata.FirstFreeCluster = planned.Item.NextFreeCluster;
@@ -146,7 +171,7 @@ internal sealed partial class QcowDevice
                     }
 
                     _inflatedHost = ulong.MaxValue;
-                    return deferred;
+                    return new Placement(host, afterWrite);
                 case PlanOutcome.NeedRefcountBlock need:
                     _metadata.LoadRefcountBlock(need.tableIndex);
                     break;
@@ -225,8 +250,10 @@ internal sealed partial class QcowDevice
                 0,
                 n,
                 WriteKind.NewWriteCompressed(_packAt));
-            ulong host = Run(request, compressed.AsSpan(0, n));
+            Placement placement = Run(request, compressed.AsSpan(0, n));
+            ulong host = placement.Host;
             _metadata.WriteData(host, compressed.AsSpan(0, n));
+            _executor.RunAfterWrite(placement.AfterWrite);
             _packAt = ((host + (ulong)n) & (ulong)(cs - 1)) == 0 ? 0 : host + (ulong)n;
         }
     }

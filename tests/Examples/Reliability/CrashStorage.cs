@@ -1,7 +1,7 @@
 // A storage layer for tests that sits under the real shell code: it keeps the file's bytes in
-// memory, records every write and flush, can fail a chosen I/O, and can say what the disk would
-// hold had the power been cut after any event (writes not covered by a completed flush dropped,
-// the last one optionally torn at 512-byte granularity).
+// memory, records every write and flush, can fail a chosen I/O or run out of space, and can say
+// what the disk would hold had the power been cut after any event (writes not covered by a
+// completed flush dropped, the last one optionally torn at 512-byte granularity).
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -11,13 +11,21 @@ namespace Qcow.Examples.Reliability;
 
 internal sealed class CrashStorage : IStorage
 {
+    /// <summary>The file system's block: space is taken a block at a time, by writes only.</summary>
+    private const int BlockBytes = 4096;
+
     private readonly byte[] _initial;
     private readonly MemoryStorage _file;
+    private readonly HashSet<long> _blocksInUse = new();
 
     public CrashStorage(string path, byte[] initial, bool canWrite = true)
     {
         _initial = initial;
         _file = new MemoryStorage(path, (byte[])initial.Clone(), canWrite);
+        for (long block = 0; block * BlockBytes < initial.Length; block++)
+        {
+            _blocksInUse.Add(block);
+        }
     }
 
     /// <summary>What happened, in order: writes (with their bytes), flushes, length changes.</summary>
@@ -26,7 +34,17 @@ internal sealed class CrashStorage : IStorage
     /// <summary>The event index at which I/O fails with an IOException (-1: never).</summary>
     public int FailAt { get; set; } = -1;
 
+    /// <summary>
+    /// The event index from which the disk is full (-1: never): a write that needs a block the
+    /// file does not hold yet fails as ENOSPC does, as on a sparse file system (tmpfs, ext4),
+    /// where growing the file's length takes no space but writing into the hole does.
+    /// </summary>
+    public int FullFrom { get; set; } = -1;
+
     public string Path => _file.Path;
+
+    /// <summary>The file's bytes now, every write included, flushed or not (the process lives on).</summary>
+    public byte[] Contents => _file.ToArray();
 
     public bool CanWrite => _file.CanWrite;
 
@@ -45,6 +63,7 @@ internal sealed class CrashStorage : IStorage
     public void Write(long offset, ReadOnlySpan<byte> buffer)
     {
         Fail();
+        TakeSpace(offset, buffer.Length);
         Events.Add(new StorageEvent(StorageEventKind.Write, offset, buffer.ToArray()));
         _file.Write(offset, buffer);
     }
@@ -54,6 +73,7 @@ internal sealed class CrashStorage : IStorage
         Fail();
         Events.Add(new StorageEvent(StorageEventKind.SetLength, length, null));
         _file.SetLength(length);
+        _blocksInUse.RemoveWhere(block => block * BlockBytes >= length);
     }
 
     public void Flush()
@@ -105,6 +125,31 @@ internal sealed class CrashStorage : IStorage
             }
 
             yield return (cut, image);
+        }
+    }
+
+    private void TakeSpace(long offset, int length)
+    {
+        if (length == 0)
+        {
+            return;
+        }
+
+        long first = offset / BlockBytes;
+        long last = (offset + length - 1) / BlockBytes;
+        bool full = FullFrom >= 0 && Events.Count >= FullFrom;
+        for (long block = first; block <= last; block++)
+        {
+            if (full && !_blocksInUse.Contains(block))
+            {
+                Events.Add(new StorageEvent(StorageEventKind.Failed, offset, null));
+                throw new IOException($"No space left on device : '{Path}'");
+            }
+        }
+
+        for (long block = first; block <= last; block++)
+        {
+            _blocksInUse.Add(block);
         }
     }
 

@@ -2,7 +2,8 @@
 // then cut after every write and flush in turn (the last write sometimes torn). After each cut
 // the image must open, Qcow's check and qemu-img check must find no corruption (leaks are
 // allowed), flushed bytes must read back as written and later ones as old or new data.
-// Injected I/O errors must reach the caller and leave an image that is just as consistent.
+// Injected I/O errors must reach the caller and leave an image that is just as consistent; a
+// disk that fills up fails only the requests that need space, and every completed one survives.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -89,6 +90,92 @@ public sealed class CrashTests
         }
     }
 
+    /// <summary>
+    /// The disk fills up part-way through a session, as a small tmpfs does: each request that
+    /// needs space the file does not hold fails with the system's error, the session goes on
+    /// (overwrites in place still succeed), and closing the image makes every request that
+    /// succeeded durable. The image then has no corruption (leaks allowed) by Qcow's check and
+    /// qemu-img check, every completed request reads back, and a failed one's bytes are old or new.
+    /// </summary>
+    [OracleTheory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void FullDisk_FailsOnlyTheRequestsThatNeedSpace_AndKeepsEveryCompletedOne(int workload)
+    {
+        int failures = 0;
+        for (int seed = 200; seed < 206; seed++)
+        {
+            failures += RunOutOfSpace(s_workloads[workload], seed, fullFrom: 5 + seed * 13 % 60);
+        }
+
+        Assert.True(failures > 0, $"{s_workloads[workload]}: no request ran out of space");
+    }
+
+    /// <summary>Runs one seeded workload on a disk that is full from event fullFrom on; returns how many requests failed.</summary>
+    private static int RunOutOfSpace(Workload w, int seed, int fullFrom)
+    {
+        using var dir = new TempDir(ScratchRoot());
+        w.Setup(dir);
+        string path = dir.File("image");
+        var storage = new CrashStorage(path, File.ReadAllBytes(path)) { FullFrom = fullFrom };
+        var readSettings = new OpenSettings(false, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default);
+        BackingOpener backing = (name, format) => ImageOpener.Open(ImageOpener.ResolveBacking(path, name), format, readSettings);
+
+        // expected: the bytes the completed requests left; lastDone: which request wrote each
+        // last (-1: none); a failed request later than that may have left its own bytes there.
+        byte[] expected = new byte[w.DiskSize];
+        int[] lastDone = Enumerable.Repeat(-1, (int)w.DiskSize).ToArray();
+        var failed = new List<(int Index, long Offset, long Length, byte[]? Data)>();
+        using (var device = QcowDevice.Open(storage, new DeviceOptions(true, false, 64 << 10, NullLogger.Instance), backing))
+        {
+            device.Read(0, expected);
+            var random = new Random(seed);
+            for (int i = 0; i < 40; i++)
+            {
+                (long Offset, long Length, byte[]? Data) attempt = default;
+                try
+                {
+                    GuestOp op = Step(device, storage, random, w, (offset, length, data) => attempt = (offset, length, data));
+                    if (!op.IsFlush)
+                    {
+                        op.After.CopyTo(expected, op.Offset);
+                        Array.Fill(lastDone, i, (int)op.Offset, op.After.Length);
+                    }
+                }
+                catch (IOException e) when (e.Message.StartsWith("No space left on device", StringComparison.Ordinal))
+                {
+                    failed.Add((i, attempt.Offset, attempt.Length, attempt.Data));
+                }
+            }
+        }
+
+        string where = $"{w} seed {seed} full from event {fullFrom}";
+        byte[] image = storage.Contents;
+        var reopened = new CrashStorage(path, image, canWrite: false);
+        using (QcowDevice device = QcowDevice.Open(reopened, new DeviceOptions(false, false, 1 << 20, NullLogger.Instance), backing))
+        {
+            CheckReport report = ImageChecker.Check(reopened, QcowDevice.ReadHeader(reopened));
+            Assert.True(report.Corruptions == 0, $"{where}: Qcow's check finds corruption: {string.Join("; ", report.Messages.Take(5))}");
+            byte[] actual = new byte[w.DiskSize];
+            device.Read(0, actual);
+            for (int i = 0; i < actual.Length; i++)
+            {
+                if (actual[i] != expected[i] && !failed.Any(f => f.Index > lastDone[i] && i >= f.Offset && i < f.Offset + f.Length && (f.Data is null || f.Data[i - f.Offset] == actual[i])))
+                {
+                    Assert.Fail($"{where}: guest byte {i} reads 0x{actual[i]:x2}, not the 0x{expected[i]:x2} a completed request left, nor a failed request's byte");
+                }
+            }
+        }
+
+        string file = dir.File("full");
+        File.WriteAllBytes(file, image);
+        QemuFindsNoCorruption(w, seed, -1, dir, file);
+        return failed.Count;
+    }
+
     private static string ScratchRoot() => Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
 
     /// <summary>Runs one seeded workload, then checks every cut point; returns how many.</summary>
@@ -157,8 +244,11 @@ public sealed class CrashTests
         return cuts;
     }
 
-    /// <summary>One guest operation, chosen by the seed; flushes are a fifth of them.</summary>
-    private static GuestOp Step(QcowDevice device, CrashStorage storage, Random random, Workload w)
+    /// <summary>
+    /// One guest operation, chosen by the seed; flushes are a fifth of them. <paramref name="starting"/>
+    /// hears of a change before it is made: its range and the bytes it writes (null for a discard).
+    /// </summary>
+    private static GuestOp Step(QcowDevice device, CrashStorage storage, Random random, Workload w, Action<long, long, byte[]?>? starting = null)
     {
         int cs = w.ClusterSize;
         int kind = random.Next(10);
@@ -177,21 +267,25 @@ public sealed class CrashTests
             byte[] cluster = new byte[cs];
             random.NextBytes(cluster.AsSpan(0, cs / 2));
             cluster.AsSpan(cs / 2).Fill((byte)random.Next(256));
-            device.WriteCompressed(clusterStart, cluster);
             (offset, length) = (clusterStart, cs);
+            starting?.Invoke(offset, length, cluster);
+            device.WriteCompressed(clusterStart, cluster);
         }
         else if (kind < 6)
         {
             byte[] data = new byte[length];
             random.NextBytes(data);
+            starting?.Invoke(offset, length, data);
             device.Write(offset, data);
         }
         else if (kind < 8)
         {
+            starting?.Invoke(offset, length, new byte[length]);
             device.WriteZeroes(offset, length);
         }
         else
         {
+            starting?.Invoke(offset, length, null);
             device.Discard(offset, length);
         }
 
