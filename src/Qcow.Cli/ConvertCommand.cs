@@ -174,7 +174,14 @@ internal static class ConvertCommand
                     {
                         foreach (Piece run in chunk.Pieces)
                         {
-                            WriteRun(output, chunk.Offset + run.Start, chunk.Buffer.AsSpan(run.Start, run.Length), run.Kind, options);
+                            try
+                            {
+                                WriteRun(output, chunk.Offset + run.Start, chunk.Buffer.AsSpan(run.Start, run.Length), run.Kind, options);
+                            }
+                            catch (IOException e)
+                            {
+                                throw new IOException($"error while writing at byte {chunk.Offset + run.Start}: {SystemErrors.Text(e)}", e);
+                            }
                         }
                     }
 

@@ -54,6 +54,28 @@ internal static class IoCommand
             return;
         }
 
+        try
+        {
+            Dispatch(device, words, stdout);
+        }
+        catch (IOException e)
+        {
+            // qemu-io names the request and the system's error, and goes on with the next command.
+            throw new CommandException($"{RequestName(words[0])} failed: {SystemErrors.Text(e)}");
+        }
+    }
+
+    private static string RequestName(string command) => command switch
+    {
+        "r" => "read",
+        "w" => "write",
+        "d" => "discard",
+        "f" => "flush",
+        _ => command,
+    };
+
+    private static void Dispatch(IBlockDevice device, string[] words, TextWriter stdout)
+    {
         var rest = new ArraySegment<string>(words, 1, words.Length - 1);
         switch (words[0])
         {

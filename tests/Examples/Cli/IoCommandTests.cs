@@ -1,7 +1,12 @@
 // qcow io's inspection commands against qemu-io's: map, alloc and info print the same text for
-// qcow2 (v2 and v3, with a backing file), qcow and raw images, several -c in order.
+// qcow2 (v2 and v3, with a backing file), qcow and raw images, several -c in order; a request
+// the system fails is reported as qemu-io reports it.
 using System.IO;
+using Microsoft.Extensions.Logging.Abstractions;
+using Qcow.Cli;
 using Qcow.Examples.Oracle;
+using Qcow.Examples.Reliability;
+using Qcow.IO;
 using Xunit;
 
 namespace Qcow.Examples.CliTests;
@@ -28,6 +33,22 @@ public sealed class IoCommandTests
             Qemu.Io(dir.Path, "top.qcow2", "write -P 3 64k 128k", "write -z 5M 64k");
             AssertSame(dir, "qcow2", "top.qcow2");
         }
+    }
+
+    [OracleFact]
+    public void RequestTheSystemFails_IsQemuIosFailedLine_AndTheSessionGoesOn()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "image", "8M");
+        string path = dir.File("image");
+        var storage = new CrashStorage(path, File.ReadAllBytes(path)) { FullFrom = 0 };
+        using var device = QcowDevice.Open(storage, new DeviceOptions(true, false, 1 << 20, NullLogger.Instance), (_, _) => null);
+        var stdout = new StringWriter();
+
+        var e = Assert.Throws<CommandException>(() => IoCommand.Execute(device, "write -P 1 0 64k", stdout));
+        Assert.Equal("write failed: No space left on device", e.Message);
+        IoCommand.Execute(device, "read -P 0 0 64k", stdout);
+        Assert.StartsWith("read 65536/65536 bytes at offset 0", stdout.ToString());
     }
 
     private static void AssertSame(TempDir dir, string format, string image)
