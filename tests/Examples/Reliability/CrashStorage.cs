@@ -41,6 +41,9 @@ internal sealed class CrashStorage : IStorage
     /// </summary>
     public int FullFrom { get; set; } = -1;
 
+    /// <summary>The event index at which one write or flush fails as ENOSPC does (-1: never); later ones succeed.</summary>
+    public int NoSpaceAt { get; set; } = -1;
+
     public string Path => _file.Path;
 
     /// <summary>The file's bytes now, every write included, flushed or not (the process lives on).</summary>
@@ -63,6 +66,7 @@ internal sealed class CrashStorage : IStorage
     public void Write(long offset, ReadOnlySpan<byte> buffer)
     {
         Fail();
+        FailOnceForSpace();
         TakeSpace(offset, buffer.Length);
         Events.Add(new StorageEvent(StorageEventKind.Write, offset, buffer.ToArray()));
         _file.Write(offset, buffer);
@@ -79,6 +83,7 @@ internal sealed class CrashStorage : IStorage
     public void Flush()
     {
         Fail();
+        FailOnceForSpace();
         Events.Add(new StorageEvent(StorageEventKind.Flush, 0, null));
     }
 
@@ -128,6 +133,17 @@ internal sealed class CrashStorage : IStorage
         }
     }
 
+    private void FailOnceForSpace()
+    {
+        if (NoSpaceAt == Events.Count)
+        {
+            Events.Add(new StorageEvent(StorageEventKind.Failed, 0, null));
+            throw NoSpace();
+        }
+    }
+
+    private IOException NoSpace() => new($"No space left on device : '{Path}'");
+
     private void TakeSpace(long offset, int length)
     {
         if (length == 0)
@@ -143,7 +159,7 @@ internal sealed class CrashStorage : IStorage
             if (full && !_blocksInUse.Contains(block))
             {
                 Events.Add(new StorageEvent(StorageEventKind.Failed, offset, null));
-                throw new IOException($"No space left on device : '{Path}'");
+                throw NoSpace();
             }
         }
 
