@@ -302,8 +302,10 @@ internal sealed partial class QcowDevice
                 }
             }
 
+            // The file reaches the last cluster allocated, not the free-cluster hint: a grown
+            // refcount table frees the old one below it, and the hint drops back there.
             FlushMetadata();
-            long end = (long)_metadata.FirstFreeCluster << Layout.Geometry.ClusterBits;
+            long end = (long)_metadata.FileEnd;
             if (_storage.Length < end)
             {
                 _storage.SetLength(end);
