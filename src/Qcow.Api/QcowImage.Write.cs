@@ -37,16 +37,20 @@ public sealed partial class QcowImage
     }
 
     /// <summary>
-    /// Makes a range read as zeros: on qcow2 version 3 whole clusters get the ZERO flag; elsewhere
-    /// zeros are written, as QEMU does.
+    /// Makes a range read as zeros, as QEMU does: on qcow2 version 3 a cluster the range covers
+    /// (or one it covers in part, the rest of which reads as zeros and stores nothing) gets the
+    /// ZERO flag; version 2 without a backing file frees such a cluster; anything else is written
+    /// with zeros. With <paramref name="mayUnmap"/>, version 3 frees the clusters it zeroes too.
     /// </summary>
-    /// <inheritdoc cref="Write(long, ReadOnlySpan{byte})"/>
-    public void WriteZeroes(long offset, long length) => _device.WriteZeroes(offset, length);
+    /// <param name="offset">The guest offset of the range.</param>
+    /// <param name="length">The range's length in bytes.</param>
+    /// <param name="mayUnmap">Whether zeroed clusters may be freed (qemu-io's write -z -u).</param>
+    public void WriteZeroes(long offset, long length, bool mayUnmap = false) => _device.WriteZeroes(offset, length, mayUnmap);
 
     /// <summary>
-    /// Frees the whole clusters inside a range, as QEMU's discard does: on version 3 they read as
-    /// zeros afterwards, on version 2 as the backing file (or zeros). Partial clusters and qcow v1
-    /// images are left as they are.
+    /// Frees the whole clusters inside a range, as QEMU's discard does: they read as zeros
+    /// afterwards. Partial clusters, qcow v1 images and version 2 images over a backing file
+    /// (which has no way to hide the backing file's data) are left as they are.
     /// </summary>
     /// <inheritdoc cref="Write(long, ReadOnlySpan{byte})"/>
     public void Discard(long offset, long length) => _device.Discard(offset, length);

@@ -55,7 +55,7 @@ internal sealed class ConcatenatedDevice : IBlockDevice
 
     public void Write(long offset, ReadOnlySpan<byte> source) => throw new NotSupportedException("the sources of a conversion are read-only");
 
-    public void WriteZeroes(long offset, long length) => throw new NotSupportedException("the sources of a conversion are read-only");
+    public void WriteZeroes(long offset, long length, bool mayUnmap = false) => throw new NotSupportedException("the sources of a conversion are read-only");
 
     public void Discard(long offset, long length) => throw new NotSupportedException("the sources of a conversion are read-only");
 

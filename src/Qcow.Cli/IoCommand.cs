@@ -159,7 +159,7 @@ internal static class IoCommand
         }
         else if (opt.Has("z"))
         {
-            device.WriteZeroes(offset, length);
+            device.WriteZeroes(offset, length, mayUnmap: opt.Has("u"));
         }
         else
         {

@@ -96,10 +96,18 @@ type AllocationSource =
     /// qcow v1: the end of the file, rounded up to a cluster.
     | AppendOnly of fileEnd: uint64
 
+/// A zero write's terms, as QEMU's write-zeroes request takes them.
+type ZeroWrite =
+    { /// The request may free what it zeroes (qemu-io write -z -u; QEMU's BDRV_REQ_MAY_UNMAP).
+      MayUnmap: bool
+      /// The part of the cluster the request leaves alone reads as zeros, through the backing
+      /// chain, by block status (QEMU's is_zero). Only then is a partial cluster zeroed whole.
+      RestReadsAsZeroes: bool }
+
 /// What kind of write a cluster request is.
 type WriteKind =
     | WriteBytes
-    | WriteZeroes
+    | WriteZeroes of ZeroWrite
     | DiscardCluster
     /// A whole cluster as a compressed stream of Length bytes, packed at `packAt` (after the
     /// previous stream) when it fits there; 0 starts a new cluster.

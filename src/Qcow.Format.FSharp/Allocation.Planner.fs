@@ -267,31 +267,40 @@ let private planPreallocation (ctx: PlanContext) req (l1: L1Mapping) mapping dra
             | Ok(host, draft) -> linkInto ctx req (table, draft, link, tableRelease) [] (Normal(host, true)) []
     | _ -> finish ctx draft []
 
-let private readsAsZeroes (ctx: PlanContext) mapping =
-    match mapping with
-    | ZeroPlain
-    | ZeroAllocated _ -> true
-    | Unallocated -> not ctx.HasBacking
-    | _ -> false
-
-let private planZeroes (ctx: PlanContext) req l1 mapping draft =
+/// A zero write as QEMU's qcow2 driver makes it. A cluster is zeroed whole when the request
+/// covers it, or when the rest of it reads as zeros and nothing is stored there; anything else
+/// is written with zeros, as QEMU's block layer falls back to when the driver cannot zero it.
+/// Zeroing sets the ZERO flag (v3), keeping the cluster allocated unless the request may unmap
+/// it (a compressed stream is always freed); v2 has no flag and discards instead, which only
+/// reads as zeros without a backing file. qcow v1 always writes zeros.
+let private planZeroes (ctx: PlanContext) req l1 mapping (zero: ZeroWrite) draft =
     let whole = req.Start = 0 && req.Length = int (clusterSize ctx)
 
-    if readsAsZeroes ctx mapping then
-        finish ctx draft []
-    elif whole && ctx.Format.Version >= 3 then
+    let storesNothing =
         match mapping with
-        | Normal(host, copied) -> relink ctx req l1 draft [] (ZeroAllocated(host, copied)) []
-        | _ -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx mapping)
-    else
-        planData ctx req l1 mapping PayloadZeroes draft
+        | Unallocated
+        | ZeroPlain
+        | ZeroAllocated _ -> true
+        | _ -> false
+
+    let zeroable = whole || (zero.RestReadsAsZeroes && storesNothing)
+
+    match ctx.Format.Version, mapping with
+    | 3, ZeroPlain when zeroable -> finish ctx draft []
+    | 3, ZeroAllocated _ when zeroable && not zero.MayUnmap -> finish ctx draft []
+    | 3, Normal(host, copied) when zeroable && not zero.MayUnmap -> relink ctx req l1 draft [] (ZeroAllocated(host, copied)) []
+    | 3, _ when zeroable -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx mapping)
+    | 2, Unallocated when zeroable && not ctx.HasBacking -> finish ctx draft []
+    | 2, _ when zeroable && not ctx.HasBacking -> relink ctx req l1 draft [] Unallocated (releasesOf ctx mapping)
+    | _ -> planData ctx req l1 mapping PayloadZeroes draft
 
 let private planDiscard (ctx: PlanContext) req l1 mapping draft =
-    // v3 hides the backing file's data behind a ZERO entry; v2 can only drop the mapping.
+    // v3 hides the backing file's data behind a ZERO entry. v2 can only drop the mapping, which
+    // would expose the backing file's data: with one, QEMU leaves the cluster as it is.
     match ctx.Format.Version, mapping with
     | 1, _
     | _, ZeroPlain -> finish ctx draft []
-    | 2, Unallocated -> finish ctx draft []
+    | 2, _ when ctx.HasBacking -> finish ctx draft []
     | _, Unallocated when not ctx.HasBacking -> finish ctx draft []
     | 2, _ -> relink ctx req l1 draft [] Unallocated (releasesOf ctx mapping)
     | _ -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx mapping)
@@ -323,7 +332,7 @@ let plan (ctx: PlanContext) (req: ClusterRequest) : PlanOutcome =
     | Ok mapping ->
         match req.Kind with
         | WriteBytes -> planData ctx req l1 mapping RequestBytes draft
-        | WriteZeroes -> planZeroes ctx req l1 mapping draft
+        | WriteZeroes zero -> planZeroes ctx req l1 mapping zero draft
         | DiscardCluster -> planDiscard ctx req l1 mapping draft
         | WriteCompressed packAt -> planCompressed ctx req l1 mapping packAt draft
         | PreallocateCluster -> planPreallocation ctx req l1 mapping draft

@@ -21,7 +21,8 @@ internal interface IBlockDevice : IDisposable
 
     void Write(long offset, ReadOnlySpan<byte> source);
 
-    void WriteZeroes(long offset, long length);
+    /// <summary>Makes the range read as zeros; <paramref name="mayUnmap"/> lets the image free what it zeroes.</summary>
+    void WriteZeroes(long offset, long length, bool mayUnmap = false);
 
     void Discard(long offset, long length);
 

@@ -10,7 +10,8 @@ internal sealed partial class QcowDevice
 {
     public void Write(long offset, ReadOnlySpan<byte> source) => Change(offset, source.Length, WriteKind.WriteBytes, source);
 
-    public void WriteZeroes(long offset, long length) => Change(offset, length, WriteKind.WriteZeroes, default);
+    public void WriteZeroes(long offset, long length, bool mayUnmap = false) =>
+        Change(offset, length, WriteKind.NewWriteZeroes(new ZeroWrite(mayUnmap, false)), default);
 
     /// <summary>Discards whole clusters only, as QEMU does; a partial cluster keeps its data.</summary>
     public void Discard(long offset, long length) => Change(offset, length, WriteKind.DiscardCluster, default);
@@ -127,6 +128,13 @@ internal sealed partial class QcowDevice
             return Placement.None;
         }
 
+        if (kind is WriteKind.WriteZeroes zero && (inCluster != 0 || effective != clusterSize))
+        {
+            long start = guest - inCluster;
+            bool rest = ReadsAsZeroes(start, inCluster) && (reachesEnd || ReadsAsZeroes(guest + length, clusterSize - inCluster - length));
+            kind = WriteKind.NewWriteZeroes(new ZeroWrite(zero.Item.MayUnmap, rest));
+        }
+
         int l2Index = (int)(((ulong)guest >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
         if (table != 0 && !kind.IsDiscardCluster)
         {
@@ -182,6 +190,27 @@ internal sealed partial class QcowDevice
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// Whether a range, cut at the end of the image, reads as zeros by block status, run after
+    /// run through the backing chain, as QEMU's qcow2 driver decides it (is_zero).
+    /// </summary>
+    private bool ReadsAsZeroes(long offset, long length)
+    {
+        long end = Math.Min(offset + length, Length);
+        for (long at = offset; at < end;)
+        {
+            BlockStatus status = Status(at, end - at);
+            if (!status.Zero || status.Length <= 0)
+            {
+                return false;
+            }
+
+            at += status.Length;
+        }
+
+        return true;
     }
 
     /// <summary>

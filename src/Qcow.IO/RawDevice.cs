@@ -29,7 +29,7 @@ internal sealed class RawDevice : IBlockDevice
 
     public void Write(long offset, ReadOnlySpan<byte> source) => _storage.Write(offset, source);
 
-    public void WriteZeroes(long offset, long length)
+    public void WriteZeroes(long offset, long length, bool mayUnmap = false)
     {
         for (long done = 0; done < length;)
         {

@@ -146,7 +146,7 @@ let private apply (c: Case) (h: Header) (run: Run) (op: Op) =
     let offset, length, kind, seed =
         match op with
         | WriteOp(o, l, s) -> o, l, WriteBytes, s
-        | ZeroOp(o, l) -> o, l, WriteZeroes, 0uy
+        | ZeroOp(o, l) -> o, l, WriteZeroes { MayUnmap = (o + l) % 3 = 0; RestReadsAsZeroes = false }, 0uy
         | DiscardOp(o, l) -> o, l, DiscardCluster, 0uy
 
     let mutable run = run
@@ -157,17 +157,25 @@ let private apply (c: Case) (h: Header) (run: Run) (op: Op) =
         let n = min (offset + length - at) (cs - start)
         let payload = Array.init n (fun i -> if kind = WriteBytes then seed + byte (at + i) else 0uy)
 
+        // The rest of a partly zeroed cluster reads as zeros when the model's bytes there are zeros.
+        let clusterKind =
+            match kind with
+            | WriteZeroes zero ->
+                let first = at - start
+                let rest = Seq.append (seq { first .. at - 1 }) (seq { at + n .. first + cs - 1 })
+                WriteZeroes { zero with RestReadsAsZeroes = rest |> Seq.forall (fun i -> run.Bytes[i] = 0uy) }
+            | other -> other
+
         match kind with
         | DiscardCluster when start <> 0 || n <> cs -> ()
         | _ ->
-            run <- runCluster c h run (uint64 at) start n kind payload
+            run <- runCluster c h run (uint64 at) start n clusterKind payload
 
             match kind with
             | WriteBytes -> Array.blit payload 0 run.Bytes at n
-            | WriteZeroes -> Array.Clear(run.Bytes, at, n)
-            | DiscardCluster ->
-                for i in at .. at + n - 1 do
-                    run.Bytes[i] <- if c.Version = 2 && c.HasBacking then backingByte (uint64 i) else 0uy
+            | WriteZeroes _ -> Array.Clear(run.Bytes, at, n)
+            | DiscardCluster when c.Version = 2 && c.HasBacking -> ()
+            | DiscardCluster -> Array.Clear(run.Bytes, at, n)
             | WriteCompressed _
             | PreallocateCluster -> invalidOp "these runs write bytes, zeros and discards only"
 

@@ -100,8 +100,8 @@ type private Session(dir: string, c: Config) =
 
         image <- QcowImage.Create(path, options)
 
-    /// Clusters a discard frees: whole ones only, as QEMU; afterwards they read as zeros on v3,
-    /// as the backing file on v2, and qcow v1 ignores discards.
+    /// Clusters a discard frees: whole ones only, as QEMU; afterwards they read as zeros. qcow v1
+    /// ignores discards, and so does v2 over a backing file, which would show through.
     member private _.DiscardModel(offset: int64, length: int) =
         let first = (offset + cs - 1L) / cs
         let last = (offset + int64 length) / cs
@@ -110,7 +110,7 @@ type private Session(dir: string, c: Config) =
                 model[int i] <-
                     match c.Format, c.Compat with
                     | QcowImageFormat.Qcow, _ -> model[int i]
-                    | _, "0.10" when c.WithBacking -> backingByte i
+                    | _, "0.10" when c.WithBacking -> model[int i]
                     | _ -> 0uy
 
     member this.Apply(op: EngineOp) =
