@@ -22,8 +22,11 @@ public enum QcowCompressionType
 /// <summary>What <see cref="QcowImage.Create(string, QcowCreateOptions, QcowOpenOptions?)"/> makes; the defaults are qemu-img's.</summary>
 public sealed class QcowCreateOptions
 {
-    /// <summary>Virtual size in bytes; rounded up to a multiple of 512, as qemu-img does.</summary>
-    public long Size { get; init; }
+    /// <summary>
+    /// Virtual size in bytes; rounded up to a multiple of 512, as qemu-img does. Null takes the
+    /// backing file's size (an image without one needs a size).
+    /// </summary>
+    public long? Size { get; init; }
 
     /// <summary>qcow2 or qcow v1. Default: qcow2.</summary>
     public QcowImageFormat Format { get; init; } = QcowImageFormat.Qcow2;

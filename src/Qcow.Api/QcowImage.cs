@@ -62,27 +62,38 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
         return new QcowImage(ImageOpener.OpenQcow(path, settings), settings);
     }
 
-    /// <summary>Creates a new image (replacing any file at <paramref name="path"/>) and opens it read-write.</summary>
+    /// <summary>
+    /// Creates a new image (replacing any file at <paramref name="path"/>) and opens it
+    /// read-write. A backing file is opened first, as qemu-img create opens it: for its size when
+    /// <see cref="QcowCreateOptions.Size"/> is null, and to refuse one that cannot be opened. A
+    /// create that fails leaves no new file behind.
+    /// </summary>
     /// <exception cref="ArgumentException">An option is out of range or the combination is not allowed.</exception>
-    /// <exception cref="IOException">The file cannot be written.</exception>
+    /// <exception cref="IOException">The file cannot be written, or the backing file cannot be opened.</exception>
     public static QcowImage Create(string path, QcowCreateOptions options, QcowOpenOptions? openOptions = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentOutOfRangeException.ThrowIfNegative(options.Size);
-        ulong size = checked(((ulong)options.Size + 511) & ~511UL);
-        if (options.Format == QcowImageFormat.Qcow)
+        long? backingLength = options.BackingFile is { } backing ? ImageCreator.BackingLength(path, backing, options.BackingFormat) : null;
+        long requested = options.Size ?? backingLength ?? throw new ArgumentException("Image creation needs a size parameter", nameof(options));
+        ArgumentOutOfRangeException.ThrowIfNegative(requested);
+        ulong size = checked(((ulong)requested + 511) & ~511UL);
+        Create.Qcow2Options? qcow2 = options.Format == QcowImageFormat.Qcow ? null : Qcow2Options(options, size);
+        return ImageCreator.Creating(path, () =>
         {
-            ImageCreator.CreateQcowV1(path, size, options.BackingFile);
-        }
-        else
-        {
-            ImageCreator.CreateQcow2(path, Qcow2Options(options, size));
-        }
+            if (qcow2 is null)
+            {
+                ImageCreator.CreateQcowV1(path, size, options.BackingFile);
+            }
+            else
+            {
+                ImageCreator.CreateQcow2(path, qcow2);
+            }
 
-        // Qcow reads images with extended L2 entries or a data file but does not write them yet.
-        bool readOnly = options.ExtendedL2 || options.DataFile != null;
-        return Open(path, readOnly ? new QcowOpenOptions { ReadOnly = true, LoggerFactory = openOptions?.LoggerFactory } : openOptions);
+            // Qcow reads images with extended L2 entries or a data file but does not write them yet.
+            bool readOnly = options.ExtendedL2 || options.DataFile != null;
+            return Open(path, readOnly ? new QcowOpenOptions { ReadOnly = true, LoggerFactory = openOptions?.LoggerFactory } : openOptions);
+        });
     }
 
     internal static Create.Qcow2Options Qcow2Options(QcowCreateOptions options, ulong size)

@@ -37,6 +37,11 @@ internal static class ConvertCommand
             throw new UsageException("Expecting at least one source and one target file name");
         }
 
+        if (opt.Value("B") is not null && opt.Value("F") is null && !CreateSpec.ParseOptions(opt.Values("o")).ContainsKey("backing_fmt"))
+        {
+            throw new ArgumentException("Use of backing file requires explicit backing format");
+        }
+
         if (opt.Has("c") && opt.Value("B") is not null)
         {
             throw new UsageException("-c with -B is not supported by qcow yet");

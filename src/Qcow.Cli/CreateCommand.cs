@@ -1,7 +1,7 @@
 // qcow create: qemu-img create's syntax and output.
+using System;
 using System.Collections.Generic;
 using System.IO;
-using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.IO;
 
 namespace Qcow.Cli;
@@ -27,10 +27,18 @@ internal static class CreateCommand
         string path = opt.Positional[0];
         long? size = opt.Positional.Count == 2 ? Sizes.Parse(opt.Positional[1]) : null;
         CreateSpec spec = CreateSpec.From(format, options, opt.Value("b"), opt.Value("F"), size);
-        if (!spec.SizeGiven)
+        if (spec.Options.BackingFile is { } backing)
         {
-            string backing = spec.Options.BackingFile ?? throw new UsageException("Image creation needs a size parameter");
-            spec = CreateSpec.From(format, options, opt.Value("b"), opt.Value("F"), BackingSize(path, backing, spec.Options.BackingFormat));
+            string? backingFormat = opt.Value("F") ?? options.GetValueOrDefault("backing_fmt");
+            long? length = OpenBacking(path, backing, backingFormat, unsafeBacking: opt.Has("u"));
+            if (!spec.SizeGiven)
+            {
+                spec = CreateSpec.From(format, options, opt.Value("b"), opt.Value("F"), length ?? throw new ArgumentException($"{path}: Image creation needs a size parameter"));
+            }
+        }
+        else if (!spec.SizeGiven)
+        {
+            throw new UsageException("Image creation needs a size parameter");
         }
 
         if (!opt.Has("q"))
@@ -38,15 +46,28 @@ internal static class CreateCommand
             stdout.WriteLine(spec.Describe(path));
         }
 
-        spec.Create(path);
+        ImageCreator.Creating(path, () =>
+        {
+            spec.Create(path);
+            return true;
+        });
         return 0;
     }
 
-    private static long BackingSize(string image, string backing, string? format)
+    /// <summary>
+    /// qemu-img 7.2's rules for a backing file: it is opened (unless -u), which refuses a missing
+    /// one, and its format must be given; the refusal names the format it was detected as.
+    /// Returns its length, or null when it is not opened.
+    /// </summary>
+    private static long? OpenBacking(string path, string backing, string? backingFormat, bool unsafeBacking)
     {
-        // As qemu-img create: the backing file is opened only for its size, sharing it with any writer.
-        var settings = new OpenSettings(false, false, VerbOptions.HeaderCache, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: true, OpenBackingFiles: false);
-        using IBlockDevice device = ImageOpener.Open(ImageOpener.ResolveBacking(image, backing), format, settings);
-        return device.Length;
+        long? length = unsafeBacking ? null : ImageCreator.BackingLength(path, backing, backingFormat);
+        if (backingFormat is null)
+        {
+            string detected = unsafeBacking ? "" : $"\nDetected format of {ImageOpener.Probe(ImageOpener.ResolveBacking(path, backing))}.";
+            throw new ArgumentException($"{path}: Backing file specified without backing format{detected}");
+        }
+
+        return length;
     }
 }

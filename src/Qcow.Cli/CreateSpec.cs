@@ -132,7 +132,7 @@ internal sealed class CreateSpec
     /// <summary>Creates the image file.</summary>
     public void Create(string path)
     {
-        ulong size = checked(((ulong)Options.Size + 511) & ~511UL);
+        ulong size = checked(((ulong)(Options.Size ?? 0) + 511) & ~511UL);
         switch (Format)
         {
             case "raw":

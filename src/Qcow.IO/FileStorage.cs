@@ -34,7 +34,7 @@ internal sealed class FileStorage : IStorage
     /// <exception cref="QcowLockedException">Another process holds the image in a conflicting way.</exception>
     public static FileStorage Open(string path, bool writable, bool ignoreFlushes = false, bool shareAll = false)
     {
-        SafeFileHandle handle = File.OpenHandle(
+        SafeFileHandle handle = OpenHandle(
             path,
             FileMode.Open,
             writable ? FileAccess.ReadWrite : FileAccess.Read,
@@ -52,6 +52,24 @@ internal sealed class FileStorage : IStorage
         return new FileStorage(path, handle, writable, ignoreFlushes);
     }
 
+    /// <summary>Opens the file; a failure says what QEMU says: "Could not open 'PATH': " and the system's reason.</summary>
+    private static SafeFileHandle OpenHandle(string path, FileMode mode, FileAccess access, FileShare share)
+    {
+        try
+        {
+            return File.OpenHandle(path, mode, access, share);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new FileNotFoundException($"Could not open '{path}': No such file or directory", path, e);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            string reason = Directory.Exists(path) ? "Is a directory" : "Permission denied";
+            throw new UnauthorizedAccessException($"Could not open '{path}': {reason}", e);
+        }
+    }
+
     /// <summary>
     /// Creates the file, or empties an existing one, as QEMU does: opened without truncating,
     /// locked as a writer, and only then truncated, so that an image another process has open is
@@ -60,7 +78,7 @@ internal sealed class FileStorage : IStorage
     /// <exception cref="QcowLockedException">Another process has the file open.</exception>
     public static FileStorage Create(string path)
     {
-        SafeFileHandle handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, WriterShare);
+        SafeFileHandle handle = OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, WriterShare);
         try
         {
             ImageLock.Acquire(handle, path, writable: true, shareAll: false);

@@ -1,5 +1,6 @@
 // Creating image files: qcow2 from the core's layout, qcow v1 as qemu-img writes it, raw.
 using System;
+using System.IO;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.FSharp.Core;
 using Qcow.Format;
@@ -8,6 +9,44 @@ namespace Qcow.IO;
 
 internal static class ImageCreator
 {
+    /// <summary>
+    /// Opens the backing file a new image names, as qemu-img create does before it writes
+    /// anything: for its size, and to refuse one that cannot be opened.
+    /// </summary>
+    /// <exception cref="IOException">The backing file cannot be opened ("Could not open backing image").</exception>
+    public static long BackingLength(string path, string backing, string? format)
+    {
+        // Shared with any writer, its own backing files left closed: only its length is wanted.
+        var settings = new OpenSettings(false, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: true, OpenBackingFiles: false);
+        try
+        {
+            using IBlockDevice device = ImageOpener.Open(ImageOpener.ResolveBacking(path, backing), format, settings);
+            return device.Length;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or QcowFormatException)
+        {
+            throw new IOException($"{path}: {e.Message}\nCould not open backing image.", e);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="create"/>, which makes the file at <paramref name="path"/>; when it
+    /// fails, a file that did not exist before is removed, so that a failed create leaves nothing.
+    /// </summary>
+    public static T Creating<T>(string path, Func<T> create)
+    {
+        bool existed = File.Exists(path);
+        try
+        {
+            return create();
+        }
+        catch when (!existed)
+        {
+            File.Delete(path);
+            throw;
+        }
+    }
+
     /// <summary>Writes a new qcow2 image; the options have been validated by the core.</summary>
     /// <param name="path">The file to create.</param>
     /// <param name="options">The image's options.</param>

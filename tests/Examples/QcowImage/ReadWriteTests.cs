@@ -119,7 +119,7 @@ public sealed class ReadWriteTests
     public void Open_NeverFollows_AJsonBackingName()
     {
         using var dir = new TempDir();
-        Assert.Equal(0, Cli.Cli.Run(["create", "-q", "-u", "-f", "qcow2", "-b", "json:{\"file.filename\":\"/etc/passwd\"}", dir.File("top.qcow2"), "4096"], TextWriter.Null, TextWriter.Null));
+        Assert.Equal(0, Cli.Cli.Run(["create", "-q", "-u", "-f", "qcow2", "-b", "json:{\"file.filename\":\"/etc/passwd\"}", "-F", "raw", dir.File("top.qcow2"), "4096"], TextWriter.Null, TextWriter.Null));
 
         Assert.Throws<UnauthorizedAccessException>(() => QcowImage.Open(dir.File("top.qcow2")));
     }
