@@ -78,7 +78,7 @@ internal static class InfoCommand
             o.Add("backing-filename", f.BackingFile).Add("full-backing-filename", f.FullBackingFile!);
         }
 
-        o.AddIf(f.BackingFormat != null, "backing-filename-format", f.BackingFormat!);
+        o.AddIf(HasBackingFormat(f), "backing-filename-format", f.BackingFormat!);
         if (f.Snapshots.Count > 0)
         {
             o.Add("snapshots", f.Snapshots.Select(SnapshotJson).ToList());
@@ -153,7 +153,7 @@ internal static class InfoCommand
             s.Append(f.FullBackingFile != f.BackingFile ? $" (actual path: {f.FullBackingFile})\n" : "\n");
         }
 
-        if (f.BackingFormat != null)
+        if (HasBackingFormat(f))
         {
             s.Append($"backing file format: {f.BackingFormat}\n");
         }
@@ -180,6 +180,9 @@ internal static class InfoCommand
     }
 
     /// <summary>qemu-img's ImageInfoSpecificQCow2: optional members only when they hold something.</summary>
+    /// <summary>qemu-img names the backing format only with a backing file: an empty name is none.</summary>
+    private static bool HasBackingFormat(ImageFacts f) => f.BackingFormat != null && !string.IsNullOrEmpty(f.BackingFile);
+
     private static QemuJson FormatSpecificData(Header h, IReadOnlyList<Bitmap> bitmaps, LuksHeader? luks)
     {
         var data = new QemuJson()

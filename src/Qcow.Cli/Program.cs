@@ -70,7 +70,9 @@ namespace Qcow.Cli
             }
             catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
             {
-                stderr.WriteLine($"qcow: {e.Message}");
+                // .NET's " (Parameter 'name')" names our code's parameter, nothing the user gave.
+                string message = e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message;
+                stderr.WriteLine($"qcow: {message}");
                 return 1;
             }
         }

@@ -8,7 +8,10 @@ open System.Text
 let private u16 (b: byte[]) at = BigEndian.u16 (ReadOnlySpan b) at
 let private u32 (b: byte[]) at = BigEndian.u32 (ReadOnlySpan b) at
 let private u64 (b: byte[]) at = BigEndian.u64 (ReadOnlySpan b) at
-let private text (b: byte[]) at length = Encoding.UTF8.GetString(b, at, length)
+/// A name stored in the image, read as QEMU reads it: as a C string, ending at the first NUL.
+let text (b: byte[]) at length =
+    let nul = Array.IndexOf(b, 0uy, at, length)
+    Encoding.UTF8.GetString(b, at, (if nul < 0 then length else nul - at))
 
 let private featureNames (b: byte[]) at length =
     [ for i in 0 .. length / 48 - 1 ->

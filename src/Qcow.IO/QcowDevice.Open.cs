@@ -27,7 +27,8 @@ internal sealed partial class QcowDevice
         SnapshotTable snapshots = Validate(storage, header, options);
         string? dataFileName = OptionModule.ToObj(HeaderModule.externalDataFile(header));
         IStorage? dataFile = dataFileName is null ? null : openDataFile?.Invoke(dataFileName);
-        string? backingName = OptionModule.ToObj(header.BackingFileName);
+        // An empty name is no backing file, as in QEMU.
+        string? backingName = OptionModule.ToObj(header.BackingFileName) is { Length: > 0 } name ? name : null;
         string? backingFormat = OptionModule.ToObj(HeaderModule.backingFormat(header));
         IBlockDevice? backing;
         try
@@ -194,7 +195,7 @@ internal sealed partial class QcowDevice
                 throw new QcowFormatException(storage.Path, QcowFormatErrorKind.Truncated, QcowStructure.BackingFileName, (long)header.BackingFileOffset, "the backing file name lies past the end of the file");
             }
 
-            backingName = Encoding.UTF8.GetString(name);
+            backingName = HeaderDecode.text(name, 0, name.Length);
         }
 
         var layout = new ImageLayout(
@@ -209,7 +210,8 @@ internal sealed partial class QcowDevice
             0,
             0,
             0);
-        IBlockDevice? backing = backingName is null ? null : openBacking(backingName, null);
+        // An empty name is no backing file, as in QEMU.
+        IBlockDevice? backing = string.IsNullOrEmpty(backingName) ? null : openBacking(backingName, null);
         return OwningBacking(backing, null, () => new QcowDevice(storage, layout, null, header, backingName, null, backing, options, null));
     }
 }
