@@ -353,6 +353,9 @@ internal sealed class ImageMetadata : IRefcountView
     /// <summary>Queues a release; it is applied once the mapping that dropped it is durable.</summary>
     public void Release(ulong cluster) => _pendingReleases.Add(cluster);
 
+    /// <summary>How many releases wait for the next flush.</summary>
+    public int PendingReleases => _pendingReleases.Count;
+
     // ---- Flush, in QEMU's order ----
 
     /// <summary>

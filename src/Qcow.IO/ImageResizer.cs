@@ -57,6 +57,10 @@ internal static class ImageResizer
         using (FileStorage file = FileStorage.Open(path, writable: true))
         {
             Relayout(file, newSize);
+            if (newSize < oldSize)
+            {
+                TruncateAfterLastInUse(file);
+            }
         }
 
         if (newSize > oldSize && header.BackingFileName != null)
@@ -110,6 +114,29 @@ internal static class ImageResizer
         else
         {
             GrowL1(file, header, newSize, l1Size);
+        }
+    }
+
+    /// <summary>
+    /// As QEMU after a shrink: the file ends after the last cluster with a refcount, so that the
+    /// space of the clusters the shrink freed at the end is given back. A refcount that cannot be
+    /// read keeps the file as long as it is.
+    /// </summary>
+    private static void TruncateAfterLastInUse(FileStorage file)
+    {
+        Header header = QcowDevice.ReadHeader(file);
+        var refcounts = new StoredRefcounts(file, header);
+        int bits = header.ClusterBits;
+        ulong end = ((ulong)file.Length + (1UL << bits) - 1) >> bits;
+        while (end > 1 && refcounts.Get(end - 1) == 0)
+        {
+            end--;
+        }
+
+        if ((long)(end << bits) < file.Length)
+        {
+            file.SetLength((long)(end << bits));
+            file.Flush();
         }
     }
 

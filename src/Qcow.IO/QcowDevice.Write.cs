@@ -8,6 +8,13 @@ namespace Qcow.IO;
 
 internal sealed partial class QcowDevice
 {
+    /// <summary>
+    /// Freed space worth a flush: clusters are free for reuse only once the release is durable,
+    /// so a write that would grow the file while this much waits to be released flushes first
+    /// and takes the freed clusters, as QEMU reuses them (its free-cluster search starts low).
+    /// </summary>
+    private const long ReuseFlushBytes = 1 << 20;
+
     public void Write(long offset, ReadOnlySpan<byte> source) => Change(offset, source.Length, WriteKind.WriteBytes, source);
 
     public void WriteZeroes(long offset, long length, bool mayUnmap = false) =>
@@ -166,6 +173,9 @@ internal sealed partial class QcowDevice
             PlanOutcome outcome = Planner.plan(Context(), request);
             switch (outcome)
             {
+                case PlanOutcome.Planned planned when ShouldReuseFreedSpace(planned.Item, request):
+                    FlushMetadata();
+                    break;
                 case PlanOutcome.Planned planned:
                     (ulong host, List<Step>? afterWrite) = _executor.Execute(planned.Item, piece);
                     if (Layout.HasRefcounts)
@@ -191,6 +201,17 @@ internal sealed partial class QcowDevice
             }
         }
     }
+
+    /// <summary>
+    /// A plan that grows the file while enough freed space waits for its release to be durable.
+    /// Compressed writes do not wait: their packing cursor is planned against the clusters as
+    /// they are before the flush.
+    /// </summary>
+    private bool ShouldReuseFreedSpace(Plan plan, ClusterRequest request) =>
+        Layout.HasRefcounts
+        && !request.Kind.IsWriteCompressed
+        && (plan.NextFreeCluster << Layout.Geometry.ClusterBits) > _metadata.FileEnd
+        && ((long)_metadata.PendingReleases << Layout.Geometry.ClusterBits) >= ReuseFlushBytes;
 
     /// <summary>
     /// Whether a range, cut at the end of the image, reads as zeros by block status, run after
