@@ -22,6 +22,7 @@ internal sealed class ImageMetadata : IRefcountView
     private readonly HashSet<int> _dirtyL1Chunks = new();
     private readonly HashSet<int> _dirtyTableChunks = new();
     private readonly List<ulong> _pendingReleases = new();
+    private readonly HashSet<ulong> _tablesPastEnd = new();
     private readonly Dictionary<ulong, long> _freeEntries = new();
     private readonly MetadataOverlap? _overlap;
     private ulong[] _l1;
@@ -190,8 +191,19 @@ internal sealed class ImageMetadata : IRefcountView
     public ulong L2Bitmap(ulong table, int index, int l1Index) =>
         BinaryPrimitives.ReadUInt64BigEndian(L2Table(table, l1Index).AsSpan((index * _layout.Geometry.L2EntryBytes) + 8));
 
+    /// <summary>Refuses to change an L2 table that lies past the end of the file (it reads as zeros).</summary>
+    public void ThrowIfPastEnd(ulong table)
+    {
+        if (_tablesPastEnd.Contains(table))
+        {
+            throw Corrupt(QcowFormatErrorKind.EntryOutOfRange, QcowStructure.L2Table, (long)table, $"table at 0x{table:x} lies past the end of the file: open the image read-only");
+        }
+    }
+
     public void SetL2Entry(ulong table, int index, ulong entry)
     {
+        ThrowIfPastEnd(table);
+
         byte[] data = _l2Cache.TryGet((long)table) ?? LoadTable(_l2Cache, table, _layout.L2TableBytes, QcowStructure.L2Table, (long)table);
         BinaryPrimitives.WriteUInt64BigEndian(data.AsSpan(index * _layout.Geometry.L2EntryBytes), entry);
         _l2Cache.MarkDirty((long)table);
@@ -458,6 +470,13 @@ internal sealed class ImageMetadata : IRefcountView
         }
 
         byte[] loaded = LoadTable(_blockCache, offset, _layout.ClusterSize, QcowStructure.RefcountTable, where);
+        if (_tablesPastEnd.Contains(offset))
+        {
+            // Its zeros would hand out clusters that are in use.
+            _blockCache.Forget((long)offset);
+            throw Corrupt(QcowFormatErrorKind.EntryOutOfRange, QcowStructure.RefcountTable, where, $"table at 0x{offset:x} lies past the end of the file");
+        }
+
         if (!_freeEntries.ContainsKey(index))
         {
             CountFree(index, loaded);
@@ -466,15 +485,26 @@ internal sealed class ImageMetadata : IRefcountView
         return loaded;
     }
 
+    /// <summary>
+    /// Loads a table into the cache. Bytes past the end of the file read as zeros, as QEMU reads
+    /// them (an L2 table there maps nothing); such a table is remembered, so that it is never
+    /// written: its entries would grow the file to wherever a hostile entry points.
+    /// </summary>
     private byte[] LoadTable(MetadataCache cache, ulong offset, int bytes, QcowStructure pointer, long where)
     {
-        if (offset > (ulong)(_storage.Length - bytes) || _storage.Length < bytes)
+        if (offset > Qcow.Format.Limits.MaxRequestEnd - (ulong)bytes)
         {
-            throw Corrupt(QcowFormatErrorKind.EntryOutOfRange, pointer, where, $"table at 0x{offset:x} lies past the end of the file");
+            throw Corrupt(QcowFormatErrorKind.EntryOutOfRange, pointer, where, $"table at 0x{offset:x} lies past the largest offset a request can reach");
         }
 
         byte[] data = cache.Insert((long)offset, dirty: false);
-        _storage.Read((long)offset, data.AsSpan(0, bytes));
+        int n = offset < (ulong)_storage.Length ? _storage.Read((long)offset, data.AsSpan(0, bytes)) : 0;
+        data.AsSpan(n, bytes - n).Clear();
+        if (n < bytes)
+        {
+            _tablesPastEnd.Add(offset);
+        }
+
         return data;
     }
 

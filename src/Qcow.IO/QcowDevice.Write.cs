@@ -143,6 +143,12 @@ internal sealed partial class QcowDevice
         }
 
         int l2Index = (int)(((ulong)guest >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
+        if (table != 0)
+        {
+            // Before anything is planned, so that a refused request changes nothing.
+            _metadata.ThrowIfPastEnd(table);
+        }
+
         if (table != 0 && !kind.IsDiscardCluster)
         {
             ThrowIfMappedFarPastEnd(entry, guest, table + (ulong)(l2Index * Layout.Geometry.L2EntryBytes));
