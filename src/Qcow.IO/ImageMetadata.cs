@@ -518,7 +518,8 @@ internal sealed class ImageMetadata : IRefcountView
     {
         if (offset > Qcow.Format.Limits.MaxRequestEnd || (ulong)entries * 8 > Qcow.Format.Limits.MaxRequestEnd - offset)
         {
-            throw new IOException($"{_layout.Path}: Could not read {TableName(structure)} at 0x{offset:x}: Input/output error");
+            // QEMU's words (its read fails with EIO there), as a format error: the header put it there.
+            throw new QcowFormatException(_layout.Path, QcowFormatErrorKind.EntryOutOfRange, structure, (long)offset, $"Could not read {TableName(structure)} at 0x{offset:x}: Input/output error");
         }
 
         if (_storage.CanWrite)

@@ -43,7 +43,8 @@ public sealed class UnreadableTableTests
             Assert.Contains("Input/output error", theirs.Stderr);
             Assert.Contains("Could not read L1 table", mine.Stderr);
             Assert.Contains("Input/output error", mine.Stderr);
-            Assert.Throws<IOException>(() => QcowImage.Open(dir.File("x.img"), new QcowOpenOptions { ReadOnly = true }));
+            var e = Assert.Throws<QcowFormatException>(() => QcowImage.Open(dir.File("x.img"), new QcowOpenOptions { ReadOnly = true }));
+            Assert.Equal((QcowStructure.L1Table, (long)l1Offset), (e.Structure, e.Offset));
         }
     }
 }

@@ -1,6 +1,7 @@
 // One fuzz case: a seeded mutant of a seed image is opened read-only (read in bounded chunks,
 // then checked) and, on a copy, read-write (written, zeroed, discarded, read, flushed, checked,
-// closed). The rule: every operation works or throws QcowFormatException. Any other exception,
+// closed). The rule: every operation works or throws QcowFormatException, and a refused
+// read-write open leaves the image byte-identical. Any other exception,
 // more than AllocationCap bytes allocated by the case, or a write the storage refuses (past the
 // file's length + GrowthLimit, or to the read-only open) is a failure.
 using System;
@@ -49,7 +50,7 @@ internal static class FuzzDriver
         try
         {
             opened = ReadOnly(readOnly, rng, buffer, trace);
-            ReadWrite(writable, rng, buffer, trace);
+            ReadWrite(writable, image, rng, buffer, trace);
         }
         catch (Exception e)
         {
@@ -98,8 +99,11 @@ internal static class FuzzDriver
         return true;
     }
 
-    /// <summary>Opens a copy read-write (forcing past the corrupt bit one time in four) and changes it, a step at a time.</summary>
-    private static void ReadWrite(MemoryStorage storage, Random rng, byte[] buffer, List<string>? trace)
+    /// <summary>
+    /// Opens a copy read-write (forcing past the corrupt bit one time in four) and changes it, a
+    /// step at a time. A refused open must leave the copy as it was, <paramref name="original"/>.
+    /// </summary>
+    private static void ReadWrite(MemoryStorage storage, byte[] original, Random rng, byte[] buffer, List<string>? trace)
     {
         QcowDevice device;
         try
@@ -111,6 +115,11 @@ internal static class FuzzDriver
         catch (QcowFormatException e)
         {
             trace?.Add($"  refused: {e.Detail}");
+            if (!storage.ToArray().AsSpan().SequenceEqual(original))
+            {
+                throw new InvalidOperationException($"the read-write open was refused ({e.Detail}) but changed the image");
+            }
+
             return;
         }
 

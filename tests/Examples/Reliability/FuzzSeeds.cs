@@ -20,8 +20,11 @@ using Qcow.IO;
 
 namespace Qcow.Examples.Reliability;
 
-/// <summary>A valid image to start mutating from.</summary>
-internal sealed record FuzzSeed(string Name, byte[] Image)
+/// <summary>
+/// An image to start mutating from. <paramref name="Layout"/>, when given, is the valid image
+/// whose structures the fuzzer aims at, for an image whose own header does not say where they are.
+/// </summary>
+internal sealed record FuzzSeed(string Name, byte[] Image, byte[]? Layout = null)
 {
     public override string ToString() => Name;
 }
@@ -33,7 +36,7 @@ internal static class FuzzSeeds
     /// <summary>What every seed's backing file holds: 1 MiB of a pattern that tells guest offsets apart.</summary>
     private static readonly byte[] s_backing = Pattern(DiskSize, 0x5a);
 
-    public static IReadOnlyList<FuzzSeed> All { get; } = [.. Built(), .. MadeByQemu()];
+    public static IReadOnlyList<FuzzSeed> All { get; } = WithHostileHeaders([.. Built(), .. MadeByQemu()]);
 
     /// <summary>The backing file of every image, whatever its name: an in-memory raw file, read-only.</summary>
     public static IBlockDevice OpenBacking(string name, string? format) =>
@@ -82,6 +85,39 @@ internal static class FuzzSeeds
         }
 
         return new FuzzSeed(name, File.ReadAllBytes(path));
+    }
+
+    /// <summary>
+    /// The seeds, and a 4 KiB-cluster qcow2 image with the headers QEMU's tests and fuzzer found
+    /// Qcow misreading: unsupported versions, tables QEMU cannot read (at or past its largest
+    /// request offset, or past the end of the file) and hostile table counts.
+    /// </summary>
+    private static List<FuzzSeed> WithHostileHeaders(List<FuzzSeed> seeds)
+    {
+        FuzzSeed plain = seeds.Find(s => s.Name == "qcow2 v3, 4 KiB clusters, 1-bit refcounts")!;
+        (string Name, int Field, ulong Value, int Bytes)[] patches =
+        [
+            ("version 4", 4, 4, 4),
+            ("version 0xffffffff", 4, 0xffffffff, 4),
+            ("L1 table at the largest request offset", 40, 0x7FFFFFFFC0000000, 8),
+            ("L1 table past the end of the file", 40, 0x40000000, 8),
+            ("refcount table past the end of the file", 48, 0x40000000, 8),
+            ("2^31 L1 entries", 36, 0x80000000, 4),
+            ("2^30 refcount table clusters", 56, 0x40000000, 4),
+            ("2^31 snapshots", 60, 0x80000000, 4),
+        ];
+        foreach ((string name, int field, ulong value, int bytes) in patches)
+        {
+            byte[] image = (byte[])plain.Image.Clone();
+            for (int i = 0; i < bytes; i++)
+            {
+                image[field + i] = (byte)(value >> (8 * (bytes - 1 - i)));
+            }
+
+            seeds.Add(new FuzzSeed($"{plain.Name}, {name}", image, plain.Image));
+        }
+
+        return seeds;
     }
 
     private static IEnumerable<FuzzSeed> MadeByQemu()

@@ -70,7 +70,7 @@ internal sealed class FuzzTargets
     private FuzzTargets(FuzzSeed seed)
     {
         Seed = seed;
-        _image = seed.Image;
+        _image = seed.Layout ?? seed.Image;
         Version = (int)U(4, 4);
         if (Version == 1)
         {
