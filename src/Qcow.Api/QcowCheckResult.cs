@@ -8,11 +8,15 @@ public enum QcowCheckMode
 {
     /// <summary>Only report (qemu-img check).</summary>
     ReportOnly,
-    /// <summary>Free leaked clusters by lowering their refcounts; corruptions stay (qemu-img check -r leaks).</summary>
+    /// <summary>
+    /// Free leaked clusters by lowering their refcounts, and fix COPIED flags if nothing else is
+    /// wrong; corruptions stay (qemu-img check -r leaks).
+    /// </summary>
     RepairLeaks,
     /// <summary>
-    /// Fix everything (qemu-img check -r all): entries with reserved bits, misaligned or past the
-    /// end of the file (those whose data is lost then read as zeros), refcounts (rebuilt), COPIED flags.
+    /// Fix what QEMU fixes (qemu-img check -r all): refcounts too high or too low, in place, or
+    /// by new refcount structures when the old ones are broken; then COPIED flags. Table entries
+    /// with reserved bits, misaligned or past the end of the file stay, reported, as in QEMU.
     /// </summary>
     RepairAll,
 }
@@ -32,6 +36,13 @@ public sealed class QcowCheckResult
 
     /// <summary>Errors that kept the check from completing.</summary>
     public long CheckErrors { get; internal init; }
+
+    /// <summary>
+    /// False when the check stopped before its report: -r leaks found refcount structures only
+    /// new ones can repair (qemu-img's "Check failed: Input/output error"). The counts are then
+    /// what was found before it stopped.
+    /// </summary>
+    public bool Completed { get; internal init; } = true;
 
     /// <summary>Corruptions the repair fixed.</summary>
     public long CorruptionsFixed { get; internal init; }
@@ -54,9 +65,9 @@ public sealed class QcowCheckResult
     /// <summary>Compressed clusters.</summary>
     public long CompressedClusters { get; internal init; }
 
-    /// <summary>One line per problem found, worded as qemu-img's.</summary>
+    /// <summary>One line per problem found and repair made, worded and ordered as qemu-img's (a repair's lines, then those of the check after it).</summary>
     public IReadOnlyList<string> Messages { get; internal init; } = [];
 
     /// <summary>True when nothing is corrupt or leaked.</summary>
-    public bool IsClean => Corruptions == 0 && Leaks == 0 && CheckErrors == 0;
+    public bool IsClean => Completed && Corruptions == 0 && Leaks == 0 && CheckErrors == 0;
 }

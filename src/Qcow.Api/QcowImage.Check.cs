@@ -1,6 +1,7 @@
 // Checking and repairing an image, as qemu-img check does.
 using System;
-using Microsoft.Extensions.Logging;
+using System.Collections.Generic;
+using Qcow.Format;
 using Qcow.IO;
 
 namespace Qcow;
@@ -9,10 +10,10 @@ public sealed partial class QcowImage
 {
     /// <summary>
     /// Flushes, then checks the image's refcounts and COPIED flags against the references its
-    /// tables hold; with a repair mode, rebuilds the refcounts (and for RepairAll, first drops
-    /// table entries pointing past the end of the file or misaligned, clears reserved bits, and
-    /// afterwards fixes COPIED flags), then checks again. A repair closes
-    /// and reopens the image: call it while no other thread uses the image.
+    /// tables hold, as qemu-img check does. With a repair mode it repairs what that mode allows
+    /// (see <see cref="QcowCheckMode"/>) and, if it repaired anything, checks again; the result
+    /// then counts what the repair fixed and what the second check found. A repair closes and
+    /// reopens the image: call it while no other thread uses the image.
     /// </summary>
     /// <exception cref="NotSupportedException">The image is qcow version 1, which has no refcounts.</exception>
     /// <exception cref="InvalidOperationException">A repair was asked of an image open read-only.</exception>
@@ -20,16 +21,10 @@ public sealed partial class QcowImage
     /// <exception cref="System.IO.IOException">The file cannot be read or written.</exception>
     public QcowCheckResult Check(QcowCheckMode mode = QcowCheckMode.ReportOnly)
     {
-        CheckReport before = _device.Check();
-        bool repair = mode switch
+        if (mode == QcowCheckMode.ReportOnly)
         {
-            QcowCheckMode.RepairAll => before.Corruptions > 0 || before.Leaks > 0 || _device.IsMarkedCorrupt,
-            QcowCheckMode.RepairLeaks => before.Leaks > 0 || _device.IsMarkedCorrupt,
-            _ => false,
-        };
-        if (!repair)
-        {
-            return Result(before, 0, 0);
+            CheckReport report = _device.Check();
+            return Result(report, report.CorruptionsFixed, report.LeaksFixed, report.Messages);
         }
 
         if (!CanWrite)
@@ -37,21 +32,35 @@ public sealed partial class QcowImage
             throw new InvalidOperationException($"{Path} is open read-only; open it read-write to repair it");
         }
 
-        // The repair needs the file to itself: the device is closed, rebuilt and reopened, which
+        // The repair needs the file to itself: the device is closed, repaired and reopened, which
         // is why no other thread may use the image meanwhile (see the summary).
         string path = _device.Path;
         _device.Dispose();
-        QcowDevice.Repair(path, mode == QcowCheckMode.RepairAll, _settings.LoggerFactory.CreateLogger("Qcow"));
-        _device = ImageOpener.OpenQcow(path, _settings);
+        CheckReport repair;
+        try
+        {
+            repair = QcowDevice.Repair(path, mode == QcowCheckMode.RepairAll ? RefcountCheck.Repair.All : RefcountCheck.Repair.Leaks);
+        }
+        finally
+        {
+            _device = ImageOpener.OpenQcow(path, _settings);
+        }
+
+        if (!repair.Completed || (repair.CorruptionsFixed == 0 && repair.LeaksFixed == 0))
+        {
+            return Result(repair, repair.CorruptionsFixed, repair.LeaksFixed, repair.Messages);
+        }
+
         CheckReport after = _device.Check();
-        return Result(after, Math.Max(0, before.Corruptions - after.Corruptions), Math.Max(0, before.Leaks - after.Leaks));
+        return Result(after, repair.CorruptionsFixed, repair.LeaksFixed, [.. repair.Messages, .. after.Messages]);
     }
 
-    private static QcowCheckResult Result(CheckReport report, long corruptionsFixed, long leaksFixed) => new()
+    private static QcowCheckResult Result(CheckReport report, long corruptionsFixed, long leaksFixed, IReadOnlyList<string> messages) => new()
     {
         Corruptions = report.Corruptions,
         Leaks = report.Leaks,
         CheckErrors = report.CheckErrors,
+        Completed = report.Completed,
         CorruptionsFixed = corruptionsFixed,
         LeaksFixed = leaksFixed,
         ImageEndOffset = report.ImageEndOffset,
@@ -59,6 +68,6 @@ public sealed partial class QcowImage
         AllocatedClusters = report.AllocatedClusters,
         FragmentedClusters = report.FragmentedClusters,
         CompressedClusters = report.CompressedClusters,
-        Messages = report.Messages,
+        Messages = messages,
     };
 }

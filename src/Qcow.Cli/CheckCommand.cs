@@ -57,6 +57,12 @@ internal static class CheckCommand
             stderr.WriteLine(message);
         }
 
+        if (!result.Completed)
+        {
+            stderr.WriteLine("qcow: Check failed: Input/output error");
+            return NotCompleted;
+        }
+
         if (json)
         {
             stdout.WriteLine(Json(path, result));

@@ -1,6 +1,7 @@
-/// Refcount structures rebuilt from counted references (what QEMU's check -r all does to a dirty
-/// image): new refcount blocks and a new table, laid out from a free cluster on, counting
-/// themselves. The header switches to them once they are durable; the old ones are then free.
+/// Refcount structures rebuilt from counted references: new refcount blocks and a new table,
+/// counting themselves, either laid out together from a free cluster on (a resize, an amend of the
+/// refcount width) or each in the first free clusters the counts leave, as qemu-img check -r all
+/// places them. The header switches to them once they are durable; the old ones are then free.
 module Qcow.Format.RefcountRebuild
 
 open System
@@ -55,5 +56,93 @@ let layout (g: RefcountGeometry) (counts: uint32[]) (start: uint64) : Result<Reb
             { BlocksOffset = start <<< g.ClusterBits
               Blocks = blockBytes
               TableOffset = (start + blocks) <<< g.ClusterBits
+              TableClusters = uint32 tableClusters
+              Table = table }
+
+/// New refcount structures placed in holes: each block at its own offset, then the table.
+type Placed =
+    { Blocks: (uint64 * byte[]) list
+      TableOffset: uint64
+      TableClusters: uint32
+      Table: byte[] }
+
+/// QEMU's rebuild_refcount_structure: `counts` are the references to each of the image's
+/// `clusters` host clusters, the old refcount structures included (they stay in use until the
+/// header names the new ones, and are leaked afterwards). Walking the clusters in order, each
+/// block that has a cluster in use gets the first free cluster from its own range on (so no
+/// block already written changes); then the table takes the first free run from cluster 0, and
+/// the blocks covering it are visited again, until the table stops growing.
+let placeInHoles (g: RefcountGeometry) (counts: uint32[]) (clusters: uint64) : Result<Placed, FormatError> =
+    let cs = 1UL <<< g.ClusterBits
+    let perBlock = Refcount.entriesPerBlock g
+    let inUse = ResizeArray<uint64>(Seq.init (int clusters) (fun c -> uint64 counts[c]))
+    let count (c: uint64) = if c < uint64 inUse.Count then inUse[int c] else 0UL
+    let mutable tableEntries = 0UL
+    let blockAt = Collections.Generic.Dictionary<uint64, uint64>()
+
+    // The first run of n free clusters from `from` on; past the end the image grows.
+    let allocate (n: uint64) (from: uint64) =
+        let mutable c = from
+        let mutable run = 0UL
+        while c < uint64 inUse.Count && run < n do
+            run <- if count c = 0UL then run + 1UL else 0UL
+            c <- c + 1UL
+        let first = c - run
+        while uint64 inUse.Count < first + n do
+            inUse.Add 0UL
+        for i in first .. first + n - 1UL do
+            inUse[int i] <- 1UL
+        first
+
+    // Gives every block with a cluster in use in [first, last) an offset; whether the table grew.
+    let placeBlocks (first: uint64) (last: uint64) =
+        let mutable grown = false
+        let mutable last = last
+        let mutable c = first
+        while c < last do
+            if count c = 0UL then
+                c <- c + 1UL
+            else
+                let index = c / perBlock
+                let start = index * perBlock
+                if not (blockAt.ContainsKey index) then
+                    let at = allocate 1UL start
+                    last <- max last (at + 1UL)
+                    if tableEntries <= index then
+                        tableEntries <- (((index + 1UL) * 8UL + cs - 1UL) / cs) * cs / 8UL
+                        grown <- true
+                    blockAt[index] <- at
+                c <- start + perBlock
+        grown
+
+    placeBlocks 0UL clusters |> ignore
+    let mutable tableAt = 0UL
+    let mutable tableClusters = 0UL
+    let mutable growing = true
+    while growing do
+        tableClusters <- (tableEntries * 8UL + cs - 1UL) / cs
+        tableAt <- allocate tableClusters 0UL
+        growing <- placeBlocks tableAt (tableAt + tableClusters)
+
+    let largest = Seq.max inUse
+    if tableClusters <<< g.ClusterBits > Limits.MaxRefcountTableBytes then
+        Error(Inconsistent(Structure.RefcountTable, 48UL, "the rebuilt refcount table would exceed QEMU's 8 MiB limit"))
+    elif largest > Refcount.maxValue g then
+        Error(Inconsistent(Structure.RefcountBlock, 0UL, sprintf "a cluster has %d references, more than %d-bit refcounts hold" largest (Refcount.bits g)))
+    else
+        let block index =
+            let bytes = Array.zeroCreate<byte> (int cs)
+            let start = index * perBlock
+            for c in start .. min (start + perBlock) (uint64 inUse.Count) - 1UL do
+                if inUse[int c] <> 0UL then Refcount.set g.RefcountOrder (Span bytes) (int (c - start)) inUse[int c]
+            blockAt[index] <<< g.ClusterBits, bytes
+
+        let table = Array.zeroCreate<byte> (int (tableClusters * cs))
+        for KeyValue(index, at) in blockAt do
+            BigEndian.putU64 (Span table) (int index * 8) (at <<< g.ClusterBits)
+
+        Ok
+            { Blocks = blockAt.Keys |> Seq.sort |> Seq.map block |> List.ofSeq
+              TableOffset = tableAt <<< g.ClusterBits
               TableClusters = uint32 tableClusters
               Table = table }

@@ -10,15 +10,11 @@ namespace Qcow.IO;
 
 internal static class CopiedFlags
 {
-    /// <summary>Counts the entries whose flag disagrees, adding a message for each.</summary>
-    public static long Check(IStorage storage, Header header, StoredRefcounts stored, List<string> messages) =>
-        Visit(storage, header, stored, messages, repair: false);
-
-    /// <summary>Makes every flag agree with the stored refcounts; returns how many were changed.</summary>
-    public static long Repair(IStorage storage, Header header, List<string> messages) =>
-        Visit(storage, header, new StoredRefcounts(storage, header), messages, repair: true);
-
-    private static long Visit(IStorage storage, Header header, StoredRefcounts stored, List<string> messages, bool repair)
+    /// <summary>
+    /// Counts the entries whose flag disagrees with the stored refcount, adding a message for
+    /// each; with <paramref name="repair"/>, makes them agree.
+    /// </summary>
+    public static long Visit(IStorage storage, Header header, StoredRefcounts stored, List<string> messages, bool repair)
     {
         string verdict = repair ? "Repairing" : "ERROR";
         int cs = 1 << header.ClusterBits;

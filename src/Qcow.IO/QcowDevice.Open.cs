@@ -124,7 +124,7 @@ internal sealed partial class QcowDevice
 
         if (HeaderModule.isDirty(header))
         {
-            RefcountRepair.Rebuild(storage, header, options.Logger);
+            RefcountRepair.RepairDirty(storage, header, options.Logger);
             header = ReadHeader(storage);
         }
 

@@ -200,33 +200,15 @@ internal sealed partial class QcowDevice : IBlockDevice
     }
 
     /// <summary>
-    /// Repairs a closed image: lowers the refcounts of leaked clusters (qemu-img check -r leaks);
-    /// with <paramref name="all"/>, fixes the entries no refcount can make right, rebuilds the
-    /// refcounts from the references the tables hold, and makes the COPIED flags agree with them
-    /// (qemu-img check -r all).
+    /// Checks a closed image and repairs what <paramref name="repair"/> allows, as one pass of
+    /// qemu-img check -r: leaked clusters are freed; with <see cref="RefcountCheck.Repair.All"/>,
+    /// refcounts too low are raised (or the refcount structures rebuilt when they are broken) and
+    /// the COPIED flags made to agree. An image left consistent loses its dirty and corrupt bits.
     /// </summary>
-    public static void Repair(string path, bool all, ILogger logger)
+    public static CheckReport Repair(string path, RefcountCheck.Repair repair)
     {
         using FileStorage storage = FileStorage.Open(path, writable: true);
-        if (all)
-        {
-            BrokenEntries.Fix(storage, ReadHeader(storage), logger);
-            RefcountRepair.Rebuild(storage, ReadHeader(storage), logger);
-            CopiedFlags.Repair(storage, ReadHeader(storage), new System.Collections.Generic.List<string>());
-        }
-        else
-        {
-            RefcountRepair.FreeLeaks(storage, ReadHeader(storage));
-        }
-
-        // As QEMU's repair ends: an image found consistent afterwards loses its corrupt bit.
-        Header header = ReadHeader(storage);
-        CheckReport after = ImageChecker.Check(storage, header);
-        if (HeaderModule.isCorrupt(header) && after.Corruptions == 0 && after.CheckErrors == 0)
-        {
-            storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(header.IncompatibleFeatures & ~HeaderModule.CorruptBit));
-            storage.Flush();
-        }
+        return ImageChecker.Repair(storage, ReadHeader(storage), repair);
     }
 
     /// <summary>The image carries the corrupt bit, or a refused write set it during this open.</summary>

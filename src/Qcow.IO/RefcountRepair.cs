@@ -1,6 +1,6 @@
-// Rebuilding the refcounts of a dirty image (lazy refcounts left stale by a crash) before it is
-// written, as QEMU does on a read-write open: count every reference, write new refcount
-// structures past the end of the file, switch the header to them, then clear the dirty bit.
+// Putting refcounts right: freeing leaks an operation left, repairing a dirty image (lazy
+// refcounts left stale by a crash) before it is written as QEMU does on a read-write open, and
+// writing new refcount structures, in the image's holes (a repair) or past everything in use.
 using System;
 using Microsoft.Extensions.Logging;
 using Qcow.Format;
@@ -10,26 +10,12 @@ namespace Qcow.IO;
 internal static class RefcountRepair
 {
     /// <summary>
-    /// qemu-img check -r leaks: each cluster whose stored refcount is higher than the references
-    /// to it gets the reference count, in place; corruptions are left for a full repair.
+    /// Frees leaked clusters (qemu-img check -r leaks) once an operation has left some behind:
+    /// each cluster whose stored refcount is higher than the references to it gets the reference
+    /// count, in place.
     /// </summary>
-    public static long FreeLeaks(IStorage storage, Header header)
-    {
-        ReferenceCounter references = ReferenceCounter.Count(storage, header, refcountStructures: true);
-        var stored = new StoredRefcounts(storage, header);
-        long freed = 0;
-        for (long c = 0; c < references.Clusters; c++)
-        {
-            if (stored.Get((ulong)c) is { } refcount && refcount > references.Counts[c])
-            {
-                stored.Lower((ulong)c, references.Counts[c]);
-                freed++;
-            }
-        }
-
-        stored.WriteBack();
-        return freed;
-    }
+    public static void FreeLeaks(IStorage storage, Header header) =>
+        ImageChecker.Repair(storage, header, RefcountCheck.Repair.Leaks);
 
     /// <summary>
     /// The first cluster past everything the tables name, where new structures can go without
@@ -42,21 +28,33 @@ internal static class RefcountRepair
         return references.ClustersReferenced <= (2 * inFile) + (Limits.MaxPastEndBytes >> clusterBits) ? Math.Max(inFile, references.ClustersReferenced) : inFile;
     }
 
-    public static void Rebuild(IStorage storage, Header header, ILogger logger)
+    /// <summary>
+    /// Repairs the refcounts a crash left stale under lazy refcounts, as QEMU does when it opens
+    /// a dirty image read-write (check -r all), which also clears the dirty bit.
+    /// </summary>
+    public static void RepairDirty(IStorage storage, Header header, ILogger logger)
     {
-        (RefcountRebuild.Rebuilt rebuilt, long problems) = Place(storage, header, HeaderModule.refcountGeometry(header));
+        CheckReport report = ImageChecker.Repair(storage, header, RefcountCheck.Repair.All);
+        logger.LogRefcountsRepaired(storage.Path, report.CorruptionsFixed + report.LeaksFixed);
+    }
 
-        // One header write points at the new structures; then, with refcounts right again, the
-        // dirty bit goes.
-        storage.Write(HeaderEncode.RefcountTableFieldsOffset, HeaderEncode.refcountTableFields(rebuilt.TableOffset, rebuilt.TableClusters));
-        storage.Flush();
-        if (header.Version >= 3)
+    /// <summary>
+    /// New refcount structures for a repair, where QEMU's check -r all puts them: the counted
+    /// references (the old structures among them) are written as blocks in the image's holes,
+    /// then the table; once they are durable, one header write names them.
+    /// </summary>
+    public static void PlaceInHoles(IStorage storage, Header header, ReferenceCounter references)
+    {
+        RefcountRebuild.Placed placed = RefcountRebuild.placeInHoles(HeaderModule.refcountGeometry(header), references.Counts, (ulong)references.Clusters).OrThrow(storage.Path);
+        foreach ((ulong offset, byte[] block) in placed.Blocks)
         {
-            // Version 2 has no feature bits: byte 72 starts its extensions.
-            storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(header.IncompatibleFeatures & ~HeaderModule.DirtyBit));
-            storage.Flush();
+            storage.Write((long)offset, block);
         }
-        logger.LogRefcountsRebuilt(storage.Path, rebuilt.TableOffset, problems);
+
+        storage.Write((long)placed.TableOffset, placed.Table);
+        storage.Flush();
+        storage.Write(HeaderEncode.RefcountTableFieldsOffset, HeaderEncode.refcountTableFields(placed.TableOffset, placed.TableClusters));
+        storage.Flush();
     }
 
     /// <summary>

@@ -52,6 +52,12 @@ internal sealed class ReferenceCounter
     /// <summary>Problems found in the tables, each counted as QEMU counts it.</summary>
     public long Corruptions { get; private set; }
 
+    /// <summary>
+    /// A refcount table entry or block is broken (reserved bits, misaligned, referenced more than
+    /// once): only new refcount structures repair that, as QEMU's check decides.
+    /// </summary>
+    public bool NeedsRebuild { get; private set; }
+
     /// <summary>What was found, one line each, in qemu-img check's words.</summary>
     public List<string> Messages { get; } = new();
 
@@ -295,10 +301,12 @@ internal sealed class ReferenceCounter
             if ((entry & Refcount.TableReservedMask) != 0)
             {
                 Corrupt($"ERROR refcount table entry {i} has reserved bits set");
+                NeedsRebuild = true;
             }
             else if ((block & (ulong)(_clusterSize - 1)) != 0)
             {
                 Corrupt($"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted");
+                NeedsRebuild = true;
             }
             else if (block >> _clusterBits >= (ulong)Clusters)
             {
@@ -311,6 +319,7 @@ internal sealed class ReferenceCounter
                 if (references != 1)
                 {
                     Corrupt($"ERROR refcount block {i} refcount={references}");
+                    NeedsRebuild = true;
                 }
             }
         }

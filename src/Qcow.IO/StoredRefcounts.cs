@@ -46,8 +46,8 @@ internal sealed class StoredRefcounts
         return IsMisaligned(index) ? $"Refblock offset 0x{_table[index]:x} unaligned (reftable index: {(index == 0 ? "0" : $"0x{index:x}")})" : null;
     }
 
-    /// <summary>Lowers a cluster's refcount in a block that exists and can be read; written by <see cref="WriteBack"/>.</summary>
-    public void Lower(ulong cluster, ulong value)
+    /// <summary>Sets a cluster's refcount in a block that exists and can be read; written by <see cref="WriteBack"/>.</summary>
+    public void Set(ulong cluster, ulong value)
     {
         ulong index = cluster >> Refcount.blockBits(_geometry);
         if (Block(cluster) is { } block && block.Length > 0 && _table[index] < (ulong)_storage.Length)
@@ -57,7 +57,7 @@ internal sealed class StoredRefcounts
         }
     }
 
-    /// <summary>Writes every block <see cref="Lower"/> changed, and makes them durable.</summary>
+    /// <summary>Writes every block <see cref="Set"/> changed, and makes them durable.</summary>
     public void WriteBack()
     {
         foreach (ulong index in _changed)

@@ -43,3 +43,34 @@ let ``sixteen-bit refcounts are big-endian`` () =
     let block = Array.zeroCreate<byte> 512
     Refcount.set 4 (Span block) 1 0x1234UL
     Xunit.Assert.Equal<byte[]>([| 0uy; 0uy; 0x12uy; 0x34uy |], block[0..3])
+
+/// Counts with holes: 512-byte clusters and 16-bit refcounts, so a block covers 256 clusters
+/// and a few hundred clusters need several blocks; cluster 0, the header, is always in use.
+let private countsWithHoles =
+    gen {
+        let! clusters = Gen.choose (0, 900)
+        let! counts = Gen.arrayOfLength clusters (Gen.frequency [ 2, Gen.constant 0u; 3, Gen.choose (1, 3) |> Gen.map uint32 ])
+        return Array.append [| 1u |] counts
+    }
+
+[<Property>]
+let ``structures placed in holes take only free clusters and record every count, themselves included`` () =
+    Prop.forAll (Arb.fromGen countsWithHoles) (fun counts ->
+        let g = { ClusterBits = 9; RefcountOrder = 4 }
+        match RefcountRebuild.placeInHoles g counts (uint64 counts.Length) with
+        | Error e -> failwithf "%A" e
+        | Ok placed ->
+            let own =
+                [ for (offset, _) in placed.Blocks -> offset >>> 9
+                  for i in 0UL .. uint64 placed.TableClusters - 1UL -> (placed.TableOffset >>> 9) + i ]
+            let refcount (cluster: uint64) =
+                let index = cluster / Refcount.entriesPerBlock g
+                let blockOffset = Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(ReadOnlySpan(placed.Table, int index * 8, 8))
+                match placed.Blocks |> List.tryFind (fun (offset, _) -> offset = blockOffset && offset <> 0UL) with
+                | Some(_, bytes) -> Refcount.get 4 (ReadOnlySpan bytes) (int (cluster % Refcount.entriesPerBlock g))
+                | None -> 0UL
+            let free = own |> List.forall (fun c -> c >= uint64 counts.Length || counts[int c] = 0u)
+            let distinct = (List.distinct own).Length = own.Length
+            let recorded = counts |> Array.mapi (fun c n -> refcount (uint64 c) = uint64 n || List.contains (uint64 c) own) |> Array.forall id
+            let themselves = own |> List.forall (fun c -> refcount c = 1UL)
+            free && distinct && recorded && themselves)
