@@ -150,11 +150,12 @@ module Header =
 
     let hasLazyRefcounts (h: Header) = h.CompatibleFeatures &&& LazyRefcountsBit <> 0UL
 
+    // An extension that appears twice counts as QEMU counts it: the last one read wins.
     let backingFormat (h: Header) =
-        h.Extensions |> List.tryPick (function BackingFormat f -> Some f | _ -> None)
+        h.Extensions |> List.rev |> List.tryPick (function BackingFormat f -> Some f | _ -> None)
 
     let externalDataFile (h: Header) =
-        h.Extensions |> List.tryPick (function ExternalDataFile f -> Some f | _ -> None)
+        h.Extensions |> List.rev |> List.tryPick (function ExternalDataFile f -> Some f | _ -> None)
 
     /// The extensions in the order QEMU's qcow2_update_header writes them, with QEMU's feature
     /// table (v3, clusters over 4 KiB) in place of any other; unknown extensions keep their order.

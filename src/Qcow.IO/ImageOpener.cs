@@ -137,6 +137,12 @@ internal static class ImageOpener
             throw new UnauthorizedAccessException($"{imagePath}: the policy does not allow opening its backing file '{name}'");
         }
 
+        if (format is { } named && !IsReadable(named) && !ForeignFormats.Contains(named))
+        {
+            // As QEMU says it: the format the image records for its backing file names no driver.
+            throw new ArgumentException($"{imagePath}: Could not open backing file: Unknown driver '{named}'");
+        }
+
         return Open(resolved, format, settings with { Writable = false, ForceCorrupt = false }, chain);
     }
 
