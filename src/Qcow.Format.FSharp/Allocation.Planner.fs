@@ -51,6 +51,39 @@ let rec private findFree (ctx: PlanContext) (view: IRefcountView) (limit: uint64
             elif r.Value = 0UL then Ok cluster
             else findFree ctx view limit draft (cluster + 1UL)
 
+/// Where a write of `clusters` new clusters begins, as QEMU's alloc_clusters_noref finds it:
+/// the first run of that many free clusters from `from` on, so that the write's data lies
+/// contiguous on the host (a smaller hole is left for later, smaller allocations). The planner
+/// then allocates them one by one from there. When a refcount block must be loaded (or the
+/// table grown) first, the error comes with the candidate run's start, where the search resumes:
+/// restarting from the hint could load more blocks than the cache holds, for ever.
+let firstFreeRun (ctx: PlanContext) (clusters: uint64) (from: uint64) : Result<uint64, PlanOutcome * uint64> =
+    match ctx.Source with
+    | AppendOnly fileEnd -> Ok fileEnd
+    | Refcounted(view, hint, limit) ->
+        let draft =
+            { Steps = []
+              Counts = Map.empty
+              Blocks = Map.empty
+              Hint = hint
+              FileEnd = 0UL }
+
+        let rec search start =
+            match findFree ctx view limit draft start with
+            | Error e -> Error(e, start)
+            | Ok first -> extend first (first + 1UL)
+
+        and extend first next =
+            if next = first + clusters then
+                Ok first
+            else
+                match findFree ctx view limit draft next with
+                | Error e -> Error(e, first)
+                | Ok free when free = next -> extend first (next + 1UL)
+                | Ok free -> search free
+
+        search (max hint from)
+
 /// Allocates one cluster (or, for qcow v1, `bytes` at the end of the file). A cluster that lands
 /// where no refcount block exists becomes that range's block, describing itself; allocation then
 /// goes on past it, as QEMU's alloc_refcount_block does.

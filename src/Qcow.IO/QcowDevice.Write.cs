@@ -39,11 +39,17 @@ internal sealed partial class QcowDevice
             ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
             int clusterSize = Layout.ClusterSize;
             WriteBatch batch = WriteBatch.Empty;
+            long runPlacedUntil = offset;
             try
             {
                 for (long done = 0; done < length;)
                 {
                     long guest = offset + done;
+                    if (kind.IsWriteBytes && Layout.HasRefcounts && guest >= runPlacedUntil)
+                    {
+                        runPlacedUntil = PlaceRunOfNewClusters(guest, offset + length);
+                    }
+
                     int inCluster = (int)(guest & (clusterSize - 1));
                     int n = (int)Math.Min(length - done, clusterSize - inCluster);
                     if (inCluster == 0 && ((ulong)guest & ((1UL << Layout.L1Shift) - 1)) == 0)
@@ -206,6 +212,56 @@ internal sealed partial class QcowDevice
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// Before the first of the consecutive clusters a write must allocate under one L2 table this
+    /// image owns, the allocation hint moves to a free run that holds them all, as QEMU allocates
+    /// a write's new clusters in one piece. Returns where the clusters so considered end.
+    /// </summary>
+    private long PlaceRunOfNewClusters(long guest, long end)
+    {
+        long clusterSize = Layout.ClusterSize;
+        long first = guest & ~(clusterSize - 1);
+        long stop = Math.Min(end, ((guest >> Layout.L1Shift) + 1) << Layout.L1Shift);
+        long count = 0;
+        for (long at = first; at < stop; at += clusterSize)
+        {
+            ulong entry = EntryFor(at, out int l1Index, out ulong table);
+            if (table == 0 || !L1Entry.classify(_metadata.L1Entry(l1Index)).IsCopied || IsOwnedByThisImage(l1Index, entry))
+            {
+                break;
+            }
+
+            count++;
+        }
+
+        ulong from = 0;
+        while (count >= 2)
+        {
+            var run = Planner.firstFreeRun(Context(), (ulong)count, from);
+            if (run.IsOk)
+            {
+                _metadata.FirstFreeCluster = run.ResultValue;
+                break;
+            }
+
+            (PlanOutcome need, from) = run.ErrorValue;
+            switch (need)
+            {
+                case PlanOutcome.NeedRefcountBlock block:
+                    _metadata.LoadRefcountBlock(block.tableIndex);
+                    break;
+                case PlanOutcome.Refused:
+                    // The cluster's own plan meets the same refusal and reports it.
+                    return first + (count * clusterSize);
+                default:
+                    GrowRefcountTable();
+                    break;
+            }
+        }
+
+        return first + (Math.Max(count, 1) * clusterSize);
     }
 
     /// <summary>

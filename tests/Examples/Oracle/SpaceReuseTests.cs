@@ -32,6 +32,34 @@ public sealed class SpaceReuseTests
     }
 
     [OracleTheory]
+    [InlineData("")]
+    [InlineData("cluster_size=4k")]
+    public void AWriteOfNewClusters_TakesThemInOneRun_LeavingSmallerHoles(string options)
+    {
+        // A one-cluster hole, then a write of three new clusters: QEMU puts them together past
+        // the hole (which a later one-cluster write then fills), so both files map alike.
+        using var dir = new TempDir();
+        string[] o = options == "" ? [] : ["-o", options];
+        int cluster = options == "" ? 65536 : 4096;
+        string[] session =
+        [
+            "-c", $"write -P 1 0 {4 * cluster}", "-c", $"discard {cluster} {cluster}", "-c", "flush",
+            "-c", $"write -P 2 {8 * cluster} {3 * cluster}", "-c", $"write -P 3 {16 * cluster} {cluster}",
+        ];
+        foreach (string image in new[] { "theirs.qcow2", "mine.qcow2" })
+        {
+            Qemu.Ok("qemu-img", dir.Path, ["create", "-q", "-f", "qcow2", .. o, image, "64M"]);
+        }
+
+        Qemu.Ok("qemu-io", dir.Path, [.. session, "theirs.qcow2"]);
+        var mine = QcowTool.Run(["io", .. session, dir.File("mine.qcow2")]);
+        Assert.True(mine.Code == 0, mine.Stdout + mine.Stderr);
+
+        Assert.Equal(Qemu.Ok("qemu-img", dir.Path, "map", "--output=json", "theirs.qcow2"), Qemu.Ok("qemu-img", dir.Path, "map", "--output=json", "mine.qcow2"));
+        Assert.Equal(CheckTests.QemuFigures(dir, "theirs.qcow2"), CheckTests.QemuFigures(dir, "mine.qcow2"));
+    }
+
+    [OracleTheory]
     [InlineData("", "2M")]
     [InlineData("cluster_size=512,refcount_bits=64", "3M")]
     public void Shrink_GivesTheFreedTailBack(string options, string size)
