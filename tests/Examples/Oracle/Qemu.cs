@@ -18,7 +18,11 @@ internal static class Qemu
     /// <summary>Why oracle tests skip, or null when they run.</summary>
     public static string? SkipReason => ImgPath is null && !UnderCi ? "qemu-img is not installed (apt-get install qemu-utils); under CI these tests run" : null;
 
-    public static (int ExitCode, string Stdout, string Stderr) Run(string tool, string workingDirectory, params string[] args)
+    public static (int ExitCode, string Stdout, string Stderr) Run(string tool, string workingDirectory, params string[] args) =>
+        Run(tool, workingDirectory, TimeSpan.FromMinutes(10), args);
+
+    /// <summary>Runs a tool; one that has not exited within <paramref name="limit"/> is killed and a TimeoutException thrown.</summary>
+    public static (int ExitCode, string Stdout, string Stderr) Run(string tool, string workingDirectory, TimeSpan limit, params string[] args)
     {
         string path = (tool == "qemu-img" ? ImgPath : IoPath) ?? throw new InvalidOperationException($"{tool} is not installed (apt-get install qemu-utils)");
         var start = new ProcessStartInfo(path)
@@ -34,9 +38,14 @@ internal static class Qemu
 
         using Process process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, stdout, stderr.Result);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        if (!process.WaitForExit(limit))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{tool} {string.Join(' ', args)} did not finish within {limit.TotalSeconds} s");
+        }
+
+        return (process.ExitCode, stdout.Result, stderr.Result);
     }
 
     /// <summary>Runs a tool and fails the test if it does not exit 0.</summary>
