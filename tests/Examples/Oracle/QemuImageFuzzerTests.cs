@@ -54,7 +54,7 @@ public sealed class QemuImageFuzzerTests
     }
 
     /// <summary>What happened to one image, for the report.</summary>
-    private sealed record Outcome(bool QcowOpened, bool QemuOpened, bool Converted, bool Written);
+    private sealed record Outcome(bool QcowOpened, bool QemuOpened, bool Converted, bool Written, bool WriteAddedErrorsAsQemusDoes = false);
 
     [FuzzerFact]
     public void QemusImageFuzzer_FindsNoHangTraceRefusalOrMismatch()
@@ -90,7 +90,8 @@ public sealed class QemuImageFuzzerTests
         }
 
         string summary = $"QEMU image fuzzer: {outcomes.Count} images from seed {firstSeed}; qemu-img opened {outcomes.Count(o => o.QemuOpened)}, qcow opened {outcomes.Count(o => o.QcowOpened)}; "
-            + $"{outcomes.Count(o => o.Converted)} converted by both and compared, {outcomes.Count(o => o.Written)} written by qcow and checked; {failures.Count} failures";
+            + $"{outcomes.Count(o => o.Converted)} converted by both and compared, {outcomes.Count(o => o.Written)} written by qcow and checked "
+            + $"({outcomes.Count(o => o.WriteAddedErrorsAsQemusDoes)} of them gaining check errors that qemu-io's write adds too); {failures.Count} failures";
         File.WriteAllText(Path.Combine(AppContext.BaseDirectory, "qemu-fuzz-report.txt"), summary + Environment.NewLine + string.Join(Environment.NewLine, failures.OrderBy(f => f)) + Environment.NewLine);
         Assert.True(failures.IsEmpty, summary + "\n" + string.Join("\n", failures.OrderBy(f => f).Take(40)));
         Assert.True(outcomes.Count == images, summary);
@@ -143,6 +144,7 @@ public sealed class QemuImageFuzzerTests
         // A read-write write on copies: qemu-io's open decides what may be opened; qemu-img check
         // must find no more errors after qcow's write than before it.
         bool written = false;
+        bool addedAsQemu = false;
         if (virtualSize > 0)
         {
             var random = new Random(seed);
@@ -173,10 +175,11 @@ public sealed class QemuImageFuzzerTests
                 }
 
                 written = true;
+                addedAsQemu = after > before;
             }
         }
 
-        return new Outcome(qcowOpened, qemuOpened, converted, written);
+        return new Outcome(qcowOpened, qemuOpened, converted, written, addedAsQemu);
     }
 
     /// <summary>
