@@ -6,10 +6,9 @@ module Qcow.Format.RefcountRebuild
 
 open System
 
-/// New refcount structures: `Blocks` at `BlocksOffset`, then the table.
+/// New refcount structures: the blocks, each run of them at its offset, and the table.
 type Rebuilt =
-    { BlocksOffset: uint64
-      Blocks: byte[]
+    { Blocks: (uint64 * byte[]) list
       TableOffset: uint64
       TableClusters: uint32
       Table: byte[] }
@@ -53,18 +52,10 @@ let layout (g: RefcountGeometry) (counts: uint32[]) (start: uint64) : Result<Reb
             BigEndian.putU64 (Span table) (int i * 8) ((start + i) <<< g.ClusterBits)
 
         Ok
-            { BlocksOffset = start <<< g.ClusterBits
-              Blocks = blockBytes
+            { Blocks = [ start <<< g.ClusterBits, blockBytes ]
               TableOffset = (start + blocks) <<< g.ClusterBits
               TableClusters = uint32 tableClusters
               Table = table }
-
-/// New refcount structures placed in holes: each block at its own offset, then the table.
-type Placed =
-    { Blocks: (uint64 * byte[]) list
-      TableOffset: uint64
-      TableClusters: uint32
-      Table: byte[] }
 
 /// QEMU's rebuild_refcount_structure: `counts` are the references to each of the image's
 /// `clusters` host clusters, the old refcount structures included (they stay in use until the
@@ -72,7 +63,7 @@ type Placed =
 /// block that has a cluster in use gets the first free cluster from its own range on (so no
 /// block already written changes); then the table takes the first free run from cluster 0, and
 /// the blocks covering it are visited again, until the table stops growing.
-let placeInHoles (g: RefcountGeometry) (counts: uint32[]) (clusters: uint64) : Result<Placed, FormatError> =
+let placeInHoles (g: RefcountGeometry) (counts: uint32[]) (clusters: uint64) : Result<Rebuilt, FormatError> =
     let cs = 1UL <<< g.ClusterBits
     let perBlock = Refcount.entriesPerBlock g
     let inUse = ResizeArray<uint64>(Seq.init (int clusters) (fun c -> uint64 counts[c]))

@@ -200,9 +200,7 @@ internal static class ImageResizer
 
         RefcountRebuild.Rebuilt rebuilt = RefcountRebuild.layout(HeaderModule.refcountGeometry(header), counts, l1At + l1Clusters).OrThrow(file.Path);
         file.Write((long)(l1At << bits), l1);
-        file.Write((long)rebuilt.BlocksOffset, rebuilt.Blocks);
-        file.Write((long)rebuilt.TableOffset, rebuilt.Table);
-        file.Flush();
+        RefcountRepair.Write(file, rebuilt);
         WriteHeader(file, HeaderModule.resizedWithRefcounts(header, (ulong)newSize, l1At << bits, l1Size, rebuilt.TableOffset, rebuilt.TableClusters));
     }
 

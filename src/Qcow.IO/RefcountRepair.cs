@@ -45,14 +45,8 @@ internal static class RefcountRepair
     /// </summary>
     public static void PlaceInHoles(IStorage storage, Header header, ReferenceCounter references)
     {
-        RefcountRebuild.Placed placed = RefcountRebuild.placeInHoles(HeaderModule.refcountGeometry(header), references.Counts, (ulong)references.Clusters).OrThrow(storage.Path);
-        foreach ((ulong offset, byte[] block) in placed.Blocks)
-        {
-            storage.Write((long)offset, block);
-        }
-
-        storage.Write((long)placed.TableOffset, placed.Table);
-        storage.Flush();
+        RefcountRebuild.Rebuilt placed = RefcountRebuild.placeInHoles(HeaderModule.refcountGeometry(header), references.Counts, (ulong)references.Clusters).OrThrow(storage.Path);
+        Write(storage, placed);
         storage.Write(HeaderEncode.RefcountTableFieldsOffset, HeaderEncode.refcountTableFields(placed.TableOffset, placed.TableClusters));
         storage.Flush();
     }
@@ -66,9 +60,19 @@ internal static class RefcountRepair
     {
         ReferenceCounter references = ReferenceCounter.Count(storage, header, refcountStructures: false);
         RefcountRebuild.Rebuilt rebuilt = RefcountRebuild.layout(geometry, references.Counts, FreeFrom(references, header.ClusterBits)).OrThrow(storage.Path);
-        storage.Write((long)rebuilt.BlocksOffset, rebuilt.Blocks);
+        Write(storage, rebuilt);
+        return (rebuilt, references.Corruptions);
+    }
+
+    /// <summary>Writes new refcount structures where they were laid out, and makes them durable; the header still names the old ones.</summary>
+    public static void Write(IStorage storage, RefcountRebuild.Rebuilt rebuilt)
+    {
+        foreach ((ulong offset, byte[] blocks) in rebuilt.Blocks)
+        {
+            storage.Write((long)offset, blocks);
+        }
+
         storage.Write((long)rebuilt.TableOffset, rebuilt.Table);
         storage.Flush();
-        return (rebuilt, references.Corruptions);
     }
 }
