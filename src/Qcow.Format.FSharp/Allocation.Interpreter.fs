@@ -1,6 +1,6 @@
 /// A pure interpreter of plans over an image held in memory as its tables and clusters, so that
 /// properties can check what plans do without a file.
-module Qcow.Format.Interpreter
+module internal Qcow.Format.Interpreter
 
 open System
 

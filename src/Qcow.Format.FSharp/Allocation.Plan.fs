@@ -3,7 +3,7 @@
 namespace Qcow.Format
 
 /// Where the bytes of a new data cluster that the request does not cover come from.
-type ClusterFill =
+type internal ClusterFill =
     /// Nothing to copy: the cluster is written in place, or the request covers all of it.
     | KeepExisting
     | FillZeroes
@@ -15,12 +15,12 @@ type ClusterFill =
     | FillFromCompressed of streamHost: uint64 * streamLength: uint32
 
 /// What the request puts into its part of the cluster.
-type Payload =
+type internal Payload =
     | RequestBytes
     | PayloadZeroes
 
 /// One guest cluster's bytes reaching one host cluster.
-type DataWrite =
+type internal DataWrite =
     { Host: uint64
       Guest: uint64
       Start: int
@@ -30,7 +30,7 @@ type DataWrite =
 
 /// A cluster that becomes a refcount block, born with the clusters
 /// [FirstInUse, FirstInUse + InUseCount) at refcount 1 (itself among them when self-describing).
-type NewRefcountBlock =
+type internal NewRefcountBlock =
     { Offset: uint64
       TableIndex: uint64
       FirstInUse: uint64
@@ -38,7 +38,7 @@ type NewRefcountBlock =
 
 /// One step of a plan. Steps run in order; a Barrier means everything before it must be durable
 /// before anything after it reaches the disk.
-type Step =
+type internal Step =
     | CreateRefcountBlock of NewRefcountBlock
     | LinkRefcountBlock of tableIndex: uint64 * blockOffset: uint64
     /// A free cluster's refcount becomes `value` (allocation).
@@ -57,12 +57,12 @@ type Step =
     | Release of cluster: uint64
 
 /// A plan and the allocation hint after it.
-type Plan =
+type internal Plan =
     { Steps: Step list
       NextFreeCluster: uint64 }
 
 /// What the planner answers.
-type PlanOutcome =
+type internal PlanOutcome =
     | Planned of Plan
     /// The refcount block at this table index is not loaded: load it and ask again.
     | NeedRefcountBlock of tableIndex: uint64
@@ -73,12 +73,12 @@ type PlanOutcome =
 
 /// What the planner may know of refcounts: loaded blocks only.
 [<Struct>]
-type RefcountLookup =
+type internal RefcountLookup =
     { Loaded: bool
       Value: uint64 }
 
 /// A read-only view of the refcount structures the shell has in memory.
-type IRefcountView =
+type internal IRefcountView =
     /// Entries in the refcount table.
     abstract TableEntries: uint64
     /// The block offset in table entry `index` (0 = no block).
@@ -90,14 +90,14 @@ type IRefcountView =
     abstract BlockIsFull: index: uint64 -> bool
 
 /// How new host space is found.
-type AllocationSource =
+type internal AllocationSource =
     /// qcow2: the first clusters whose refcount is 0, from a hint, below a limit.
     | Refcounted of view: IRefcountView * firstFree: uint64 * limit: uint64
     /// qcow v1: the end of the file, rounded up to a cluster.
     | AppendOnly of fileEnd: uint64
 
 /// A zero write's terms, as QEMU's write-zeroes request takes them.
-type ZeroWrite =
+type internal ZeroWrite =
     { /// The request may free what it zeroes (qemu-io write -z -u; QEMU's BDRV_REQ_MAY_UNMAP).
       MayUnmap: bool
       /// The part of the cluster the request leaves alone reads as zeros, through the backing
@@ -105,7 +105,7 @@ type ZeroWrite =
       RestReadsAsZeroes: bool }
 
 /// What kind of write a cluster request is.
-type WriteKind =
+type internal WriteKind =
     | WriteBytes
     | WriteZeroes of ZeroWrite
     | DiscardCluster
@@ -117,7 +117,7 @@ type WriteKind =
     | PreallocateCluster
 
 /// One cluster's part of a guest request, with the table entries that map it today.
-type ClusterRequest =
+type internal ClusterRequest =
     { Guest: uint64
       L1Index: int
       L1Entry: uint64
@@ -129,7 +129,7 @@ type ClusterRequest =
       Kind: WriteKind }
 
 /// The facts of the image a plan depends on.
-type PlanContext =
+type internal PlanContext =
     { Geometry: Geometry
       Refcounts: RefcountGeometry
       Format: EntryFormat

@@ -1,6 +1,6 @@
 /// The planner: a pure function from the image's tables and one cluster's request to the plan
 /// that carries it out. It decides; the shell only executes.
-module Qcow.Format.Planner
+module internal Qcow.Format.Planner
 
 /// A plan being drawn up: steps so far (newest first) and what they allocated.
 type private Draft =

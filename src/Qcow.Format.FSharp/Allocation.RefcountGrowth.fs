@@ -1,7 +1,7 @@
 /// Growing a full refcount table, after QEMU's qcow2_refcount_area: new refcount blocks and a
 /// larger table are laid out past everything the old table can describe, describing themselves;
 /// the header switches to the new table once it is durable, and the old table is freed after.
-module Qcow.Format.RefcountGrowth
+module internal Qcow.Format.RefcountGrowth
 
 /// Steps that grow the table so that it has room for at least one more block.
 /// The old table's entries come from the view; the new table has 1.5× headroom, as QEMU's.

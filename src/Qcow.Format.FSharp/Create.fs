@@ -1,6 +1,6 @@
 /// The layout of a new qcow2 image, as qemu-img create lays it out: header cluster, refcount
 /// table, refcount block(s), then the L1 table; every one of them refcounted.
-module Qcow.Format.Create
+module internal Qcow.Format.Create
 
 /// What a new qcow2 image is made of.
 type Qcow2Options =

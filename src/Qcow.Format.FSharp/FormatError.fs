@@ -2,7 +2,7 @@
 namespace Qcow.Format
 
 /// The on-disk structure an error was found in.
-type Structure =
+type internal Structure =
     | Header = 0
     | HeaderExtension = 1
     | BackingFileName = 2
@@ -16,7 +16,7 @@ type Structure =
     | FeatureNameTable = 10
 
 /// Something wrong in an image's bytes. Offsets are byte offsets in the image file.
-type FormatError =
+type internal FormatError =
     /// The first four bytes are not 'QFI\xfb'.
     | BadMagic of found: uint32
     /// The version is not one the format reads (1 for qcow, 2 or 3 for qcow2).
@@ -43,7 +43,7 @@ type FormatError =
     | Inconsistent of structure: Structure * offset: uint64 * reason: string
 
 /// Functions over format errors.
-module FormatError =
+module internal FormatError =
     let private hex (v: uint64) = sprintf "0x%x" v
 
     /// The structure an error was found in.
@@ -98,7 +98,7 @@ module FormatError =
 
 /// `result { }`: sequencing for checks that stop at the first error.
 [<AutoOpen>]
-module ResultBuilder =
+module internal ResultBuilder =
     type ResultBuilder() =
         member _.Return(x) = Ok x
         member _.ReturnFrom(r: Result<_, _>) = r

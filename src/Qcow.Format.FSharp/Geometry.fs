@@ -8,12 +8,12 @@ namespace Qcow.Format
 /// l2_bits = cluster_bits − 3 (or − 4). qcow v1 stores l2_bits in its header and an L2 table
 /// (8 << l2_bits bytes) need not be one cluster.
 [<Struct>]
-type Geometry =
+type internal Geometry =
     { ClusterBits: int
       L2Bits: int
       L2EntryBytes: int }
 
-module Geometry =
+module internal Geometry =
     /// Geometry of a qcow2 image with standard 8-byte L2 entries.
     let qcow2 clusterBits =
         { ClusterBits = clusterBits

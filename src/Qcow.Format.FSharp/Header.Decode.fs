@@ -1,6 +1,6 @@
 /// Decoding and validating a qcow2 header and its extensions from the image's first cluster,
 /// with QEMU's limits (qcow2_do_open, qcow2_read_extensions, qcow2_validate_table).
-module Qcow.Format.HeaderDecode
+module internal Qcow.Format.HeaderDecode
 
 open System
 open System.Text

@@ -1,6 +1,6 @@
 /// Encoding a qcow2 header, its extensions and the backing file name into the first cluster,
 /// laid out as QEMU's qcow2_update_header lays it out.
-module Qcow.Format.HeaderEncode
+module internal Qcow.Format.HeaderEncode
 
 open System
 open System.Text

@@ -17,19 +17,19 @@
 namespace Qcow.Format
 
 /// Which feature bitfield a feature-name-table entry describes.
-type FeatureKind =
+type internal FeatureKind =
     | Incompatible = 0uy
     | Compatible = 1uy
     | Autoclear = 2uy
 
 /// One 48-byte entry of the feature name table.
-type FeatureName =
+type internal FeatureName =
     { Kind: FeatureKind
       Bit: byte
       Name: string }
 
 /// A header extension: 4-byte type, 4-byte length, data padded to 8 bytes.
-type HeaderExtension =
+type internal HeaderExtension =
     /// 0xE2792ACA: the backing file's format name.
     | BackingFormat of format: string
     /// 0x6803F857: names for feature bits.
@@ -44,7 +44,7 @@ type HeaderExtension =
     | Unknown of magic: uint32 * data: byte[]
 
 /// A decoded qcow2 header, v2 or v3; v2 images carry v3's defaults in the v3-only fields.
-type Header =
+type internal Header =
     { Version: int
       BackingFileOffset: uint64
       BackingFileSize: uint32
@@ -68,7 +68,7 @@ type Header =
       Extensions: HeaderExtension list
       BackingFileName: string option }
 
-module Header =
+module internal Header =
     [<Literal>]
     let BackingFormatMagic = 0xE2792ACAu
 

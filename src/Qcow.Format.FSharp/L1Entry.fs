@@ -6,11 +6,11 @@ namespace Qcow.Format
 
 /// What an L1 entry says about one L2 table.
 [<Struct>]
-type L1Mapping =
+type internal L1Mapping =
     { L2TableOffset: uint64
       IsCopied: bool }
 
-module L1Entry =
+module internal L1Entry =
     [<Literal>]
     let CopiedFlag = 0x8000000000000000UL
 

@@ -12,14 +12,14 @@ namespace Qcow.Format
 
 /// How an image stores its L2 entries.
 [<Struct>]
-type EntryFormat =
+type internal EntryFormat =
     { Version: int
       ClusterBits: int
       HasExternalData: bool }
 
 /// What an L2 entry says about one guest cluster (a struct: classifying allocates nothing).
 [<Struct>]
-type L2Mapping =
+type internal L2Mapping =
     /// Nothing here: read the backing file, or zeros without one.
     | Unallocated
     /// Reads as zeros; no host cluster (v3 only).
@@ -32,7 +32,7 @@ type L2Mapping =
     | Compressed of StreamHost: uint64 * StreamLength: uint32
 
 /// An entry's kind by its flags alone, as QEMU's check sees it (qcow2_get_cluster_type).
-type ClusterType =
+type internal ClusterType =
     | Unallocated = 0
     | ZeroPlain = 1
     | ZeroAllocated = 2
@@ -40,14 +40,14 @@ type ClusterType =
     | Compressed = 4
 
 /// Why an L2 entry cannot be used.
-type L2Problem =
+type internal L2Problem =
     | ZeroFlagBeforeVersion3
     | MisalignedHostOffset
     | CompressedWithExternalData
     /// A subcluster both allocated and zero, or allocated where the cluster has no host offset.
     | InvalidSubclusterBitmap
 
-module L2Entry =
+module internal L2Entry =
     [<Literal>]
     let CopiedFlag = 0x8000000000000000UL
 

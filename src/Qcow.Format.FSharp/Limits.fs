@@ -1,5 +1,5 @@
 /// QEMU's limits on qcow and qcow2 images, each with where it comes from.
-module Qcow.Format.Limits
+module internal Qcow.Format.Limits
 
 /// Magic shared by qcow and qcow2: 'Q' 'F' 'I' 0xFB.
 [<Literal>]

@@ -1,7 +1,7 @@
 /// What a qcow2 image of a given virtual size costs on disk, as qemu-img measure computes it
 /// (qcow2_calc_prealloc_size, qcow2_refcount_metadata_size): every table sized for a fully
 /// allocated image, so "required" overestimates the metadata of a sparse one, as QEMU's does.
-module Qcow.Format.Measure
+module internal Qcow.Format.Measure
 
 /// The parts of a fully allocated image, in clusters and bytes.
 type Costs =

@@ -1,7 +1,7 @@
 /// What a file is, from its first bytes, as qemu-img's format probe decides it: the qcow magic,
 /// and the magics of the other formats QEMU reads. A file in one of those is refused by name; it
 /// is never taken for raw, because writing to it as raw would overwrite its header.
-module Qcow.Format.Probe
+module internal Qcow.Format.Probe
 
 open System
 open System.Text

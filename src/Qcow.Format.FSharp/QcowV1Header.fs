@@ -17,7 +17,7 @@ namespace Qcow.Format
 open System
 open System.Text
 
-type QcowV1Header =
+type internal QcowV1Header =
     { BackingFileOffset: uint64
       BackingFileSize: uint32
       MTime: uint32
@@ -27,7 +27,7 @@ type QcowV1Header =
       CryptMethod: uint32
       L1TableOffset: uint64 }
 
-module QcowV1Header =
+module internal QcowV1Header =
     let geometry (h: QcowV1Header) = Geometry.qcowV1 h.ClusterBits h.L2Bits
 
     let entryFormat (h: QcowV1Header) =

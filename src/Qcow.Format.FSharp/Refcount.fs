@@ -9,11 +9,11 @@ open System
 
 /// Shape of an image's refcount structures.
 [<Struct>]
-type RefcountGeometry =
+type internal RefcountGeometry =
     { ClusterBits: int
       RefcountOrder: int }
 
-module Refcount =
+module internal Refcount =
     /// Reserved low bits of a refcount table entry (REFT_RESERVED_MASK).
     [<Literal>]
     let TableReservedMask = 0x1ffUL

@@ -1,6 +1,6 @@
 /// How qemu-img check judges a host cluster's stored refcount against the references the tables
 /// hold to it, and what each repair mode may change (QEMU's compare_refcounts).
-module Qcow.Format.RefcountCheck
+module internal Qcow.Format.RefcountCheck
 
 /// What a check may repair: nothing, leaks (-r leaks), or leaks and errors (-r all).
 [<RequireQualifiedAccess>]

@@ -2,7 +2,7 @@
 /// counting themselves, either laid out together from a free cluster on (a resize, an amend of the
 /// refcount width) or each in the first free clusters the counts leave, as qemu-img check -r all
 /// places them. The header switches to them once they are durable; the old ones are then free.
-module Qcow.Format.RefcountRebuild
+module internal Qcow.Format.RefcountRebuild
 
 open System
 

@@ -16,7 +16,7 @@ namespace Qcow.Format
 open System
 open System.Text
 
-type Snapshot =
+type internal Snapshot =
     { L1TableOffset: uint64
       L1Size: uint32
       Id: string
@@ -27,7 +27,7 @@ type Snapshot =
       VmStateSize: uint64
       ExtraData: byte[] }
 
-module Snapshot =
+module internal Snapshot =
     /// The fixed part of an entry.
     [<Literal>]
     let FixedBytes = 40

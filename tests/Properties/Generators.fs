@@ -1,5 +1,5 @@
 /// Generators for the format's values, in one place.
-module Qcow.Properties.Generators
+module internal Qcow.Properties.Generators
 
 open FsCheck
 open FsCheck.FSharp
