@@ -1,13 +1,15 @@
 // Options for creating an image, with qemu-img's defaults.
 namespace Qcow;
 
-/// <summary>Which on-disk format to create.</summary>
+/// <summary>An image format Qcow reads, as qemu-img names them; <see cref="QcowImage.Create"/> makes the first two.</summary>
 public enum QcowImageFormat
 {
     /// <summary>qcow2 (version 2 or 3, see <see cref="QcowCreateOptions.Compat"/>).</summary>
     Qcow2,
     /// <summary>The original qcow, version 1.</summary>
     Qcow,
+    /// <summary>Raw bytes: the guest disk as it is (what <see cref="QcowImage.Probe"/> names a file without a known magic).</summary>
+    Raw,
 }
 
 /// <summary>How compressed clusters are compressed.</summary>

@@ -74,6 +74,11 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
+        if (options.Format is not (QcowImageFormat.Qcow2 or QcowImageFormat.Qcow))
+        {
+            throw new ArgumentException($"QcowImage.Create makes qcow and qcow2 images, not {options.Format}", nameof(options));
+        }
+
         long? backingLength = options.BackingFile is { } backing ? ImageCreator.BackingLength(path, backing, options.BackingFormat) : null;
         long requested = options.Size ?? backingLength ?? throw new ArgumentException("Image creation needs a size parameter", nameof(options));
         ArgumentOutOfRangeException.ThrowIfNegative(requested);

@@ -30,7 +30,7 @@ internal static class AmendCommand
         }
 
         string path = opt.Positional[0];
-        string format = opt.Value("f") ?? ImageOpener.Probe(path);
+        string format = opt.Value("f") ?? QcowImage.Probe(path).ToString().ToLowerInvariant();
         if (format != "qcow2")
         {
             throw new InvalidOperationException($"Format driver '{format}' does not support option amendment");

@@ -39,8 +39,8 @@ internal static class CheckCommand
             throw new UsageException("force-share=on can only be used with read-only images");
         }
 
-        string format = opt.Value("f") ?? Qcow.IO.ImageOpener.Probe(path);
-        if (format != "qcow2")
+        bool qcow2 = opt.Value("f") is { } format ? format == "qcow2" : QcowImage.Probe(path) == QcowImageFormat.Qcow2;
+        if (!qcow2)
         {
             stderr.WriteLine("qcow: This image format does not support checks");
             return NoChecks;

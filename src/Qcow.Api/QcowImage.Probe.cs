@@ -1,0 +1,23 @@
+// Telling an image's format from its first bytes, as qemu-img probes it.
+using System.IO;
+using Qcow.IO;
+
+namespace Qcow;
+
+public sealed partial class QcowImage
+{
+    /// <summary>
+    /// The format qemu-img would probe the file as: the QCOW magic with version 1 is
+    /// <see cref="QcowImageFormat.Qcow"/>, with any other version <see cref="QcowImageFormat.Qcow2"/>
+    /// (whose open then names the unsupported version); anything without a known magic is
+    /// <see cref="QcowImageFormat.Raw"/>.
+    /// </summary>
+    /// <exception cref="QcowFormatException">The file starts with the magic of a format Qcow does not read (vmdk, vdi, vhdx, …), named in the message.</exception>
+    /// <exception cref="IOException">The file cannot be read.</exception>
+    public static QcowImageFormat Probe(string path) => ImageOpener.Probe(path) switch
+    {
+        "qcow" => QcowImageFormat.Qcow,
+        "qcow2" => QcowImageFormat.Qcow2,
+        _ => QcowImageFormat.Raw,
+    };
+}
