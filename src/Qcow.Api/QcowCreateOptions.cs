@@ -1,7 +1,7 @@
 // Options for creating an image, with qemu-img's defaults.
 namespace Qcow;
 
-/// <summary>An image format Qcow reads, as qemu-img names them; <see cref="QcowImage.Create"/> makes the first two.</summary>
+/// <summary>An image format Qcow reads and writes, as qemu-img names them.</summary>
 public enum QcowImageFormat
 {
     /// <summary>qcow2 (version 2 or 3, see <see cref="QcowCreateOptions.Compat"/>).</summary>
@@ -10,6 +10,28 @@ public enum QcowImageFormat
     Qcow,
     /// <summary>Raw bytes: the guest disk as it is (what <see cref="QcowImage.Probe"/> names a file without a known magic).</summary>
     Raw,
+}
+
+/// <summary>A qcow2 image's compatibility level, qemu-img's compat option.</summary>
+public enum QcowCompat
+{
+    /// <summary>"0.10": qcow2 version 2, which QEMU 0.10 and later read.</summary>
+    V0_10,
+    /// <summary>"1.1": qcow2 version 3 (zero clusters, feature bits, lazy refcounts, refcount widths), the default.</summary>
+    V1_1,
+}
+
+/// <summary>What a new image (or a grown one) allocates up front, qemu-img's preallocation option.</summary>
+public enum QcowPreallocation
+{
+    /// <summary>Nothing: clusters are allocated when first written.</summary>
+    Off,
+    /// <summary>The tables (L2 and refcounts) for the whole disk, no data.</summary>
+    Metadata,
+    /// <summary>Tables and data clusters, reserved in the file without writing them.</summary>
+    Falloc,
+    /// <summary>Tables and data clusters, written with zeros.</summary>
+    Full,
 }
 
 /// <summary>How compressed clusters are compressed.</summary>
@@ -22,7 +44,7 @@ public enum QcowCompressionType
 }
 
 /// <summary>What <see cref="QcowImage.Create(string, QcowCreateOptions, QcowOpenOptions?)"/> makes; the defaults are qemu-img's.</summary>
-public sealed class QcowCreateOptions
+public sealed record QcowCreateOptions
 {
     /// <summary>
     /// Virtual size in bytes; rounded up to a multiple of 512, as qemu-img does. Null takes the
@@ -30,11 +52,14 @@ public sealed class QcowCreateOptions
     /// </summary>
     public long? Size { get; init; }
 
-    /// <summary>qcow2 or qcow v1. Default: qcow2.</summary>
+    /// <summary>qcow2, qcow v1 or raw. Default: qcow2.</summary>
     public QcowImageFormat Format { get; init; } = QcowImageFormat.Qcow2;
 
-    /// <summary>"1.1" (qcow2 version 3, the default) or "0.10" (version 2).</summary>
-    public string Compat { get; init; } = "1.1";
+    /// <summary>qcow2's compatibility level. Default: 1.1 (version 3).</summary>
+    public QcowCompat Compat { get; init; } = QcowCompat.V1_1;
+
+    /// <summary>What qcow2 allocates up front (raw and qcow take only <see cref="QcowPreallocation.Off"/>). Default: off.</summary>
+    public QcowPreallocation Preallocation { get; init; }
 
     /// <summary>Cluster size in bytes, a power of two from 512 to 2 MiB. Default: 65536.</summary>
     public int ClusterSize { get; init; } = 65536;
@@ -52,7 +77,14 @@ public sealed class QcowCreateOptions
     public string? BackingFile { get; init; }
 
     /// <summary>The backing file's format (qcow2 only); null to let readers probe.</summary>
-    public string? BackingFormat { get; init; }
+    public QcowImageFormat? BackingFormat { get; init; }
+
+    /// <summary>
+    /// Open the backing file first, to refuse one that cannot be opened and, with no
+    /// <see cref="Size"/>, to take its size (the default). False is qemu-img create's -u: the name
+    /// is stored unchecked, and the new image is opened without its backing file.
+    /// </summary>
+    public bool OpenBackingFile { get; init; } = true;
 
     /// <summary>
     /// 16-byte L2 entries with 32 subclusters each (qemu-img's extended_l2; compat 1.1, clusters

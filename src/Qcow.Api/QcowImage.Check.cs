@@ -15,7 +15,7 @@ public sealed partial class QcowImage
     /// then counts what the repair fixed and what the second check found. A repair closes and
     /// reopens the image: call it while no other thread uses the image.
     /// </summary>
-    /// <exception cref="NotSupportedException">The image is qcow version 1, which has no refcounts.</exception>
+    /// <exception cref="NotSupportedException">The image is qcow version 1 or raw, which have no refcounts.</exception>
     /// <exception cref="InvalidOperationException">A repair was asked of an image open read-only.</exception>
     /// <exception cref="QcowFormatException">The metadata cannot be read.</exception>
     /// <exception cref="System.IO.IOException">The file cannot be read or written.</exception>
@@ -23,10 +23,11 @@ public sealed partial class QcowImage
     {
         if (mode == QcowCheckMode.ReportOnly)
         {
-            CheckReport report = _device.Check();
+            CheckReport report = Checkable().Check();
             return Result(report, report.CorruptionsFixed, report.LeaksFixed, report.Messages);
         }
 
+        Checkable();
         if (!CanWrite)
         {
             throw new InvalidOperationException($"{Path} is open read-only; open it read-write to repair it");
@@ -51,9 +52,12 @@ public sealed partial class QcowImage
             return Result(repair, repair.CorruptionsFixed, repair.LeaksFixed, repair.Messages);
         }
 
-        CheckReport after = _device.Check();
+        CheckReport after = Checkable().Check();
         return Result(after, repair.CorruptionsFixed, repair.LeaksFixed, [.. repair.Messages, .. after.Messages]);
     }
+
+    /// <summary>The image as one with refcounts to check.</summary>
+    private QcowDevice Checkable() => _device as QcowDevice ?? throw new NotSupportedException($"{Path}: This image format does not support checks");
 
     private static QcowCheckResult Result(CheckReport report, long corruptionsFixed, long leaksFixed, IReadOnlyList<string> messages) => new()
     {

@@ -1,4 +1,5 @@
 // Telling an image's format from its first bytes, as qemu-img probes it.
+using System;
 using System.IO;
 using Qcow.IO;
 
@@ -20,4 +21,13 @@ public sealed partial class QcowImage
         "qcow2" => QcowImageFormat.Qcow2,
         _ => QcowImageFormat.Raw,
     };
+
+    /// <summary>The format qemu-img names <paramref name="name"/>: "qcow2", "qcow" or "raw" (as in -f and -O).</summary>
+    /// <exception cref="NotSupportedException">A format QEMU knows and Qcow does not read (vmdk, vdi, vhdx, …).</exception>
+    /// <exception cref="ArgumentException">No format has that name (qemu-img's "Unknown driver").</exception>
+    public static QcowImageFormat ParseFormat(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return FormatNames.ParseUserName(name);
+    }
 }

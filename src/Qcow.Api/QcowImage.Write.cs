@@ -2,6 +2,7 @@
 using System;
 using System.Threading;
 using System.Threading.Tasks;
+using Qcow.IO;
 
 namespace Qcow;
 
@@ -13,7 +14,11 @@ public sealed partial class QcowImage
     /// <exception cref="QcowFormatException">Metadata on the way is malformed.</exception>
     /// <exception cref="ObjectDisposedException">The image is closed.</exception>
     /// <exception cref="System.IO.IOException">The file cannot be written.</exception>
-    public void Write(long offset, ReadOnlySpan<byte> buffer) => _device.Write(offset, buffer);
+    public void Write(long offset, ReadOnlySpan<byte> buffer)
+    {
+        CheckRange(offset, buffer.Length);
+        _device.Write(offset, buffer);
+    }
 
     /// <summary>Writes guest bytes; completes synchronously after checking for cancellation.</summary>
     /// <exception cref="OperationCanceledException">The token was cancelled before the write started.</exception>
@@ -45,7 +50,11 @@ public sealed partial class QcowImage
     /// <param name="offset">The guest offset of the range.</param>
     /// <param name="length">The range's length in bytes.</param>
     /// <param name="mayUnmap">Whether zeroed clusters may be freed (qemu-io's write -z -u).</param>
-    public void WriteZeroes(long offset, long length, bool mayUnmap = false) => _device.WriteZeroes(offset, length, mayUnmap);
+    public void WriteZeroes(long offset, long length, bool mayUnmap = false)
+    {
+        CheckRange(offset, length);
+        _device.WriteZeroes(offset, length, mayUnmap);
+    }
 
     /// <summary>
     /// Frees the whole clusters inside a range, as QEMU's discard does: they read as zeros
@@ -53,7 +62,46 @@ public sealed partial class QcowImage
     /// (which has no way to hide the backing file's data) are left as they are.
     /// </summary>
     /// <inheritdoc cref="Write(long, ReadOnlySpan{byte})"/>
-    public void Discard(long offset, long length) => _device.Discard(offset, length);
+    public void Discard(long offset, long length)
+    {
+        CheckRange(offset, length);
+        _device.Discard(offset, length);
+    }
+
+    /// <summary>
+    /// Writes whole clusters compressed, as qemu-io's write -c does: the range starts on a cluster
+    /// boundary and is whole clusters, or ends with the disk. A cluster whose compressed form is no
+    /// smaller is stored uncompressed, as QEMU stores it.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The image is raw, which has no compressed clusters.</exception>
+    /// <exception cref="ArgumentException">The range is not whole clusters.</exception>
+    /// <inheritdoc cref="Write(long, ReadOnlySpan{byte})"/>
+    public void WriteCompressed(long offset, ReadOnlySpan<byte> buffer)
+    {
+        if (_device is not QcowDevice q)
+        {
+            throw new NotSupportedException($"{Path}: a raw image has no compressed clusters");
+        }
+
+        CheckRange(offset, buffer.Length);
+        int cs = q.Layout.ClusterSize;
+        if (offset % cs != 0 || (buffer.Length % cs != 0 && offset + buffer.Length != Length))
+        {
+            throw new ArgumentException($"compressed writes are whole clusters of {cs} bytes (the last may end with the disk)", nameof(offset));
+        }
+
+        for (int at = 0; at < buffer.Length; at += cs)
+        {
+            q.WriteCompressed(offset + at, buffer.Slice(at, Math.Min(cs, buffer.Length - at)));
+        }
+    }
+
+    private void CheckRange(long offset, long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
+    }
 
     /// <summary>Makes every completed write durable; completes synchronously.</summary>
     /// <exception cref="OperationCanceledException">The token was cancelled before the flush started.</exception>

@@ -1,4 +1,5 @@
-// The public entry point: a qcow or qcow2 image, opened or created, read and written by guest offset.
+// The public entry point: a disk image (qcow2, qcow or raw), opened or created, read and written
+// by guest offset.
 using System;
 using System.IO;
 using System.Threading.Tasks;
@@ -9,15 +10,15 @@ using Qcow.IO;
 namespace Qcow;
 
 /// <summary>
-/// A qcow (version 1) or qcow2 (versions 2 and 3) disk image. Reads and writes address the
+/// A qcow2 (versions 2 and 3), qcow (version 1) or raw disk image. Reads and writes address the
 /// virtual disk the guest sees. One instance may be used from several threads at once.
 /// </summary>
 public sealed partial class QcowImage : IDisposable, IAsyncDisposable
 {
     private readonly OpenSettings _settings;
-    private QcowDevice _device;
+    private IBlockDevice _device;
 
-    private QcowImage(QcowDevice device, OpenSettings settings)
+    private QcowImage(IBlockDevice device, OpenSettings settings)
     {
         _device = device;
         _settings = settings;
@@ -26,23 +27,35 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
     /// <summary>The image file's path.</summary>
     public string Path => _device.Path;
 
+    /// <summary>The image's format.</summary>
+    public QcowImageFormat Format => FormatNames.Parse(_device.FormatName);
+
     /// <summary>The virtual disk's size in bytes.</summary>
     public long Length => _device.Length;
 
     /// <summary>False when the image was opened read-only.</summary>
     public bool CanWrite => _device.CanWrite;
 
-    /// <summary>The format facts of the image.</summary>
-    public QcowInfo Info => InfoOf(_device);
+    /// <summary>
+    /// The format facts of the image and, when its backing files were opened, of its backing
+    /// chain. Reading it reads the header's extensions (bitmap directory, encryption header).
+    /// </summary>
+    public QcowInfo Info => QcowInfo.Of(_device);
+
+    /// <summary>The device itself, for the library's own operations on the image.</summary>
+    internal IBlockDevice Device => _device;
+
+    /// <summary>The device as a qcow or qcow2 image, or null for raw.</summary>
+    internal QcowDevice? Qcow => _device as QcowDevice;
 
     /// <summary>Opens an existing image.</summary>
     /// <param name="path">The image file.</param>
-    /// <param name="options">How to open it; null for the defaults (read-write).</param>
-    /// <exception cref="QcowFormatException">The file is not a valid qcow or qcow2 image, or uses an unsupported feature.</exception>
+    /// <param name="options">How to open it; null for the defaults (read-write, qcow or qcow2).</param>
+    /// <exception cref="QcowFormatException">The file is not a valid image of the format, or uses an unsupported feature.</exception>
     /// <exception cref="UnauthorizedAccessException">The referenced-file policy refused the backing file.</exception>
     /// <exception cref="QcowLockedException">Another process (QEMU or Qcow) holds the image in a conflicting way.</exception>
     /// <exception cref="IOException">The file cannot be read.</exception>
-    /// <exception cref="ArgumentException">Sharing was forced on a read-write open.</exception>
+    /// <exception cref="ArgumentException">Sharing was forced on a read-write open, or a backing file's recorded format names no driver.</exception>
     public static QcowImage Open(string path, QcowOpenOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(path);
@@ -58,57 +71,107 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
             options.CacheSize,
             options.LoggerFactory ?? NullLoggerFactory.Instance,
             options.ReferencedFiles,
-            ForceShare: options.ForceShare);
-        return new QcowImage(ImageOpener.OpenQcow(path, settings), settings);
+            IgnoreFlushes: options.IgnoreFlushes,
+            ForceShare: options.ForceShare,
+            OpenBackingFiles: options.OpenBackingFiles);
+        IBlockDevice device = options.Format is { } format
+            ? ImageOpener.Open(path, FormatNames.Name(format), settings)
+            : ImageOpener.OpenQcow(path, settings);
+        return new QcowImage(device, settings);
     }
+
+    /// <summary>Wraps a device the library opened itself (tests open devices over their own storage).</summary>
+    internal static QcowImage Of(IBlockDevice device) =>
+        new(device, new OpenSettings(device.CanWrite, false, 32L << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default));
 
     /// <summary>
     /// Creates a new image (replacing any file at <paramref name="path"/>) and opens it
     /// read-write. A backing file is opened first, as qemu-img create opens it: for its size when
-    /// <see cref="QcowCreateOptions.Size"/> is null, and to refuse one that cannot be opened. A
-    /// create that fails leaves no new file behind.
+    /// <see cref="QcowCreateOptions.Size"/> is null, and to refuse one that cannot be opened
+    /// (unless <see cref="QcowCreateOptions.OpenBackingFile"/> is false). A create that fails
+    /// leaves no new file behind.
     /// </summary>
+    /// <param name="path">The file to create.</param>
+    /// <param name="options">What to create.</param>
+    /// <param name="openOptions">How to open the new image; its format is the created one. Null: read-write.</param>
     /// <exception cref="ArgumentException">An option is out of range or the combination is not allowed.</exception>
     /// <exception cref="IOException">The file cannot be written, or the backing file cannot be opened.</exception>
     public static QcowImage Create(string path, QcowCreateOptions options, QcowOpenOptions? openOptions = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Format is not (QcowImageFormat.Qcow2 or QcowImageFormat.Qcow))
+        Action write = NewImageWriter(path, options);
+        return ImageCreator.Creating(path, () =>
         {
-            throw new ArgumentException($"QcowImage.Create makes qcow and qcow2 images, not {options.Format}", nameof(options));
+            write();
+            // Qcow reads images with extended L2 entries or a data file but does not write them yet.
+            bool readOnly = (openOptions?.ReadOnly ?? false) || options.ExtendedL2 || options.DataFile != null;
+            return Open(path, new QcowOpenOptions
+            {
+                Format = options.Format,
+                ReadOnly = readOnly,
+                OpenBackingFiles = options.OpenBackingFile && (openOptions?.OpenBackingFiles ?? true),
+                IgnoreFlushes = openOptions?.IgnoreFlushes ?? false,
+                CacheSize = openOptions?.CacheSize ?? new QcowOpenOptions().CacheSize,
+                LoggerFactory = openOptions?.LoggerFactory,
+                ReferencedFiles = openOptions?.ReferencedFiles ?? ReferencedFilePolicy.Default,
+            });
+        });
+    }
+
+    /// <summary>
+    /// Checks the options (opening the backing file, as qemu-img create does, unless told not to)
+    /// and returns what writes the new file, so that nothing is written for options that fail.
+    /// </summary>
+    private static Action NewImageWriter(string path, QcowCreateOptions options)
+    {
+        if (options.Format != QcowImageFormat.Qcow2 && options.Preallocation != QcowPreallocation.Off)
+        {
+            throw new ArgumentException($"preallocation={FormatNames.Name(options.Preallocation)} is not supported by qcow for {FormatNames.Name(options.Format)}", nameof(options));
         }
 
-        long? backingLength = options.BackingFile is { } backing ? ImageCreator.BackingLength(path, backing, options.BackingFormat) : null;
+        if (options.Format == QcowImageFormat.Raw && options.BackingFile != null)
+        {
+            throw new ArgumentException("raw images have no backing file", nameof(options));
+        }
+
+        string? backingFormat = options.BackingFormat is { } f ? FormatNames.Name(f) : null;
+        long? backingLength = options.BackingFile is { } backing && options.OpenBackingFile ? ImageCreator.BackingLength(path, backing, backingFormat) : null;
         long requested = options.Size ?? backingLength ?? throw new ArgumentException("Image creation needs a size parameter", nameof(options));
         ArgumentOutOfRangeException.ThrowIfNegative(requested);
         ulong size = checked(((ulong)requested + 511) & ~511UL);
-        Create.Qcow2Options? qcow2 = options.Format == QcowImageFormat.Qcow ? null : Qcow2Options(options, size);
-        return ImageCreator.Creating(path, () =>
+        Create.Qcow2Options? qcow2 = options.Format == QcowImageFormat.Qcow2 ? Qcow2Options(options, size) : null;
+        return options.Format switch
         {
-            if (qcow2 is null)
-            {
-                ImageCreator.CreateQcowV1(path, size, options.BackingFile);
-            }
-            else
-            {
-                ImageCreator.CreateQcow2(path, qcow2);
-            }
+            QcowImageFormat.Raw => () => ImageCreator.CreateRaw(path, (long)size),
+            QcowImageFormat.Qcow => () => ImageCreator.CreateQcowV1(path, size, options.BackingFile),
+            _ => () => ImageCreator.CreateQcow2(path, qcow2!, FormatNames.Name(options.Preallocation)),
+        };
+    }
 
-            // Qcow reads images with extended L2 entries or a data file but does not write them yet.
-            bool readOnly = options.ExtendedL2 || options.DataFile != null;
-            return Open(path, readOnly ? new QcowOpenOptions { ReadOnly = true, LoggerFactory = openOptions?.LoggerFactory } : openOptions);
-        });
+    /// <summary>
+    /// The path a backing file name resolves to: a relative name is relative to the directory of
+    /// the image that names it, as QEMU joins them.
+    /// </summary>
+    /// <param name="imagePath">The image that names the backing file.</param>
+    /// <param name="backingFile">The name as stored in (or given for) the image.</param>
+    public static string ResolveBackingFile(string imagePath, string backingFile) => ImageOpener.ResolveBacking(imagePath, backingFile);
+
+    /// <summary>
+    /// The virtual size of the backing file a new image at <paramref name="imagePath"/> would
+    /// name, opened as <see cref="Create"/> opens it: shared with any writer, its own backing
+    /// files left closed.
+    /// </summary>
+    /// <exception cref="IOException">The backing file cannot be opened; the message ends "Could not open backing image.", as qemu-img's.</exception>
+    public static long GetBackingFileLength(string imagePath, string backingFile, QcowImageFormat? backingFormat = null)
+    {
+        ArgumentNullException.ThrowIfNull(imagePath);
+        ArgumentNullException.ThrowIfNull(backingFile);
+        return ImageCreator.BackingLength(imagePath, backingFile, backingFormat is { } f ? FormatNames.Name(f) : null);
     }
 
     internal static Create.Qcow2Options Qcow2Options(QcowCreateOptions options, ulong size)
     {
-        int version = options.Compat switch
-        {
-            "1.1" or "v3" => 3,
-            "0.10" or "v2" => 2,
-            _ => throw new ArgumentException($"compat must be 0.10 or 1.1, not '{options.Compat}'", nameof(options)),
-        };
         if (!IsPowerOfTwo(options.ClusterSize) || !IsPowerOfTwo(options.RefcountBits))
         {
             throw new ArgumentException("cluster size and refcount bits must be powers of two", nameof(options));
@@ -116,13 +179,13 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
 
         return new Create.Qcow2Options(
             size,
-            version,
+            options.Compat == QcowCompat.V0_10 ? 2 : 3,
             Log2(options.ClusterSize),
             Log2(options.RefcountBits),
             options.LazyRefcounts,
             options.CompressionType == QcowCompressionType.Zstd ? (byte)1 : (byte)0,
             Microsoft.FSharp.Core.OptionModule.OfObj(options.BackingFile),
-            Microsoft.FSharp.Core.OptionModule.OfObj(options.BackingFormat),
+            Microsoft.FSharp.Core.OptionModule.OfObj(options.BackingFormat is { } f ? FormatNames.Name(f) : null),
             options.ExtendedL2,
             Microsoft.FSharp.Core.OptionModule.OfObj(options.DataFile),
             options.DataFileRaw);
@@ -148,29 +211,4 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
     private static bool IsPowerOfTwo(int n) => n > 0 && (n & (n - 1)) == 0;
 
     private static int Log2(int n) => System.Numerics.BitOperations.Log2((uint)n);
-
-    private static QcowInfo InfoOf(QcowDevice device)
-    {
-        Header? h = device.Header;
-        ImageLayout layout = device.Layout;
-        return new QcowInfo
-        {
-            Format = device.FormatName,
-            Version = layout.Version,
-            Compat = layout.Version switch { 3 => "1.1", 2 => "0.10", _ => "" },
-            VirtualSize = device.Length,
-            ClusterSize = layout.ClusterSize,
-            RefcountBits = layout.HasRefcounts ? 1 << layout.Refcounts.RefcountOrder : 0,
-            LazyRefcounts = h != null && HeaderModule.hasLazyRefcounts(h),
-            Corrupt = h != null && HeaderModule.isCorrupt(h),
-            Dirty = h != null && HeaderModule.isDirty(h),
-            ExtendedL2 = h != null && (h.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0,
-            CompressionType = layout.CompressionType == 1 ? "zstd" : "zlib",
-            BackingFile = device.BackingFileName,
-            FullBackingFile = device.BackingFileName is null ? null : ImageOpener.ResolveBacking(device.Path, device.BackingFileName),
-            BackingFormat = device.BackingFormat,
-            SnapshotCount = h is null ? 0 : (int)h.SnapshotCount,
-            FeatureBits = h is null ? [0, 0, 0] : [h.IncompatibleFeatures, h.CompatibleFeatures, h.AutoclearFeatures],
-        };
-    }
 }

@@ -4,8 +4,15 @@ using Microsoft.Extensions.Logging;
 namespace Qcow;
 
 /// <summary>How <see cref="QcowImage.Open(string, QcowOpenOptions?)"/> opens an image.</summary>
-public sealed class QcowOpenOptions
+public sealed record QcowOpenOptions
 {
+    /// <summary>
+    /// The image's format. Null (the default) opens a qcow or qcow2 image, whichever its header
+    /// says, and refuses anything else; to open a file as qemu-img does without -f, pass the format
+    /// <see cref="QcowImage.Probe"/> names.
+    /// </summary>
+    public QcowImageFormat? Format { get; init; }
+
     /// <summary>Open without write access. Default: false.</summary>
     public bool ReadOnly { get; init; }
 
@@ -24,6 +31,18 @@ public sealed class QcowOpenOptions
     /// follows QEMU: enough to map the whole image, at most 32 MiB.
     /// </summary>
     public long CacheSize { get; init; } = 32L << 20;
+
+    /// <summary>
+    /// Open the backing chain (the default). Without it, ranges the image does not allocate read
+    /// as zeros, as for qemu-img info, which opens backing files only to describe them.
+    /// </summary>
+    public bool OpenBackingFiles { get; init; } = true;
+
+    /// <summary>
+    /// Flushes do not reach the disk (QEMU's cache=unsafe, qemu-img convert's default for its
+    /// target): faster, and a crash may lose or tear what was written. Default: false.
+    /// </summary>
+    public bool IgnoreFlushes { get; init; }
 
     /// <summary>Where the library logs; null logs nowhere.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }

@@ -5,9 +5,6 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
-using System.Numerics;
-using Microsoft.Extensions.Logging.Abstractions;
-using Qcow.IO;
 
 namespace Qcow.Cli;
 
@@ -30,24 +27,24 @@ internal static class AmendCommand
         }
 
         string path = opt.Positional[0];
-        string format = opt.Value("f") ?? QcowImage.Probe(path).ToString().ToLowerInvariant();
-        if (format != "qcow2")
+        QcowImageFormat format = VerbOptions.Format(path, opt.Value("f"));
+        if (format != QcowImageFormat.Qcow2)
         {
-            throw new InvalidOperationException($"Format driver '{format}' does not support option amendment");
+            throw new InvalidOperationException($"Format driver '{VerbOptions.Name(format)}' does not support option amendment");
         }
 
-        int? version = null;
+        QcowCompat? compat = null;
         bool? lazy = null;
-        int? order = null;
+        int? refcountBits = null;
         foreach ((string key, string value) in o)
         {
             switch (key)
             {
                 case "compat":
-                    version = value switch
+                    compat = value switch
                     {
-                        "0.10" or "v2" => 2,
-                        "1.1" or "v3" => 3,
+                        "0.10" or "v2" => QcowCompat.V0_10,
+                        "1.1" or "v3" => QcowCompat.V1_1,
                         _ => throw new UsageException($"Invalid compatibility level: '{value}'"),
                     };
                     break;
@@ -56,8 +53,8 @@ internal static class AmendCommand
                     break;
                 case "refcount_bits":
                     int bits = int.Parse(value, CultureInfo.InvariantCulture);
-                    order = bits is >= 1 and <= 64 && BitOperations.IsPow2(bits)
-                        ? BitOperations.Log2((uint)bits)
+                    refcountBits = bits is >= 1 and <= 64 && int.IsPow2(bits)
+                        ? bits
                         : throw new UsageException("Refcount width must be a power of two and may not exceed 64 bits");
                     break;
                 case var k when Array.IndexOf(s_creationOnly, k) >= 0:
@@ -67,7 +64,7 @@ internal static class AmendCommand
             }
         }
 
-        ImageAmender.Amend(path, new AmendOptions(version, lazy, order), NullLogger.Instance);
+        QcowImage.Amend(path, new QcowAmendOptions { Compat = compat, LazyRefcounts = lazy, RefcountBits = refcountBits });
         return 0;
     }
 }

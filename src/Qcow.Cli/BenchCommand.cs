@@ -7,7 +7,6 @@ using System.Globalization;
 using System.IO;
 using System.Threading;
 using System.Threading.Tasks;
-using Qcow.IO;
 
 namespace Qcow.Cli;
 
@@ -40,8 +39,8 @@ internal static class BenchCommand
         }
 
         string cache = opt.Value("t") ?? "writeback";
-        var settings = VerbOptions.Reading(opt, VerbOptions.WalkingCache) with { Writable = write, IgnoreFlushes = cache == "unsafe" };
-        using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
+        string path = opt.Positional[0];
+        using QcowImage device = QcowImage.Open(path, VerbOptions.Reading(opt, path, opt.Value("f"), VerbOptions.WalkingCache) with { ReadOnly = !write, IgnoreFlushes = cache == "unsafe" });
         if (device.Length < size)
         {
             throw new UsageException("Image size must be larger than the buffer size");

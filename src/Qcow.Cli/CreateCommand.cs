@@ -2,7 +2,6 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using Qcow.IO;
 
 namespace Qcow.Cli;
 
@@ -26,14 +25,15 @@ internal static class CreateCommand
 
         string path = opt.Positional[0];
         long? size = opt.Positional.Count == 2 ? Sizes.Parse(opt.Positional[1]) : null;
-        CreateSpec spec = CreateSpec.From(format, options, opt.Value("b"), opt.Value("F"), size);
+        CreateSpec spec = CreateSpec.From(format, options, opt.Value("b"), opt.Value("F"), size, path);
+        bool unsafeBacking = opt.Has("u");
         if (spec.Options.BackingFile is { } backing)
         {
             string? backingFormat = opt.Value("F") ?? options.GetValueOrDefault("backing_fmt");
-            long? length = OpenBacking(path, backing, backingFormat, unsafeBacking: opt.Has("u"));
+            long? length = OpenBacking(path, backing, backingFormat, unsafeBacking);
             if (!spec.SizeGiven)
             {
-                spec = CreateSpec.From(format, options, opt.Value("b"), opt.Value("F"), length ?? throw new ArgumentException($"{path}: Image creation needs a size parameter"));
+                spec = CreateSpec.From(format, options, opt.Value("b"), opt.Value("F"), length ?? throw new ArgumentException($"{path}: Image creation needs a size parameter"), path);
             }
         }
         else if (!spec.SizeGiven)
@@ -46,11 +46,8 @@ internal static class CreateCommand
             stdout.WriteLine(spec.Describe(path));
         }
 
-        ImageCreator.Creating(path, () =>
-        {
-            spec.Create(path);
-            return true;
-        });
+        // The backing file was opened above, as qemu-img opens it; the new image is not opened with it.
+        QcowImage.Create(path, spec.Options with { OpenBackingFile = false }).Dispose();
         return 0;
     }
 
@@ -61,10 +58,11 @@ internal static class CreateCommand
     /// </summary>
     private static long? OpenBacking(string path, string backing, string? backingFormat, bool unsafeBacking)
     {
-        long? length = unsafeBacking ? null : ImageCreator.BackingLength(path, backing, backingFormat);
+        QcowImageFormat? format = backingFormat is null ? null : VerbOptions.FormatNamed(backingFormat, path);
+        long? length = unsafeBacking ? null : QcowImage.GetBackingFileLength(path, backing, format);
         if (backingFormat is null)
         {
-            string detected = unsafeBacking ? "" : $"\nDetected format of {ImageOpener.Probe(ImageOpener.ResolveBacking(path, backing))}.";
+            string detected = unsafeBacking ? "" : $"\nDetected format of {VerbOptions.Name(QcowImage.Probe(QcowImage.ResolveBackingFile(path, backing)))}.";
             throw new ArgumentException($"{path}: Backing file specified without backing format{detected}");
         }
 

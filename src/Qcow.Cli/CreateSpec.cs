@@ -1,10 +1,8 @@
-// What -f and -o say an image should be: parsed once, for create and convert alike. Options
-// Qcow does not support yet are refused by name, never ignored.
+// What -f and -o say an image should be: parsed once, for create, convert and measure alike.
+// Options Qcow does not support yet are refused by name, never ignored.
 using System;
 using System.Collections.Generic;
 using System.Globalization;
-using System.IO;
-using Qcow.IO;
 
 namespace Qcow.Cli;
 
@@ -14,14 +12,9 @@ internal sealed class CreateSpec
     private static readonly string[] s_qcowOptions = ["size", "backing_file", "backing_fmt"];
     private static readonly string[] s_rawOptions = ["size", "preallocation"];
 
-    public string Format { get; private init; } = "raw";
-
     public QcowCreateOptions Options { get; private init; } = new();
 
     public bool SizeGiven { get; private init; }
-
-    /// <summary>qemu-img's preallocation mode for qcow2: off, metadata, falloc or full.</summary>
-    public string Preallocation { get; private init; } = "off";
 
     /// <summary>Text for -o help.</summary>
     public static string Help(string format) => format switch
@@ -72,7 +65,13 @@ internal sealed class CreateSpec
         return options;
     }
 
-    public static CreateSpec From(string format, Dictionary<string, string> o, string? backingFile, string? backingFormat, long? size)
+    /// <param name="format">-f or -O.</param>
+    /// <param name="o">The -o options.</param>
+    /// <param name="backingFile">-b or -B.</param>
+    /// <param name="backingFormat">-F.</param>
+    /// <param name="size">The size argument, if any.</param>
+    /// <param name="path">The image the options are for, named in errors.</param>
+    public static CreateSpec From(string format, Dictionary<string, string> o, string? backingFile, string? backingFormat, long? size, string path)
     {
         string[] known = format switch
         {
@@ -94,6 +93,7 @@ internal sealed class CreateSpec
         {
             throw new UsageException($"preallocation={preallocation} is not supported by qcow for {format}");
         }
+
         backingFile ??= o.GetValueOrDefault("backing_file");
         backingFormat ??= o.GetValueOrDefault("backing_fmt");
         if (o.TryGetValue("size", out string? sizeText))
@@ -103,14 +103,18 @@ internal sealed class CreateSpec
 
         return new CreateSpec
         {
-            Format = format,
-            Preallocation = preallocation,
             SizeGiven = size.HasValue,
             Options = new QcowCreateOptions
             {
-                Size = size ?? 0,
-                Format = format == "qcow" ? QcowImageFormat.Qcow : QcowImageFormat.Qcow2,
-                Compat = o.GetValueOrDefault("compat", "1.1"),
+                Size = size,
+                Format = VerbOptions.FormatNamed(format, path),
+                Preallocation = Enum.Parse<QcowPreallocation>(preallocation, ignoreCase: true),
+                Compat = o.GetValueOrDefault("compat", "1.1") switch
+                {
+                    "1.1" or "v3" => QcowCompat.V1_1,
+                    "0.10" or "v2" => QcowCompat.V0_10,
+                    string other => throw new ArgumentException($"{path}: Invalid compatibility level: '{other}'"),
+                },
                 ClusterSize = o.TryGetValue("cluster_size", out string? cs) ? checked((int)Sizes.Parse(cs)) : 65536,
                 RefcountBits = o.TryGetValue("refcount_bits", out string? rb) ? int.Parse(rb, CultureInfo.InvariantCulture) : 16,
                 LazyRefcounts = Bool(o.GetValueOrDefault("lazy_refcounts", "off"), "lazy_refcounts"),
@@ -121,7 +125,7 @@ internal sealed class CreateSpec
                     string other => throw new UsageException($"Invalid parameter '{other}' for compression_type"),
                 },
                 BackingFile = backingFile,
-                BackingFormat = format == "qcow2" ? backingFormat : null,
+                BackingFormat = format == "qcow2" && backingFormat != null ? VerbOptions.FormatNamed(backingFormat, path) : null,
                 ExtendedL2 = Bool(o.GetValueOrDefault("extended_l2", "off"), "extended_l2"),
                 DataFile = o.GetValueOrDefault("data_file"),
                 DataFileRaw = Bool(o.GetValueOrDefault("data_file_raw", "off"), "data_file_raw"),
@@ -129,43 +133,18 @@ internal sealed class CreateSpec
         };
     }
 
-    /// <summary>Creates the image file.</summary>
-    public void Create(string path)
-    {
-        ulong size = checked(((ulong)(Options.Size ?? 0) + 511) & ~511UL);
-        switch (Format)
-        {
-            case "raw":
-                ImageCreator.CreateRaw(path, (long)size);
-                break;
-            case "qcow":
-                ImageCreator.CreateQcowV1(path, size, Options.BackingFile);
-                break;
-            default:
-                ImageCreator.CreateQcow2(path, QcowImage.Qcow2Options(Options, size), Preallocation);
-                break;
-        }
-    }
-
     /// <summary>The line qemu-img create prints.</summary>
     public string Describe(string path)
     {
         var o = Options;
-        string backing = o.BackingFile is null ? "" : $" backing_file={o.BackingFile}" + (o.BackingFormat is null ? "" : $" backing_fmt={o.BackingFormat}");
-        return Format switch
+        string backing = o.BackingFile is null ? "" : $" backing_file={o.BackingFile}" + (o.BackingFormat is not { } f ? "" : $" backing_fmt={VerbOptions.Name(f)}");
+        string preallocation = o.Preallocation == QcowPreallocation.Off ? "" : $" preallocation={o.Preallocation.ToString().ToLowerInvariant()}";
+        return o.Format switch
         {
-            "qcow2" => $"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")}{(Preallocation == "off" ? "" : $" preallocation={Preallocation}")} compression_type={(o.CompressionType == QcowCompressionType.Zstd ? "zstd" : "zlib")} size={o.Size}{(o.Compat == "1.1" ? "" : $" compat={o.Compat}")}{backing}{(o.DataFile is null ? "" : $" data_file={o.DataFile}")}{(o.DataFileRaw ? " data_file_raw=on" : "")} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}",
-            "qcow" => $"Formatting '{path}', fmt=qcow size={o.Size}{backing}",
+            QcowImageFormat.Qcow2 => $"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")}{preallocation} compression_type={(o.CompressionType == QcowCompressionType.Zstd ? "zstd" : "zlib")} size={o.Size}{(o.Compat == QcowCompat.V1_1 ? "" : " compat=0.10")}{backing}{(o.DataFile is null ? "" : $" data_file={o.DataFile}")}{(o.DataFileRaw ? " data_file_raw=on" : "")} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}",
+            QcowImageFormat.Qcow => $"Formatting '{path}', fmt=qcow size={o.Size}{backing}",
             _ => $"Formatting '{path}', fmt=raw size={o.Size}",
         };
-    }
-
-    private static void Refuse(Dictionary<string, string> o, string key, string supported)
-    {
-        if (o.TryGetValue(key, out string? value) && value != supported)
-        {
-            throw new UsageException($"{key}={value} is not supported by qcow yet");
-        }
     }
 
     private static bool Bool(string value, string key) => value switch

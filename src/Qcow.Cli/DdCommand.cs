@@ -2,7 +2,6 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using Qcow.IO;
 
 namespace Qcow.Cli;
 
@@ -35,8 +34,7 @@ internal static class DdCommand
             throw new UsageException($"invalid number: '{b}'");
         }
 
-        var settings = VerbOptions.Reading(opt, VerbOptions.WalkingCache);
-        using IBlockDevice source = ImageOpener.Open(input, opt.Value("f"), settings);
+        using QcowImage source = QcowImage.Open(input, VerbOptions.Reading(opt, input, opt.Value("f"), VerbOptions.WalkingCache));
         // As qemu-img reckons it: count blocks from the start of the input, of which skip are left out.
         long end = operands.TryGetValue("count", out string? count) ? Math.Min(source.Length, checked(Sizes.Parse(count) * bs)) : source.Length;
         long start = operands.TryGetValue("skip", out string? skip) ? checked(Sizes.Parse(skip) * bs) : 0;
@@ -48,19 +46,9 @@ internal static class DdCommand
         }
 
         long size = end - start;
-        string format = opt.Value("O") ?? "raw";
-        CreateSpec.From(format, [], null, null, size).Create(output);
-        using IBlockDevice target = ImageOpener.Open(output, format, settings with { Writable = true, ForceShare = false });
-        byte[] block = new byte[Math.Min(bs, Math.Max(size, 1))];
-        for (long done = 0; done < size;)
-        {
-            int n = (int)Math.Min(block.Length, size - done);
-            source.Read(start + done, block.AsSpan(0, n));
-            target.Write(done, block.AsSpan(0, n));
-            done += n;
-        }
-
-        target.Flush();
+        QcowCreateOptions created = CreateSpec.From(opt.Value("O") ?? "raw", [], null, null, size, output).Options;
+        using QcowImage target = QcowImage.Create(output, created, new QcowOpenOptions { CacheSize = VerbOptions.WalkingCache });
+        source.CopyTo(target, start, 0, size, (int)bs);
         return 0;
     }
 }

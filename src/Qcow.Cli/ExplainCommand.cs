@@ -1,15 +1,14 @@
 // qcow explain FILE OFFSET: where a guest byte lives and why — the address arithmetic with this
-// image's shifts and masks written out, the raw L1 and L2 entries and what each bit says, and
-// the host offset, or why there is none, down the backing chain.
+// image's shifts and masks written out, the raw L1 and L2 entries and what each field says, and
+// the host offset, or why there is none, down the backing chain (QcowImage.Explain's data, shown).
 using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using System.Linq;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Qcow.Format;
-using Qcow.IO;
 
 namespace Qcow.Cli;
 
@@ -24,223 +23,170 @@ internal static class ExplainCommand
         }
 
         bool json = VerbOptions.Json(opt);
-
-        var settings = VerbOptions.Reading(opt, VerbOptions.HeaderCache);
-        using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
+        string path = opt.Positional[0];
+        using QcowImage image = QcowImage.Open(path, VerbOptions.Reading(opt, path, opt.Value("f"), VerbOptions.HeaderCache));
         long offset = Sizes.Parse(opt.Positional[1]);
-        if (offset >= device.Length)
+        if (offset >= image.Length)
         {
-            throw new UsageException($"offset {offset} is past the end of the image ({device.Length} bytes)");
+            throw new UsageException($"offset {offset} is past the end of the image ({image.Length} bytes)");
         }
 
-        var layers = new List<Layer>();
-        for (IBlockDevice? layer = device; layer != null; layer = (layer as QcowDevice)?.Backing)
-        {
-            Layer explained = Explain(layer, offset, layers.Count);
-            layers.Add(explained);
-            if (explained.Verdict != Verdict.Unallocated || offset >= ((layer as QcowDevice)?.Backing?.Length ?? 0))
-            {
-                break;
-            }
-        }
-
-        stdout.Write(json ? Json(offset, layers) : Human(offset, layers));
+        QcowExplanation explained = image.Explain(offset);
+        stdout.Write(json ? Json(explained) : Human(explained));
         return 0;
     }
 
-    private enum Verdict
+    private static string Human(QcowExplanation explained)
     {
-        Data,
-        Compressed,
-        Zero,
-        Unallocated,
-    }
-
-    /// <summary>What one layer of the chain says about the offset.</summary>
-    private sealed record Layer(IBlockDevice Device, int Depth, EntryTrace? Trace, L2Mapping? Mapping, Verdict Verdict, long HostOffset);
-
-    private static Layer Explain(IBlockDevice device, long offset, int depth)
-    {
-        if (device is not QcowDevice q)
-        {
-            return new Layer(device, depth, null, null, Verdict.Data, offset);
-        }
-
-        EntryTrace trace = q.Trace(offset);
-        int inSub = (int)(offset & (q.Layout.ClusterSize - 1)) / q.Layout.SubclusterSize;
-        var classified = q.Layout.ExtendedL2
-            ? L2Entry.subclusterMapping(q.Layout.EntryFormat, trace.L2Entry, trace.L2Bitmap, inSub)
-            : L2Entry.classify(q.Layout.EntryFormat, trace.L2Entry);
-        if (classified.IsError)
-        {
-            throw new QcowFormatException(q.Path, QcowFormatErrorKind.Inconsistent, QcowStructure.L2Table, trace.L2EntryAt, $"L2 entry 0x{trace.L2Entry:x} is invalid: {classified.ErrorValue}");
-        }
-
-        L2Mapping m = classified.ResultValue;
-        long inCluster = offset & (q.Layout.ClusterSize - 1);
-        return m.Tag switch
-        {
-            L2Mapping.Tags.Normal => new Layer(q, depth, trace, m, Verdict.Data, (long)m.Host + inCluster),
-            L2Mapping.Tags.Compressed => new Layer(q, depth, trace, m, Verdict.Compressed, -1),
-            L2Mapping.Tags.ZeroPlain or L2Mapping.Tags.ZeroAllocated => new Layer(q, depth, trace, m, Verdict.Zero, -1),
-            _ => new Layer(q, depth, trace, m, Verdict.Unallocated, -1),
-        };
-    }
-
-    private static string Human(long offset, List<Layer> layers)
-    {
+        long offset = explained.GuestOffset;
         var s = new StringBuilder();
-        foreach (Layer layer in layers)
+        foreach (QcowLayerExplanation layer in explained.Layers)
         {
-            if (layer.Device is not QcowDevice q)
+            string p = new(' ', layer.Depth * 4);
+            if (layer.Format == QcowImageFormat.Raw)
             {
-                s.Append(Inv($"{Indent(layer)}{layer.Device.Path} is raw: guest offset = file offset, so the byte is at 0x{offset:x} in it.\n"));
+                s.Append(Inv($"{p}{layer.Path} is raw: guest offset = file offset, so the byte is at 0x{offset:x} in it.\n"));
                 continue;
             }
 
-            Geometry g = q.Layout.Geometry;
-            int bits = g.ClusterBits;
-            int l2Bits = g.L2Bits;
-            EntryTrace t = layer.Trace!;
-            string p = Indent(layer);
-            s.Append(Inv($"{p}{q.Path}: {q.FormatName} version {q.Layout.Version}, cluster_bits {bits} ({q.Layout.ClusterSize} bytes per cluster), l2_bits {l2Bits} ({1 << l2Bits} entries per L2 table)\n"));
+            int bits = layer.ClusterBits;
+            int l2Bits = layer.L2Bits;
+            s.Append(Inv($"{p}{layer.Path}: {VerbOptions.Name(layer.Format)} version {layer.Version}, cluster_bits {bits} ({layer.ClusterSize} bytes per cluster), l2_bits {l2Bits} ({1 << l2Bits} entries per L2 table)\n"));
             s.Append(Inv($"{p}guest offset 0x{offset:x} ({offset})\n"));
-            s.Append(Inv($"{p}  L1 index          = offset >> (cluster_bits + l2_bits) = 0x{offset:x} >> {bits + l2Bits} = {t.L1Index}\n"));
-            s.Append(Inv($"{p}  L2 index          = (offset >> cluster_bits) & (2^l2_bits - 1) = (0x{offset:x} >> {bits}) & 0x{(1 << l2Bits) - 1:x} = {t.L2Index}\n"));
-            s.Append(Inv($"{p}  offset in cluster = offset & (2^cluster_bits - 1) = 0x{offset:x} & 0x{q.Layout.ClusterSize - 1:x} = 0x{offset & (q.Layout.ClusterSize - 1):x}\n"));
-            s.Append(Inv($"{p}L1 entry {t.L1Index}, at 0x{q.Layout.L1Offset:x} + {t.L1Index} × 8 = 0x{t.L1EntryAt:x}: 0x{t.L1Entry:x16}\n"));
-            if (q.Layout.Version == 1)
-            {
-                s.Append(Inv($"{p}  qcow v1: the whole value is the L2 table's offset: 0x{t.L2Table:x}\n"));
-            }
-            else
-            {
-                s.Append(Inv($"{p}  bit 63     COPIED           {Bit(t.L1Entry, 63)}  {(Bit(t.L1Entry, 63) == 1 ? "the L2 table's refcount is 1: it is updated in place" : "the L2 table may be shared (a snapshot): it is copied before an update")}\n"));
-                s.Append(Inv($"{p}  bits 9-55  L2 table offset  0x{t.L1Entry & L1Entry.OffsetMask:x}\n"));
-                s.Append(Inv($"{p}  reserved bits               0x{t.L1Entry & L1Entry.ReservedMask:x}\n"));
-            }
-
-            if (t.L2Table == 0)
+            s.Append(Inv($"{p}  L1 index          = offset >> (cluster_bits + l2_bits) = 0x{offset:x} >> {bits + l2Bits} = {layer.L1Index}\n"));
+            s.Append(Inv($"{p}  L2 index          = (offset >> cluster_bits) & (2^l2_bits - 1) = (0x{offset:x} >> {bits}) & 0x{(1 << l2Bits) - 1:x} = {layer.L2Index}\n"));
+            s.Append(Inv($"{p}  offset in cluster = offset & (2^cluster_bits - 1) = 0x{offset:x} & 0x{layer.ClusterSize - 1:x} = 0x{layer.OffsetInCluster:x}\n"));
+            s.Append(Inv($"{p}L1 entry {layer.L1Index}, at 0x{layer.L1TableOffset:x} + {layer.L1Index} × 8 = 0x{layer.L1EntryOffset:x}: 0x{layer.L1Entry:x16}\n"));
+            s.Append(Fields(layer, layer.L1Fields, p, "L2 table"));
+            if (layer.L2EntryOffset is not { } l2EntryAt)
             {
                 s.Append($"{p}No L2 table: nothing in this range is allocated here.\n");
             }
             else
             {
-                int entryBytes = q.Layout.Geometry.L2EntryBytes;
-                s.Append(Inv($"{p}L2 entry {t.L2Index}, at 0x{t.L2Table:x} + {t.L2Index} × {entryBytes} = 0x{t.L2EntryAt:x}: 0x{t.L2Entry:x16}\n"));
-                s.Append(L2Bits(q, t.L2Entry, p));
-                if (q.Layout.ExtendedL2)
+                s.Append(Inv($"{p}L2 entry {layer.L2Index}, at 0x{layer.L2TableOffset:x} + {layer.L2Index} × {layer.L2EntryBytes} = 0x{l2EntryAt:x}: 0x{layer.L2Entry:x16}\n"));
+                s.Append(Fields(layer, layer.L2Fields, p, "cluster"));
+                if (layer.ExtendedL2)
                 {
-                    int sub = q.Layout.SubclusterSize;
-                    int index = (int)(offset & (q.Layout.ClusterSize - 1)) / sub;
-                    s.Append(Inv($"{p}  subcluster bitmap (second word) 0x{t.L2Bitmap:x16}; subcluster = offset in cluster / (cluster_size / 32) = {index}\n"));
-                    s.Append(Inv($"{p}  bit {index} allocated = {Bit(t.L2Bitmap, index)}, bit {32 + index} reads as zeros = {Bit(t.L2Bitmap, 32 + index)}\n"));
+                    int index = layer.Subcluster;
+                    s.Append(Inv($"{p}  subcluster bitmap (second word) 0x{layer.SubclusterBitmap:x16}; subcluster = offset in cluster / (cluster_size / 32) = {index}\n"));
+                    s.Append(Inv($"{p}  bit {index} allocated = {Bit(layer.SubclusterAllocated)}, bit {32 + index} reads as zeros = {Bit(layer.SubclusterZero)}\n"));
                 }
             }
 
-            s.Append(p).Append(Conclusion(layer, offset, q)).Append('\n');
+            s.Append(p).Append(Conclusion(layer, offset)).Append('\n');
         }
 
         return s.ToString();
     }
 
-    private static string L2Bits(QcowDevice q, ulong entry, string p)
+    /// <summary>An entry's fields, one line each: bits, name, value, and what a flag means.</summary>
+    private static string Fields(QcowLayerExplanation layer, IReadOnlyList<QcowEntryField> fields, string p, string what)
     {
-        int bits = q.Layout.Geometry.ClusterBits;
-        if (q.Layout.Version == 1)
+        if (fields is [{ FirstBit: 0, LastBit: 63 } whole])
         {
-            return (entry & L2Entry.V1CompressedFlag) != 0
-                ? Inv($"{p}  bit 63     COMPRESSED       1\n{p}  bits {63 - bits}-62  compressed bytes  {(entry >> (63 - bits)) & ((1UL << bits) - 1)}\n{p}  bits 0-{62 - bits}  host byte offset  0x{entry & ((1UL << (63 - bits)) - 1):x}\n")
-                : Inv($"{p}  qcow v1: the whole value is the host cluster's offset: 0x{entry:x}\n");
+            return Inv($"{p}  qcow v1: the whole value is the {(what == "cluster" ? "host cluster" : "L2 table")}'s offset: 0x{whole.Value:x}\n");
         }
 
-        if ((entry & L2Entry.CompressedFlag) != 0)
+        var s = new StringBuilder();
+        foreach (QcowEntryField f in fields)
         {
-            int x = L2Entry.compressedOffsetBits(bits);
-            var (host, length) = L2Entry.compressedStream(bits, entry);
-            ulong sectors = (entry >> x) & ((1UL << (bits - 8)) - 1);
-            return Inv($"{p}  bit 62     COMPRESSED       1  (x = 62 - (cluster_bits - 8) = {x})\n")
-                + Inv($"{p}  bits {x}-61  extra sectors    {sectors}\n")
-                + Inv($"{p}  bits 0-{x - 1}   host byte offset 0x{host:x}\n")
-                + Inv($"{p}  stream length = (extra sectors + 1) × 512 - (offset & 511) = ({sectors} + 1) × 512 - {host & 511} = {length} bytes\n");
+            string value = f.Kind == QcowEntryFieldKind.Offset ? Inv($"0x{f.Value:x}") : Inv($"{f.Value}");
+            string label = f.FirstBit < 0 ? "reserved bits"
+                : f.FirstBit == f.LastBit ? Inv($"{$"bit {f.FirstBit}",-10} {f.Name}")
+                : Inv($"{$"bits {f.FirstBit}-{f.LastBit}",-10} {f.Name}");
+            s.Append(Inv($"{p}  {label,-27} {value}{Note(layer, fields, f, what)}\n"));
         }
 
-        return Inv($"{p}  bit 63     COPIED           {Bit(entry, 63)}  {(Bit(entry, 63) == 1 ? "the cluster's refcount is 1: it is written in place" : "the cluster may be shared: it is copied before a write")}\n")
-            + Inv($"{p}  bit 62     COMPRESSED       0\n")
-            + Inv($"{p}  bits 9-55  host cluster     0x{entry & L2Entry.OffsetMask:x}\n")
-            + Inv($"{p}  bit 0      ZERO             {Bit(entry, 0)}\n")
-            + Inv($"{p}  reserved bits               0x{entry & L2Entry.StandardReservedMask:x}\n");
+        if (fields.FirstOrDefault(f => f.Name == "extra sectors") is { } sectors && layer.CompressedOffset is { } host)
+        {
+            s.Append(Inv($"{p}  stream length = (extra sectors + 1) × 512 - (offset & 511) = ({sectors.Value} + 1) × 512 - {host % 512} = {layer.CompressedLength} bytes\n"));
+        }
+
+        return s.ToString();
     }
 
-    private static string Conclusion(Layer layer, long offset, QcowDevice q)
+    /// <summary>What a flag says, for the flags a newcomer needs explained.</summary>
+    private static string Note(QcowLayerExplanation layer, IReadOnlyList<QcowEntryField> fields, QcowEntryField f, string what) => f.Name switch
     {
-        long inCluster = offset & (q.Layout.ClusterSize - 1);
-        IBlockDevice? backing = q.Backing;
+        "COPIED" when f.Value == 1 => what == "cluster"
+            ? "  the cluster's refcount is 1: it is written in place"
+            : "  the L2 table's refcount is 1: it is updated in place",
+        "COPIED" => what == "cluster"
+            ? "  the cluster may be shared: it is copied before a write"
+            : "  the L2 table may be shared (a snapshot): it is copied before an update",
+        "COMPRESSED" when f.Value == 1 && layer.Version > 1 && fields.FirstOrDefault(x => x.Name == "extra sectors") is { } sectors =>
+            Inv($"  (x = 62 - (cluster_bits - 8) = {sectors.FirstBit})"),
+        _ => "",
+    };
+
+    private static string Conclusion(QcowLayerExplanation layer, long offset)
+    {
+        long inCluster = layer.OffsetInCluster;
         return layer.Verdict switch
         {
-            Verdict.Data => Inv($"=> data: the byte is at host offset 0x{layer.Mapping!.Value.Host:x} + 0x{inCluster:x} = 0x{layer.HostOffset:x} in {q.Path}"),
-            Verdict.Compressed => Inv($"=> compressed: the stream at 0x{layer.Mapping!.Value.StreamHost:x} ({layer.Mapping.Value.StreamLength} bytes) inflates ({(q.Layout.CompressionType == 1 ? "zstd" : "deflate")}) to one cluster; the byte is at 0x{inCluster:x} in it"),
-            Verdict.Zero => layer.Mapping!.Value.IsZeroAllocated
-                ? Inv($"=> zero: the ZERO flag is set; the byte reads as 0 (host cluster 0x{layer.Mapping.Value.ZeroHost:x} stays allocated)")
+            QcowExplainVerdict.Data => Inv($"=> data: the byte is at host offset 0x{layer.HostCluster:x} + 0x{inCluster:x} = 0x{layer.HostOffset:x} in {layer.Path}"),
+            QcowExplainVerdict.Compressed => Inv($"=> compressed: the stream at 0x{layer.CompressedOffset:x} ({layer.CompressedLength} bytes) inflates ({(layer.CompressionType == QcowCompressionType.Zstd ? "zstd" : "deflate")}) to one cluster; the byte is at 0x{inCluster:x} in it"),
+            QcowExplainVerdict.Zero => layer.HostCluster is { } kept
+                ? Inv($"=> zero: the ZERO flag is set; the byte reads as 0 (host cluster 0x{kept:x} stays allocated)")
                 : "=> zero: the ZERO flag is set; the byte reads as 0, no host cluster",
-            _ when backing is null => "=> unallocated, and no backing file: the byte reads as 0",
-            _ when offset >= backing.Length => Inv($"=> unallocated, past the end of the backing file ({backing.Length} bytes): the byte reads as 0"),
-            _ => Inv($"=> unallocated: the backing file {backing.Path} ({backing.FormatName}) answers, at depth {layer.Depth + 1}"),
+            _ when layer.BackingPath is null => "=> unallocated, and no backing file: the byte reads as 0",
+            _ when offset >= layer.BackingLength =>
+                Inv($"=> unallocated, past the end of the backing file ({layer.BackingLength} bytes): the byte reads as 0"),
+            _ => Inv($"=> unallocated: the backing file {layer.BackingPath} ({VerbOptions.Name(layer.BackingFormat!.Value)}) answers, at depth {layer.Depth + 1}"),
         };
     }
 
-    private static string Json(long offset, List<Layer> layers)
+    private static string Json(QcowExplanation explained)
     {
         var chain = new JsonArray();
-        foreach (Layer layer in layers)
+        foreach (QcowLayerExplanation layer in explained.Layers)
         {
             var o = new JsonObject
             {
                 ["depth"] = layer.Depth,
-                ["filename"] = layer.Device.Path,
-                ["format"] = layer.Device.FormatName,
+                ["filename"] = layer.Path,
+                ["format"] = VerbOptions.Name(layer.Format),
             };
-            if (layer.Device is QcowDevice q && layer.Trace is { } t)
+            if (layer.Format != QcowImageFormat.Raw)
             {
-                o["cluster-bits"] = q.Layout.Geometry.ClusterBits;
-                o["l2-bits"] = q.Layout.Geometry.L2Bits;
-                o["l1-index"] = t.L1Index;
-                o["l2-index"] = t.L2Index;
-                o["offset-in-cluster"] = offset & (q.Layout.ClusterSize - 1);
-                o["l1-entry"] = new JsonObject { ["host-offset"] = t.L1EntryAt, ["value"] = Inv($"0x{t.L1Entry:x16}"), ["l2-table"] = t.L2Table };
-                if (t.L2Table != 0)
+                o["cluster-bits"] = layer.ClusterBits;
+                o["l2-bits"] = layer.L2Bits;
+                o["l1-index"] = layer.L1Index;
+                o["l2-index"] = layer.L2Index;
+                o["offset-in-cluster"] = layer.OffsetInCluster;
+                o["l1-entry"] = new JsonObject { ["host-offset"] = layer.L1EntryOffset, ["value"] = Inv($"0x{layer.L1Entry:x16}"), ["l2-table"] = layer.L2TableOffset };
+                if (layer.L2EntryOffset is { } at)
                 {
-                    o["l2-entry"] = new JsonObject { ["host-offset"] = t.L2EntryAt, ["value"] = Inv($"0x{t.L2Entry:x16}") };
-                    if (q.Layout.ExtendedL2)
+                    o["l2-entry"] = new JsonObject { ["host-offset"] = at, ["value"] = Inv($"0x{layer.L2Entry:x16}") };
+                    if (layer.ExtendedL2)
                     {
-                        o["l2-entry"]!["subcluster-bitmap"] = Inv($"0x{t.L2Bitmap:x16}");
-                        o["subcluster"] = (offset & (q.Layout.ClusterSize - 1)) / q.Layout.SubclusterSize;
+                        o["l2-entry"]!["subcluster-bitmap"] = Inv($"0x{layer.SubclusterBitmap:x16}");
+                        o["subcluster"] = layer.Subcluster;
                     }
                 }
             }
 
             o["type"] = layer.Verdict.ToString().ToLowerInvariant();
-            if (layer.HostOffset >= 0)
+            if (layer.HostOffset is { } host)
             {
-                o["host-offset"] = layer.HostOffset;
+                o["host-offset"] = host;
             }
 
-            if (layer.Mapping is { IsCompressed: true } c)
+            if (layer.CompressedOffset is { } stream)
             {
-                o["compressed-offset"] = c.StreamHost;
-                o["compressed-length"] = c.StreamLength;
+                o["compressed-offset"] = stream;
+                o["compressed-length"] = layer.CompressedLength;
             }
 
             chain.Add(o);
         }
 
-        var root = new JsonObject { ["guest-offset"] = offset, ["chain"] = chain };
+        var root = new JsonObject { ["guest-offset"] = explained.GuestOffset, ["chain"] = chain };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
     }
 
-    private static int Bit(ulong value, int bit) => (int)((value >> bit) & 1);
-
-    private static string Indent(Layer layer) => new(' ', layer.Depth * 4);
+    private static int Bit(bool value) => value ? 1 : 0;
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

@@ -4,11 +4,9 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
-using System.Numerics;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Qcow.Format;
 
 namespace Qcow.Cli;
 
@@ -27,29 +25,29 @@ internal static class GeometryCommand
         int clusterSize = o.TryGetValue("cluster_size", out string? cs) ? checked((int)Sizes.Parse(cs)) : 65536;
         int refcountBits = o.TryGetValue("refcount_bits", out string? rb) ? int.Parse(rb, CultureInfo.InvariantCulture) : 16;
         bool extendedL2 = o.GetValueOrDefault("extended_l2", "off") is "on" or "true";
-        if (!BitOperations.IsPow2(clusterSize) || clusterSize < 512 || clusterSize > 2 << 20 || !BitOperations.IsPow2(refcountBits) || refcountBits > 64)
+        QcowGeometry g;
+        try
         {
-            throw new UsageException("cluster_size must be a power of two from 512 to 2M, refcount_bits one from 1 to 64");
+            g = QcowGeometry.Of(size, clusterSize, refcountBits, extendedL2);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
         }
 
-        int bits = BitOperations.Log2((uint)clusterSize);
-        int order = BitOperations.Log2((uint)refcountBits);
-        Measure.Costs c = Measure.costs(size, bits, order, extendedL2);
-        if (!Measure.fitsL1Limit(size, bits, extendedL2))
-        {
-            throw new InvalidOperationException("The image size is too large (try using a larger cluster size)");
-        }
-
-        stdout.Write(VerbOptions.Json(opt) ? Json(size, c, refcountBits) : Human(size, c, bits, refcountBits));
+        stdout.Write(VerbOptions.Json(opt) ? Json(g) : Human(g));
         return 0;
     }
 
-    private static string Human(long size, Measure.Costs c, int bits, int refcountBits)
+    private static string Human(QcowGeometry c)
     {
+        long size = c.VirtualSize;
+        int bits = c.ClusterBits;
+        int refcountBits = c.RefcountBits;
         long cs = c.ClusterSize;
-        long perTable = cs / c.L2EntryBytes;
-        long perBlock = cs * 8 / refcountBits;
-        long dataClusters = c.DataBytes / cs;
+        long perTable = c.EntriesPerL2Table;
+        long perBlock = c.RefcountsPerBlock;
+        long dataClusters = c.DataClusters;
         long usedTables = (dataClusters + perTable - 1) / perTable;
         long clustersCounted = (c.MetadataBytes - c.RefcountBytes + c.DataBytes) / cs;
         var s = new StringBuilder();
@@ -65,18 +63,18 @@ internal static class GeometryCommand
         Line($"  refcount table       = ceil(blocks / (cluster_size / 8)) = ceil({c.RefcountBlocks} / {cs / 8}) = {c.RefcountTableClusters} cluster(s)");
         Line($"  metadata             = header + L2 + L1 + refcounts = {cs} + {c.L2Bytes} + {c.L1Bytes} + {c.RefcountBytes} = {c.MetadataBytes} bytes ({100.0 * c.MetadataBytes / Math.Max(1, c.DataBytes):F3}% of the data)");
         Line($"  fully allocated size = metadata + data = {c.MetadataBytes} + {c.DataBytes} = {c.FullyAllocated}  (qemu-img measure)");
-        Line($"  required size        = metadata, with no data = {Measure.required(c, 0)}  (qemu-img measure of an empty image)");
+        Line($"  required size        = metadata, with no data = {c.Required}  (qemu-img measure of an empty image)");
         return s.ToString();
     }
 
-    private static string Json(long size, Measure.Costs c, int refcountBits) =>
+    private static string Json(QcowGeometry c) =>
         new JsonObject
         {
-            ["virtual-size"] = size,
+            ["virtual-size"] = c.VirtualSize,
             ["cluster-size"] = c.ClusterSize,
-            ["refcount-bits"] = refcountBits,
+            ["refcount-bits"] = c.RefcountBits,
             ["l2-entry-bytes"] = c.L2EntryBytes,
-            ["data-clusters"] = c.DataBytes / c.ClusterSize,
+            ["data-clusters"] = c.DataClusters,
             ["l2-tables"] = c.L2Tables,
             ["l2-bytes"] = c.L2Bytes,
             ["l1-entries"] = c.L1Entries,
@@ -85,6 +83,6 @@ internal static class GeometryCommand
             ["refcount-table-clusters"] = c.RefcountTableClusters,
             ["metadata-bytes"] = c.MetadataBytes,
             ["fully-allocated"] = c.FullyAllocated,
-            ["required"] = Measure.required(c, 0),
+            ["required"] = c.Required,
         }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
 }

@@ -5,9 +5,6 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Text;
-using Microsoft.FSharp.Core;
-using Qcow.Format;
-using Qcow.IO;
 
 namespace Qcow.Cli;
 
@@ -25,12 +22,12 @@ internal static class InfoCommand
 
         // As qemu-img info, backing files are opened only to describe them.
         bool chain = opt.Has("backing-chain");
-        var settings = VerbOptions.Reading(opt, VerbOptions.HeaderCache, openBackingFiles: chain);
-        using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
-        var layers = new List<ImageFacts>();
-        for (IBlockDevice? layer = device; layer != null; layer = chain ? (layer as QcowDevice)?.Backing : null)
+        string path = opt.Positional[0];
+        using QcowImage image = QcowImage.Open(path, VerbOptions.Reading(opt, path, opt.Value("f"), VerbOptions.HeaderCache, openBackingFiles: chain));
+        var layers = new List<QcowInfo>();
+        for (QcowInfo? layer = image.Info; layer != null; layer = layer.Backing)
         {
-            layers.Add(ImageFacts.Of(layer.Path, layer));
+            layers.Add(layer);
         }
 
         if (json)
@@ -46,7 +43,7 @@ internal static class InfoCommand
     }
 
     /// <summary>qemu-img info --backing-chain --output=json: a list of the layers' objects.</summary>
-    private static string JsonArray(List<ImageFacts> layers)
+    private static string JsonArray(List<QcowInfo> layers)
     {
         var lines = new StringBuilder("[\n");
         for (int i = 0; i < layers.Count; i++)
@@ -64,12 +61,12 @@ internal static class InfoCommand
     }
 
     /// <summary>qemu-img's ImageInfo object; optional members only when they hold something.</summary>
-    public static QemuJson Json(ImageFacts f)
+    private static QemuJson Json(QcowInfo f)
     {
         var o = new QemuJson()
             .Add("filename", f.Path)
-            .Add("format", f.Format)
-            .Add("dirty-flag", f.Header != null && HeaderModule.isDirty(f.Header))
+            .Add("format", VerbOptions.Name(f.Format))
+            .Add("dirty-flag", f.Dirty)
             .Add("actual-size", f.ActualSize)
             .Add("virtual-size", f.VirtualSize)
             .AddIf(f.ClusterSize > 0, "cluster-size", f.ClusterSize);
@@ -84,60 +81,54 @@ internal static class InfoCommand
             o.Add("snapshots", f.Snapshots.Select(SnapshotJson).ToList());
         }
 
-        if (f.Header is { } h)
+        if (f.Format == QcowImageFormat.Qcow2)
         {
-            o.Add("format-specific", new QemuJson().Add("type", "qcow2").Add("data", FormatSpecificData(h, f.Bitmaps, f.Luks)));
+            o.Add("format-specific", new QemuJson().Add("type", "qcow2").Add("data", FormatSpecificData(f)));
         }
 
-        o.AddIf(f.Encrypted, "encrypted", true);
+        o.AddIf(f.Encryption != null, "encrypted", true);
         return o;
     }
 
-    private static string? DataFile(Header h) => OptionModule.ToObj(HeaderModule.externalDataFile(h));
+    /// <summary>QEMU's names for a bitmap's flags.</summary>
+    private static List<string> BitmapFlags(QcowBitmapInfo b) =>
+        [.. b.InUse ? ["in-use"] : Array.Empty<string>(), .. b.Auto ? ["auto"] : Array.Empty<string>()];
 
-    /// <summary>QEMU's names for a bitmap's flags: bit 0 in-use, bit 1 auto.</summary>
-    private static List<string> BitmapFlags(Bitmap b) =>
-        [.. (b.Flags & 1) != 0 ? ["in-use"] : Array.Empty<string>(), .. (b.Flags & 2) != 0 ? ["auto"] : Array.Empty<string>()];
-
-    private static QemuJson SnapshotJson(Snapshot s)
-    {
-        ulong? icount = OptionModule.ToNullable(SnapshotModule.icount(s));
-        return new QemuJson()
-            .Add("id", s.Id)
-            .Add("name", s.Name)
-            .Add("vm-state-size", (long)s.VmStateSize)
-            .Add("date-sec", (long)s.DateSeconds)
-            .Add("date-nsec", (long)s.DateNanoseconds)
-            .Add("vm-clock-sec", (long)(s.VmClockNanoseconds / 1_000_000_000))
-            .Add("vm-clock-nsec", (long)(s.VmClockNanoseconds % 1_000_000_000))
-            .AddIf(icount.HasValue, "icount", (long)icount.GetValueOrDefault());
-    }
+    private static QemuJson SnapshotJson(QcowSnapshotInfo s) => new QemuJson()
+        .Add("id", s.Id)
+        .Add("name", s.Name)
+        .Add("vm-state-size", s.VmStateSize)
+        .Add("date-sec", s.DateSeconds)
+        .Add("date-nsec", s.DateNanoseconds)
+        .Add("vm-clock-sec", s.VmClockNanoseconds / 1_000_000_000)
+        .Add("vm-clock-nsec", s.VmClockNanoseconds % 1_000_000_000)
+        .AddIf(s.Icount.HasValue, "icount", s.Icount.GetValueOrDefault());
 
     /// <summary>QEMU's snapshot list: header line, then one line per snapshot (local time, as qemu-img prints it).</summary>
-    private static string SnapshotList(IReadOnlyList<Snapshot> snapshots)
+    private static string SnapshotList(IReadOnlyList<QcowSnapshotInfo> snapshots)
     {
         var s = new StringBuilder("Snapshot list:\n");
         s.Append(CultureInfo.InvariantCulture, $"{"ID",-10}{"TAG",-17}{"VM SIZE",8}{"DATE",20}{"VM CLOCK",13}{"ICOUNT",11}\n");
-        foreach (Snapshot sn in snapshots)
+        foreach (QcowSnapshotInfo sn in snapshots)
         {
             string date = DateTimeOffset.FromUnixTimeSeconds(sn.DateSeconds).ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture);
-            ulong seconds = sn.VmClockNanoseconds / 1_000_000_000;
+            long seconds = sn.VmClockNanoseconds / 1_000_000_000;
             string clock = string.Create(CultureInfo.InvariantCulture, $"{seconds / 3600:00}:{seconds / 60 % 60:00}:{seconds % 60:00}.{sn.VmClockNanoseconds / 1_000_000 % 1000:000}");
-            string icount = OptionModule.ToNullable(SnapshotModule.icount(sn)) is { } n ? n.ToString(CultureInfo.InvariantCulture) : "";
-            s.Append(CultureInfo.InvariantCulture, $"{sn.Id,-9} {sn.Name,-16} {Sizes.Human((long)sn.VmStateSize),8}{date,20}{clock,13}{icount,11}\n");
+            string icount = sn.Icount is { } n ? n.ToString(CultureInfo.InvariantCulture) : "";
+            s.Append(CultureInfo.InvariantCulture, $"{sn.Id,-9} {sn.Name,-16} {Sizes.Human(sn.VmStateSize),8}{date,20}{clock,13}{icount,11}\n");
         }
 
         return s.ToString();
     }
 
-    public static string Human(ImageFacts f)
+    private static string Human(QcowInfo f)
     {
         var s = new StringBuilder();
         s.Append($"image: {f.Path}\n");
-        s.Append($"file format: {f.Format}\n");
+        s.Append($"file format: {VerbOptions.Name(f.Format)}\n");
         s.Append($"virtual size: {Sizes.Human(f.VirtualSize)} ({f.VirtualSize} bytes)\n");
         s.Append($"disk size: {Sizes.Human(f.ActualSize)}\n");
-        if (f.Encrypted)
+        if (f.Encryption != null)
         {
             s.Append("encrypted: yes\n");
         }
@@ -163,82 +154,68 @@ internal static class InfoCommand
             s.Append(SnapshotList(f.Snapshots));
         }
 
-        if (f.Header != null)
+        if (f.Format == QcowImageFormat.Qcow2)
         {
-            s.Append(FormatSpecific(f.Header, f.Bitmaps, f.Luks));
+            s.Append(FormatSpecific(f));
         }
 
         return s.ToString();
     }
 
     /// <summary>The "Format specific information" block that qemu-img info and qemu-io info print: QEMU's dump of the same object the JSON holds.</summary>
-    public static string FormatSpecific(Header h, IReadOnlyList<Bitmap> bitmaps, LuksHeader? luks)
+    public static string FormatSpecific(QcowInfo f)
     {
         var s = new StringBuilder("Format specific information:\n");
-        FormatSpecificData(h, bitmaps, luks).DumpHuman(s, 1);
+        FormatSpecificData(f).DumpHuman(s, 1);
         return s.ToString();
     }
 
-    /// <summary>qemu-img's ImageInfoSpecificQCow2: optional members only when they hold something.</summary>
     /// <summary>qemu-img names the backing format only with a backing file: an empty name is none.</summary>
-    private static bool HasBackingFormat(ImageFacts f) => f.BackingFormat != null && !string.IsNullOrEmpty(f.BackingFile);
+    private static bool HasBackingFormat(QcowInfo f) => f.BackingFormat != null && !string.IsNullOrEmpty(f.BackingFile);
 
-    private static QemuJson FormatSpecificData(Header h, IReadOnlyList<Bitmap> bitmaps, LuksHeader? luks)
+    /// <summary>qemu-img's ImageInfoSpecificQCow2: optional members only when they hold something.</summary>
+    private static QemuJson FormatSpecificData(QcowInfo f)
     {
+        bool v3 = f.Version == 3;
         var data = new QemuJson()
-            .Add("compat", h.Version == 3 ? "1.1" : "0.10")
-            .AddIf(h.Version == 3, "lazy-refcounts", HeaderModule.hasLazyRefcounts(h))
-            .AddIf(bitmaps.Count > 0, "bitmaps", bitmaps.Select(b => new QemuJson().Add("name", b.Name).Add("granularity", 1L << b.GranularityBits).Add("flags", BitmapFlags(b))).ToList())
-            .AddIf(h.Version == 3, "corrupt", HeaderModule.isCorrupt(h))
-            .Add("refcount-bits", 1 << h.RefcountOrder);
-        if (h.CryptMethod == 1)
+            .Add("compat", v3 ? "1.1" : "0.10")
+            .AddIf(v3, "lazy-refcounts", f.LazyRefcounts)
+            .AddIf(f.Bitmaps.Count > 0, "bitmaps", f.Bitmaps.Select(b => new QemuJson().Add("name", b.Name).Add("granularity", b.Granularity).Add("flags", BitmapFlags(b))).ToList())
+            .AddIf(v3, "corrupt", f.Corrupt)
+            .Add("refcount-bits", f.RefcountBits);
+        if (f.Encryption is { Format: QcowEncryptionFormat.Aes })
         {
             data.Add("encrypt", new QemuJson().Add("format", "aes"));
         }
-        else if (luks != null)
+        else if (f.Encryption?.Luks is { } luks)
         {
             data.Add("encrypt", Luks(luks));
         }
 
         return data
-            .AddIf(DataFile(h) != null, "data-file", DataFile(h)!)
-            .AddIf(DataFile(h) != null, "data-file-raw", (h.AutoclearFeatures & HeaderModule.RawExternalDataBit) != 0)
-            .AddIf(h.Version == 3, "extended-l2", (h.IncompatibleFeatures & HeaderModule.ExtendedL2Bit) != 0)
-            .Add("compression-type", h.CompressionType == 1 ? "zstd" : "zlib");
+            .AddIf(f.DataFile != null, "data-file", f.DataFile!)
+            .AddIf(f.DataFile != null, "data-file-raw", f.DataFileRaw)
+            .AddIf(v3, "extended-l2", f.ExtendedL2)
+            .Add("compression-type", f.CompressionType == QcowCompressionType.Zstd ? "zstd" : "zlib");
     }
 
-    /// <summary>QCryptoBlockInfoLUKS: the cipher as QEMU names it ("aes-256", mode "xts", IV generator "plain64"), the hash, the slots.</summary>
-    private static QemuJson Luks(LuksHeader l)
+    /// <summary>QCryptoBlockInfoLUKS: the cipher, the hash, the slots.</summary>
+    private static QemuJson Luks(QcowLuksInfo l)
     {
-        string[] mode = l.CipherMode.Split('-', 2);
-        string[] ivgen = (mode.Length > 1 ? mode[1] : "").Split(':', 2);
-        long keyBits = (mode[0] == "xts" ? l.KeyBytes / 2 : l.KeyBytes) * 8L;
         var luks = new QemuJson()
             .Add("format", "luks")
-            .Add("cipher-alg", $"{l.CipherName}-{keyBits}")
-            .Add("cipher-mode", mode[0])
-            .Add("ivgen-alg", ivgen[0])
-            .AddIf(ivgen.Length > 1, "ivgen-hash-alg", ivgen.Length > 1 ? ivgen[1] : "")
-            .Add("hash-alg", l.HashSpec)
+            .Add("cipher-alg", l.CipherAlgorithm)
+            .Add("cipher-mode", l.CipherMode)
+            .Add("ivgen-alg", l.IvGenerator)
+            .AddIf(l.IvHashAlgorithm != null, "ivgen-hash-alg", l.IvHashAlgorithm ?? "")
+            .Add("hash-alg", l.HashAlgorithm)
             .Add("payload-offset", l.PayloadOffset)
-            .Add("master-key-iters", (long)l.MasterKeyIterations)
+            .Add("master-key-iters", l.MasterKeyIterations)
             .Add("uuid", l.Uuid);
         return luks.Add("slots", l.Slots.Select(slot => new QemuJson()
             .Add("active", slot.Active)
-            .AddIf(slot.Active, "iters", (long)slot.Iterations)
-            .AddIf(slot.Active, "stripes", (long)slot.Stripes)
+            .AddIf(slot.Active, "iters", slot.Iterations)
+            .AddIf(slot.Active, "stripes", slot.Stripes)
             .Add("key-offset", slot.KeyOffset)).ToList());
-    }
-}
-
-/// <summary>What info reports of one image.</summary>
-internal sealed record ImageFacts(string Path, string Format, long VirtualSize, int ClusterSize, long ActualSize, Header? Header, string? BackingFile, string? FullBackingFile, string? BackingFormat, IReadOnlyList<Snapshot> Snapshots, IReadOnlyList<Bitmap> Bitmaps, bool Encrypted = false, LuksHeader? Luks = null)
-{
-    public static ImageFacts Of(string path, IBlockDevice device)
-    {
-        long actual = FileStorage.AllocatedBytesOf(path);
-        return device is QcowDevice q
-            ? new ImageFacts(path, q.FormatName, q.Length, q.Layout.ClusterSize, actual, q.Header, q.BackingFileName, q.BackingFileName is null ? null : ImageOpener.ResolveBacking(path, q.BackingFileName), q.BackingFormat, q.Snapshots, q.ReadBitmaps().Bitmaps, q.IsEncrypted, q.ReadLuksHeader())
-            : new ImageFacts(path, device.FormatName, device.Length, 0, actual, null, null, null, null, [], []);
     }
 }

@@ -5,7 +5,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Text;
-using Qcow.IO;
 
 namespace Qcow.Cli;
 
@@ -27,14 +26,14 @@ internal static class IoCommand
             throw new UsageException("force-share=on can only be used with read-only images");
         }
 
-        var settings = VerbOptions.Reading(opt, VerbOptions.WalkingCache) with { Writable = !opt.Has("r") };
-        using IBlockDevice device = ImageOpener.Open(opt.Positional[0], opt.Value("f"), settings);
+        string path = opt.Positional[0];
+        using QcowImage image = QcowImage.Open(path, VerbOptions.Reading(opt, path, opt.Value("f"), VerbOptions.WalkingCache) with { ReadOnly = opt.Has("r") });
         int status = 0;
         foreach (string command in opt.Values("c"))
         {
             try
             {
-                Execute(device, command, stdout);
+                Execute(image, command, stdout);
             }
             catch (Exception e) when (e is CommandException or UsageException or ArgumentException or InvalidOperationException)
             {
@@ -46,7 +45,7 @@ internal static class IoCommand
         return status;
     }
 
-    public static void Execute(IBlockDevice device, string command, TextWriter stdout)
+    public static void Execute(QcowImage image, string command, TextWriter stdout)
     {
         string[] words = command.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (words.Length == 0)
@@ -56,12 +55,12 @@ internal static class IoCommand
 
         try
         {
-            Dispatch(device, words, stdout);
+            Dispatch(image, words, stdout);
         }
         catch (IOException e)
         {
             // qemu-io names the request and the system's error, and goes on with the next command.
-            throw new CommandException($"{RequestName(words[0])} failed: {SystemErrors.Text(e)}");
+            throw new CommandException($"{RequestName(words[0])} failed: {SystemErrors.Text(e.Message)}");
         }
     }
 
@@ -74,41 +73,41 @@ internal static class IoCommand
         _ => command,
     };
 
-    private static void Dispatch(IBlockDevice device, string[] words, TextWriter stdout)
+    private static void Dispatch(QcowImage image, string[] words, TextWriter stdout)
     {
         var rest = new ArraySegment<string>(words, 1, words.Length - 1);
         switch (words[0])
         {
             case "read" or "r":
-                Read(device, GetOpt.Parse(rest, "P", "vq"), stdout);
+                Read(image, GetOpt.Parse(rest, "P", "vq"), stdout);
                 break;
             case "write" or "w":
-                Write(device, GetOpt.Parse(rest, "P", "zcqu"), stdout);
+                Write(image, GetOpt.Parse(rest, "P", "zcqu"), stdout);
                 break;
             case "discard" or "d":
-                Discard(device, GetOpt.Parse(rest, "", "q"), stdout);
+                Discard(image, GetOpt.Parse(rest, "", "q"), stdout);
                 break;
             case "flush" or "f":
-                device.Flush();
+                image.Flush();
                 break;
             case "length" or "len":
-                stdout.WriteLine(Sizes.Human(device.Length));
+                stdout.WriteLine(Sizes.Human(image.Length));
                 break;
             case "map":
-                Map(device, stdout);
+                Map(image, stdout);
                 break;
             case "alloc":
-                Alloc(device, GetOpt.Parse(rest, "", ""), stdout);
+                Alloc(image, GetOpt.Parse(rest, "", ""), stdout);
                 break;
             case "info":
-                Info(device, stdout);
+                Info(image, stdout);
                 break;
             default:
                 throw new CommandException($"command \"{words[0]}\" not found");
         }
     }
 
-    private static (long Offset, long Length) Range(GetOpt opt, IBlockDevice device)
+    private static (long Offset, long Length) Range(GetOpt opt, QcowImage image)
     {
         if (opt.Positional.Count != 2)
         {
@@ -117,20 +116,20 @@ internal static class IoCommand
 
         long offset = Sizes.Parse(opt.Positional[0]);
         long length = Sizes.Parse(opt.Positional[1]);
-        if (offset + length > device.Length)
+        if (offset + length > image.Length)
         {
-            throw new CommandException($"offset {offset} and length {length} go past the end of the image ({device.Length})");
+            throw new CommandException($"offset {offset} and length {length} go past the end of the image ({image.Length})");
         }
 
         return (offset, length);
     }
 
-    private static void Read(IBlockDevice device, GetOpt opt, TextWriter stdout)
+    private static void Read(QcowImage image, GetOpt opt, TextWriter stdout)
     {
-        (long offset, long length) = Range(opt, device);
+        (long offset, long length) = Range(opt, image);
         var watch = Stopwatch.StartNew();
         byte[] buffer = new byte[length];
-        device.Read(offset, buffer);
+        image.Read(offset, buffer);
         if (opt.Value("P") is string p)
         {
             byte pattern = Pattern(p);
@@ -149,71 +148,68 @@ internal static class IoCommand
         Report(stdout, "read", offset, length, watch, opt.Has("q"));
     }
 
-    private static void Write(IBlockDevice device, GetOpt opt, TextWriter stdout)
+    private static void Write(QcowImage image, GetOpt opt, TextWriter stdout)
     {
-        (long offset, long length) = Range(opt, device);
+        (long offset, long length) = Range(opt, image);
         var watch = Stopwatch.StartNew();
         if (opt.Has("c"))
         {
-            WriteCompressed(device, offset, length, opt.Value("P") is string cp ? Pattern(cp) : DefaultPattern);
+            WriteCompressed(image, offset, length, opt.Value("P") is string cp ? Pattern(cp) : DefaultPattern);
         }
         else if (opt.Has("z"))
         {
-            device.WriteZeroes(offset, length, mayUnmap: opt.Has("u"));
+            image.WriteZeroes(offset, length, mayUnmap: opt.Has("u"));
         }
         else
         {
             byte[] buffer = new byte[length];
             buffer.AsSpan().Fill(opt.Value("P") is string p ? Pattern(p) : DefaultPattern);
-            device.Write(offset, buffer);
+            image.Write(offset, buffer);
         }
 
         Report(stdout, "wrote", offset, length, watch, opt.Has("q"));
     }
 
     /// <summary>qemu-io's write -c: whole clusters (the last may end with the image), each compressed.</summary>
-    private static void WriteCompressed(IBlockDevice device, long offset, long length, byte pattern)
+    private static void WriteCompressed(QcowImage image, long offset, long length, byte pattern)
     {
-        if (device is not QcowDevice q)
+        byte[] buffer = new byte[length];
+        buffer.AsSpan().Fill(pattern);
+        try
+        {
+            image.WriteCompressed(offset, buffer);
+        }
+        catch (NotSupportedException)
         {
             throw new CommandException("write failed: Operation not supported");
         }
-
-        int cs = q.Layout.ClusterSize;
-        if (offset % cs != 0 || (length % cs != 0 && offset + length != q.Length))
+        catch (ArgumentException)
         {
             throw new CommandException("write failed: Invalid argument");
         }
-
-        byte[] cluster = new byte[cs];
-        cluster.AsSpan().Fill(pattern);
-        for (long at = offset; at < offset + length; at += cs)
-        {
-            q.WriteCompressed(at, cluster.AsSpan(0, (int)Math.Min(cs, offset + length - at)));
-        }
     }
 
-    private static void Discard(IBlockDevice device, GetOpt opt, TextWriter stdout)
+    private static void Discard(QcowImage image, GetOpt opt, TextWriter stdout)
     {
-        (long offset, long length) = Range(opt, device);
+        (long offset, long length) = Range(opt, image);
         var watch = Stopwatch.StartNew();
-        device.Discard(offset, length);
+        image.Discard(offset, length);
         Report(stdout, "discard", offset, length, watch, opt.Has("q"));
     }
 
     /// <summary>qemu-io's map: runs the image itself allocates (its backing file aside), and runs it does not.</summary>
-    private static void Map(IBlockDevice device, TextWriter stdout)
+    private static void Map(QcowImage image, TextWriter stdout)
     {
-        for (long offset = 0; offset < device.Length;)
+        for (long offset = 0; offset < image.Length;)
         {
-            bool allocated = AllocatedHere(device, offset, device.Length, out long length);
+            bool allocated = AllocatedHere(image, offset, image.Length, out long length);
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Sizes.Io(length)} (0x{length:x}) bytes {(allocated ? "   " : "not")} allocated at offset {Sizes.Io(offset)} (0x{offset:x})"));
             offset += length;
         }
     }
 
     /// <summary>qemu-io's alloc OFFSET [LENGTH]: how many of the bytes the image itself allocates.</summary>
-    private static void Alloc(IBlockDevice device, GetOpt opt, TextWriter stdout)
+    private static void Alloc(QcowImage image, GetOpt opt, TextWriter stdout)
     {
         if (opt.Positional.Count is < 1 or > 2)
         {
@@ -221,12 +217,12 @@ internal static class IoCommand
         }
 
         long offset = Sizes.Parse(opt.Positional[0]);
-        long count = Math.Min(opt.Positional.Count == 2 ? Sizes.Parse(opt.Positional[1]) : 512, device.Length - offset);
+        long count = Math.Min(opt.Positional.Count == 2 ? Sizes.Parse(opt.Positional[1]) : 512, image.Length - offset);
         long end = offset + count;
         long allocated = 0;
         for (long at = offset; at < end;)
         {
-            allocated += AllocatedHere(device, at, end, out long length) ? length : 0;
+            allocated += AllocatedHere(image, at, end, out long length) ? length : 0;
             at += length;
         }
 
@@ -234,14 +230,14 @@ internal static class IoCommand
     }
 
     /// <summary>Whether the image itself (not its backing file) allocates the bytes at offset, and for how long that holds (up to end).</summary>
-    private static bool AllocatedHere(IBlockDevice device, long offset, long end, out long length)
+    private static bool AllocatedHere(QcowImage image, long offset, long end, out long length)
     {
-        BlockStatus first = device.Status(offset, end - offset);
+        QcowExtent first = image.GetBlockStatus(offset, end - offset);
         bool allocated = first.Depth == 0 && first.Present;
         length = first.Length;
         while (offset + length < end)
         {
-            BlockStatus next = device.Status(offset + length, end - offset - length);
+            QcowExtent next = image.GetBlockStatus(offset + length, end - offset - length);
             if ((next.Depth == 0 && next.Present) != allocated)
             {
                 break;
@@ -254,18 +250,15 @@ internal static class IoCommand
     }
 
     /// <summary>qemu-io's info: format, cluster size, where VM state would go, and the format's own facts.</summary>
-    private static void Info(IBlockDevice device, TextWriter stdout)
+    private static void Info(QcowImage image, TextWriter stdout)
     {
-        int clusterSize = device is QcowDevice q ? q.Layout.ClusterSize : 0;
-        long vmState = device is QcowDevice { Layout.Version: >= 2 } v
-            ? (long)Qcow.Format.GeometryModule.l1EntriesFor(v.Layout.Geometry, v.Layout.VirtualSize) << v.Layout.L1Shift
-            : 0;
-        stdout.WriteLine($"format name: {device.FormatName}");
-        stdout.WriteLine($"cluster size: {Sizes.Io(clusterSize)}");
-        stdout.WriteLine($"vm state offset: {Sizes.Io(vmState)}");
-        if (device is QcowDevice { Header: { } header } q2)
+        QcowInfo info = image.Info;
+        stdout.WriteLine($"format name: {VerbOptions.Name(info.Format)}");
+        stdout.WriteLine($"cluster size: {Sizes.Io(info.ClusterSize)}");
+        stdout.WriteLine($"vm state offset: {Sizes.Io(info.VmStateOffset)}");
+        if (info.Format == QcowImageFormat.Qcow2)
         {
-            stdout.Write(InfoCommand.FormatSpecific(header, q2.ReadBitmaps().Bitmaps, q2.ReadLuksHeader()));
+            stdout.Write(InfoCommand.FormatSpecific(info));
         }
     }
 

@@ -8,7 +8,6 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using System.Xml;
-using Qcow.IO;
 
 namespace Qcow.Cli;
 
@@ -21,20 +20,20 @@ internal static class LayoutCommand
     private const int CellPixels = 8;
 
     /// <summary>Each role's character, colour and name, in legend order.</summary>
-    private static readonly Dictionary<ClusterRole, (char Glyph, string Colour, string Name)> s_roles = new()
+    private static readonly Dictionary<QcowClusterRole, (char Glyph, string Colour, string Name)> s_roles = new()
     {
-        [ClusterRole.Header] = ('H', "#1f77b4", "header"),
-        [ClusterRole.L1Table] = ('1', "#ff7f0e", "L1 table"),
-        [ClusterRole.L2Table] = ('2', "#ffbb78", "L2 tables"),
-        [ClusterRole.RefcountTable] = ('T', "#2ca02c", "refcount table"),
-        [ClusterRole.RefcountBlock] = ('R', "#98df8a", "refcount blocks"),
-        [ClusterRole.SnapshotTable] = ('S', "#9467bd", "snapshot table"),
-        [ClusterRole.SnapshotL1Table] = ('s', "#c5b0d5", "snapshot L1 tables"),
-        [ClusterRole.SnapshotL2Table] = ('i', "#8c564b", "snapshot-only L2 tables"),
-        [ClusterRole.Data] = ('D', "#7f7f7f", "data"),
-        [ClusterRole.CompressedData] = ('C', "#17becf", "compressed data"),
-        [ClusterRole.Leaked] = ('L', "#d62728", "leaked"),
-        [ClusterRole.Free] = ('.', "#f4f4f4", "free"),
+        [QcowClusterRole.Header] = ('H', "#1f77b4", "header"),
+        [QcowClusterRole.L1Table] = ('1', "#ff7f0e", "L1 table"),
+        [QcowClusterRole.L2Table] = ('2', "#ffbb78", "L2 tables"),
+        [QcowClusterRole.RefcountTable] = ('T', "#2ca02c", "refcount table"),
+        [QcowClusterRole.RefcountBlock] = ('R', "#98df8a", "refcount blocks"),
+        [QcowClusterRole.SnapshotTable] = ('S', "#9467bd", "snapshot table"),
+        [QcowClusterRole.SnapshotL1Table] = ('s', "#c5b0d5", "snapshot L1 tables"),
+        [QcowClusterRole.SnapshotL2Table] = ('i', "#8c564b", "snapshot-only L2 tables"),
+        [QcowClusterRole.Data] = ('D', "#7f7f7f", "data"),
+        [QcowClusterRole.CompressedData] = ('C', "#17becf", "compressed data"),
+        [QcowClusterRole.Leaked] = ('L', "#d62728", "leaked"),
+        [QcowClusterRole.Free] = ('.', "#f4f4f4", "free"),
     };
 
     public static int Run(IReadOnlyList<string> args, TextWriter stdout)
@@ -46,15 +45,14 @@ internal static class LayoutCommand
         }
 
         string path = opt.Positional[0];
-        ClusterRoles map;
-        using (FileStorage storage = FileStorage.Open(path, writable: false, shareAll: opt.Has("U") || opt.Has("force-share")))
+        QcowClusterMap map;
+        try
         {
-            if (ImageOpener.Probe(storage) != "qcow2")
-            {
-                throw new UsageException($"{path}: layout draws qcow2 images only");
-            }
-
-            map = ClusterRoles.Of(storage, QcowDevice.ReadHeader(storage));
+            map = QcowClusterMap.Of(path, forceShare: opt.Has("U") || opt.Has("force-share"));
+        }
+        catch (NotSupportedException e)
+        {
+            throw new UsageException(e.Message);
         }
 
         stdout.Write(Text(path, map));
@@ -67,16 +65,16 @@ internal static class LayoutCommand
     }
 
     /// <summary>Clusters per role, in legend order, roles with none left out.</summary>
-    public static IEnumerable<(ClusterRole Role, long Clusters)> Counts(ClusterRoles map) =>
+    public static IEnumerable<(QcowClusterRole Role, long Clusters)> Counts(QcowClusterMap map) =>
         s_roles.Keys.Select(r => (r, map.Roles.LongCount(x => x == r))).Where(x => x.Item2 > 0);
 
-    private static string Text(string path, ClusterRoles map)
+    private static string Text(string path, QcowClusterMap map)
     {
-        long perCell = Math.Max(1, (map.Roles.Length + TextCells - 1) / TextCells);
+        long perCell = Math.Max(1, (map.Roles.Count + TextCells - 1) / TextCells);
         var s = new StringBuilder();
-        s.Append(Inv($"{path}: {map.Roles.Length} clusters of {1 << map.ClusterBits} bytes, {perCell} cluster(s) per character\n"));
-        ClusterRole[] cells = Cells(map, perCell);
-        long bytesPerCell = perCell << map.ClusterBits;
+        s.Append(Inv($"{path}: {map.Roles.Count} clusters of {map.ClusterSize} bytes, {perCell} cluster(s) per character\n"));
+        QcowClusterRole[] cells = Cells(map, perCell);
+        long bytesPerCell = perCell * map.ClusterSize;
         for (int row = 0; row * TextColumns < cells.Length; row++)
         {
             s.Append(Inv($"0x{row * TextColumns * bytesPerCell:x10} "));
@@ -89,7 +87,7 @@ internal static class LayoutCommand
         }
 
         s.Append('\n');
-        foreach ((ClusterRole role, long clusters) in Counts(map))
+        foreach ((QcowClusterRole role, long clusters) in Counts(map))
         {
             s.Append(Inv($"  {s_roles[role].Glyph}  {s_roles[role].Name,-24}{clusters,12} clusters\n"));
         }
@@ -97,10 +95,10 @@ internal static class LayoutCommand
         return s.ToString();
     }
 
-    private static string Svg(string path, ClusterRoles map)
+    private static string Svg(string path, QcowClusterMap map)
     {
-        long perCell = Math.Max(1, (map.Roles.Length + SvgCells - 1) / SvgCells);
-        ClusterRole[] cells = Cells(map, perCell);
+        long perCell = Math.Max(1, (map.Roles.Count + SvgCells - 1) / SvgCells);
+        QcowClusterRole[] cells = Cells(map, perCell);
         int rows = (cells.Length + SvgColumns - 1) / SvgColumns;
         var legend = Counts(map).ToList();
         int legendTop = (rows * CellPixels) + 40;
@@ -113,7 +111,7 @@ internal static class LayoutCommand
             x.WriteAttributeString("font-family", "monospace");
             x.WriteAttributeString("font-size", "12");
             x.WriteElementString("title", Inv($"{path}: host clusters by role"));
-            Text(x, 10, 20, Inv($"{Path.GetFileName(path)}: {map.Roles.Length} clusters of {1 << map.ClusterBits} bytes, {perCell} per cell"));
+            Text(x, 10, 20, Inv($"{Path.GetFileName(path)}: {map.Roles.Count} clusters of {map.ClusterSize} bytes, {perCell} per cell"));
             for (int i = 0; i < cells.Length; i++)
             {
                 Rect(x, 10 + (i % SvgColumns * CellPixels), 30 + (i / SvgColumns * CellPixels), CellPixels, s_roles[cells[i]].Colour, cells[i].ToString());
@@ -121,7 +119,7 @@ internal static class LayoutCommand
 
             for (int i = 0; i < legend.Count; i++)
             {
-                (ClusterRole role, long clusters) = legend[i];
+                (QcowClusterRole role, long clusters) = legend[i];
                 int y = legendTop + (i * 18);
                 Rect(x, 10, y, 12, s_roles[role].Colour, $"legend {role}");
                 Text(x, 28, y + 11, Inv($"{s_roles[role].Name}: {clusters} clusters"));
@@ -134,17 +132,17 @@ internal static class LayoutCommand
     }
 
     /// <summary>The role each cell shows: the most common among its clusters.</summary>
-    private static ClusterRole[] Cells(ClusterRoles map, long perCell)
+    private static QcowClusterRole[] Cells(QcowClusterMap map, long perCell)
     {
-        var cells = new ClusterRole[(map.Roles.Length + perCell - 1) / perCell];
+        var cells = new QcowClusterRole[(map.Roles.Count + perCell - 1) / perCell];
         Span<long> tally = stackalloc long[s_roles.Count];
         for (long cell = 0; cell < cells.Length; cell++)
         {
             tally.Clear();
-            long end = Math.Min(map.Roles.Length, (cell + 1) * perCell);
+            long end = Math.Min(map.Roles.Count, (cell + 1) * perCell);
             for (long c = cell * perCell; c < end; c++)
             {
-                tally[(int)map.Roles[c]]++;
+                tally[(int)map.Roles[(int)c]]++;
             }
 
             int best = 0;
@@ -153,7 +151,7 @@ internal static class LayoutCommand
                 best = tally[r] > tally[best] ? r : best;
             }
 
-            cells[cell] = (ClusterRole)best;
+            cells[cell] = (QcowClusterRole)best;
         }
 
         return cells;

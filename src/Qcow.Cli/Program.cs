@@ -68,13 +68,20 @@ namespace Qcow.Cli
                 stderr.WriteLine("Try 'qcow --help' for more information");
                 return 1;
             }
-            catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+            catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or NotSupportedException)
             {
-                // .NET's " (Parameter 'name')" names our code's parameter, nothing the user gave.
-                string message = e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message;
-                stderr.WriteLine($"qcow: {message}");
+                stderr.WriteLine($"qcow: {Message(e)}");
                 return 1;
             }
         }
+
+        /// <summary>An exception's message as the user should read it.</summary>
+        public static string Message(Exception e) => e switch
+        {
+            // .NET's " (Parameter 'name')" names our code's parameter, nothing the user gave.
+            ArgumentException { ParamName: { } name } => e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal),
+            IOException => SystemErrors.Text(e.Message),
+            _ => e.Message,
+        };
     }
 }

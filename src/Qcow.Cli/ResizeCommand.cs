@@ -3,8 +3,6 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
-using Microsoft.Extensions.Logging.Abstractions;
-using Qcow.IO;
 
 namespace Qcow.Cli;
 
@@ -33,10 +31,10 @@ internal static class ResizeCommand
 
         string path = opt.Positional[0];
         long current;
-        var settings = VerbOptions.Reading(opt, VerbOptions.HeaderCache, openBackingFiles: false) with { ForceShare = true };
-        using (IBlockDevice device = ImageOpener.Open(path, opt.Value("f"), settings))
+        QcowImageFormat format = VerbOptions.Format(path, opt.Value("f"));
+        using (QcowImage image = QcowImage.Open(path, new QcowOpenOptions { ReadOnly = true, ForceShare = true, Format = format, CacheSize = VerbOptions.HeaderCache, OpenBackingFiles = false }))
         {
-            current = device.Length;
+            current = image.Length;
         }
 
         long size = sizeText[0] switch
@@ -52,7 +50,13 @@ internal static class ResizeCommand
 
         try
         {
-            ImageResizer.Resize(path, opt.Value("f"), size, opt.Has("shrink"), NullLogger.Instance, preallocation);
+            var options = new QcowResizeOptions
+            {
+                Format = format,
+                Shrink = opt.Has("shrink"),
+                Preallocation = Enum.Parse<QcowPreallocation>(preallocation, ignoreCase: true),
+            };
+            QcowImage.Resize(path, size, options);
         }
         catch (InvalidOperationException e) when (e.Message.StartsWith("Use the --shrink", StringComparison.Ordinal))
         {

@@ -1,7 +1,7 @@
 // What the verbs share in how they open images and answer: qemu-img's reader (sharing forced by
-// -U or --force-share), cache sizes by the work a verb does, and the --output choice.
-using Microsoft.Extensions.Logging.Abstractions;
-using Qcow.IO;
+// -U or --force-share), the format by -f or by probing, cache sizes by the work a verb does, and
+// the --output choice.
+using System;
 
 namespace Qcow.Cli;
 
@@ -13,9 +13,38 @@ internal static class VerbOptions
     /// <summary>L2 cache for verbs that read a header and a few tables: info, explain, create, resize.</summary>
     public const long HeaderCache = 1 << 20;
 
-    /// <summary>A read-only open as qemu-img's verbs make it.</summary>
-    public static OpenSettings Reading(GetOpt opt, long cacheBytes, bool openBackingFiles = true) =>
-        new(false, false, cacheBytes, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, ForceShare: opt.Has("U") || opt.Has("force-share"), OpenBackingFiles: openBackingFiles);
+    /// <summary>A read-only open as qemu-img's verbs make it: the format named, or probed as qemu-img probes.</summary>
+    public static QcowOpenOptions Reading(GetOpt opt, string path, string? format, long cacheBytes, bool openBackingFiles = true) => new()
+    {
+        ReadOnly = true,
+        Format = Format(path, format),
+        ForceShare = opt.Has("U") || opt.Has("force-share"),
+        CacheSize = cacheBytes,
+        OpenBackingFiles = openBackingFiles,
+    };
+
+    /// <summary>The format -f (or -O, -F) names, or without one the format the file probes as.</summary>
+    public static QcowImageFormat Format(string path, string? name) => name is null ? QcowImage.Probe(path) : FormatNamed(name, path);
+
+    /// <summary>A format a user named; a name Qcow does not know is refused naming the image, as qemu-img refuses it.</summary>
+    public static QcowImageFormat FormatNamed(string name, string path)
+    {
+        try
+        {
+            return QcowImage.ParseFormat(name);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"{path}: {e.Message}", e);
+        }
+        catch (NotSupportedException e)
+        {
+            throw new NotSupportedException($"{path}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>qemu-img's name of a format.</summary>
+    public static string Name(QcowImageFormat format) => format.ToString().ToLowerInvariant();
 
     /// <summary>True for --output=json, false for human (the default); anything else is a usage error.</summary>
     public static bool Json(GetOpt opt) => (opt.Value("output") ?? "human") switch

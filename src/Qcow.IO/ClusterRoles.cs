@@ -7,22 +7,6 @@ using Qcow.Format;
 namespace Qcow.IO;
 
 /// <summary>The role of a host cluster; a cluster with several keeps the first found.</summary>
-internal enum ClusterRole : byte
-{
-    Free,
-    Header,
-    L1Table,
-    L2Table,
-    RefcountTable,
-    RefcountBlock,
-    SnapshotTable,
-    SnapshotL1Table,
-    SnapshotL2Table,
-    Data,
-    CompressedData,
-    Leaked,
-}
-
 internal sealed class ClusterRoles
 {
     private readonly IStorage _storage;
@@ -38,11 +22,11 @@ internal sealed class ClusterRoles
         _bits = header.ClusterBits;
         _format = HeaderModule.entryFormat(header);
         _entryBytes = HeaderModule.geometry(header).L2EntryBytes;
-        Roles = new ClusterRole[(storage.Length + (1L << _bits) - 1) >> _bits];
+        Roles = new QcowClusterRole[(storage.Length + (1L << _bits) - 1) >> _bits];
     }
 
     /// <summary>One role per cluster of the file.</summary>
-    public ClusterRole[] Roles { get; }
+    public QcowClusterRole[] Roles { get; }
 
     public int ClusterBits => _bits;
 
@@ -53,35 +37,35 @@ internal sealed class ClusterRoles
     {
         var map = new ClusterRoles(storage, header);
         long cs = 1L << map._bits;
-        map.Mark(0, cs, ClusterRole.Header);
-        map.MarkTree(header.L1TableOffset, header.L1Size, ClusterRole.L1Table, ClusterRole.L2Table);
-        map.Mark((long)header.RefcountTableOffset, (long)header.RefcountTableClusters * cs, ClusterRole.RefcountTable);
+        map.Mark(0, cs, QcowClusterRole.Header);
+        map.MarkTree(header.L1TableOffset, header.L1Size, QcowClusterRole.L1Table, QcowClusterRole.L2Table);
+        map.Mark((long)header.RefcountTableOffset, (long)header.RefcountTableClusters * cs, QcowClusterRole.RefcountTable);
         byte[] table = map.Read((long)header.RefcountTableOffset, (int)(header.RefcountTableClusters * cs));
         for (int i = 0; i < table.Length / 8; i++)
         {
-            map.Mark((long)(BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8)) & ~Refcount.TableReservedMask), cs, ClusterRole.RefcountBlock);
+            map.Mark((long)(BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8)) & ~Refcount.TableReservedMask), cs, QcowClusterRole.RefcountBlock);
         }
 
         SnapshotTable snapshots = SnapshotTable.Read(storage, header);
-        map.Mark((long)header.SnapshotsOffset, (long)snapshots.Bytes, ClusterRole.SnapshotTable);
+        map.Mark((long)header.SnapshotsOffset, (long)snapshots.Bytes, QcowClusterRole.SnapshotTable);
         foreach (Snapshot snapshot in snapshots.Entries)
         {
-            map.MarkTree(snapshot.L1TableOffset, snapshot.L1Size, ClusterRole.SnapshotL1Table, ClusterRole.SnapshotL2Table);
+            map.MarkTree(snapshot.L1TableOffset, snapshot.L1Size, QcowClusterRole.SnapshotL1Table, QcowClusterRole.SnapshotL2Table);
         }
 
         var stored = new StoredRefcounts(storage, header);
         for (long c = 0; c < map.Roles.Length; c++)
         {
-            if (map.Roles[c] == ClusterRole.Free && stored.Get((ulong)c) is > 0)
+            if (map.Roles[c] == QcowClusterRole.Free && stored.Get((ulong)c) is > 0)
             {
-                map.Roles[c] = ClusterRole.Leaked;
+                map.Roles[c] = QcowClusterRole.Leaked;
             }
         }
 
         return map;
     }
 
-    private void MarkTree(ulong l1Offset, uint l1Size, ClusterRole l1Role, ClusterRole l2Role)
+    private void MarkTree(ulong l1Offset, uint l1Size, QcowClusterRole l1Role, QcowClusterRole l2Role)
     {
         long cs = 1L << _bits;
         Mark((long)l1Offset, (long)l1Size * 8, l1Role);
@@ -106,11 +90,11 @@ internal sealed class ClusterRoles
                 switch (type)
                 {
                     case ClusterType.Normal or ClusterType.ZeroAllocated when !_format.HasExternalData:
-                        Mark((long)(entry & L2Entry.OffsetMask), cs, ClusterRole.Data);
+                        Mark((long)(entry & L2Entry.OffsetMask), cs, QcowClusterRole.Data);
                         break;
                     case ClusterType.Compressed:
                         var (host, length) = L2Entry.compressedStream(_bits, entry);
-                        Mark((long)host, length, ClusterRole.CompressedData);
+                        Mark((long)host, length, QcowClusterRole.CompressedData);
                         break;
                 }
             }
@@ -118,7 +102,7 @@ internal sealed class ClusterRoles
     }
 
     /// <summary>Gives a role to the clusters a byte range touches that have none yet.</summary>
-    private void Mark(long offset, long length, ClusterRole role)
+    private void Mark(long offset, long length, QcowClusterRole role)
     {
         if (length <= 0 || offset < 0)
         {
@@ -128,7 +112,7 @@ internal sealed class ClusterRoles
         long last = Math.Min((offset + length - 1) >> _bits, Roles.Length - 1);
         for (long c = offset >> _bits; c <= last; c++)
         {
-            if (Roles[c] == ClusterRole.Free)
+            if (Roles[c] == QcowClusterRole.Free)
             {
                 Roles[c] = role;
             }

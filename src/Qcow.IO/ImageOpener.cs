@@ -64,7 +64,10 @@ internal static class ImageOpener
     /// <summary>The formats Qcow reads ("qcow*" is either qcow or qcow2, whichever the header says).</summary>
     private static bool IsReadable(string format) => format is "raw" or "qcow" or "qcow2" or "qcow*";
 
-    /// <summary>The other formats qemu-img knows: named as not read here, rather than as unknown.</summary>
+    /// <summary>A format qemu-img knows and Qcow does not read: named as such, rather than as unknown.</summary>
+    public static bool IsForeign(string format) => ForeignFormats.Contains(format);
+
+    /// <summary>The other formats qemu-img knows.</summary>
     private static readonly HashSet<string> ForeignFormats = new(StringComparer.Ordinal)
     {
         "vmdk", "vdi", "vpc", "vhdx", "qed", "luks", "parallels", "bochs", "cloop", "dmg", "vvfat",

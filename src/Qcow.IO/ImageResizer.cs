@@ -4,6 +4,7 @@
 // Shrinking discards the clusters past the new end, then the header drops the L1 entries past
 // it, and the L2 tables they held are freed: a crash between costs leaks at worst.
 using System;
+using System.Threading;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.Format;
@@ -19,7 +20,9 @@ internal static class ImageResizer
     /// <param name="shrink">A smaller size is allowed (--shrink).</param>
     /// <param name="logger">Where the resize logs.</param>
     /// <param name="preallocation">qemu-img's --preallocation for the new area: off, metadata, falloc or full.</param>
-    public static void Resize(string path, string? format, long newSize, bool shrink, ILogger logger, string preallocation = "off")
+    /// <param name="progress">Receives the percentage of the new area preallocated.</param>
+    /// <param name="cancellationToken">Stops a preallocation between clusters.</param>
+    public static void Resize(string path, string? format, long newSize, bool shrink, ILogger logger, string preallocation, IProgress<double>? progress, CancellationToken cancellationToken)
     {
         string actual = format ?? ImageOpener.Probe(path);
         if (actual == "raw")
@@ -72,7 +75,7 @@ internal static class ImageResizer
         {
             var settings = new OpenSettings(true, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, OpenBackingFiles: false);
             using QcowDevice device = ImageOpener.OpenQcow(path, settings);
-            device.Preallocate(oldSize, writeZeros: preallocation is "full" or "falloc");
+            device.Preallocate(oldSize, writeZeros: preallocation is "full" or "falloc", progress, cancellationToken);
         }
 
         logger.LogInformation("{Image}: resized to {Size} bytes", path, newSize);

@@ -376,8 +376,10 @@ internal sealed partial class QcowDevice
     /// where QEMU's land while one refcount block covers the image). Without
     /// <paramref name="writeZeros"/> the data clusters are left to the file's holes ("metadata").
     /// Only clusters from <paramref name="from"/> on are visited (a resize preallocates its new area).
+    /// Progress is the percentage of those clusters visited; cancellation stops between clusters,
+    /// every cluster done so far mapped and counted.
     /// </summary>
-    public void Preallocate(long from, bool writeZeros)
+    public void Preallocate(long from, bool writeZeros, IProgress<double>? progress = null, System.Threading.CancellationToken cancellationToken = default)
     {
         lock (_sync)
         {
@@ -385,8 +387,11 @@ internal sealed partial class QcowDevice
             int cs = Layout.ClusterSize;
             long fileEnd = _storage.Length;
             byte[] zeros = new byte[cs];
-            for (long guest = from / cs * cs; guest < Length; guest += cs)
+            long first = from / cs * cs;
+            for (long guest = first; guest < Length; guest += cs)
             {
+                cancellationToken.ThrowIfCancellationRequested();
+                progress?.Report(100.0 * (guest - first) / (Length - first));
                 ulong entry = EntryFor(guest, out int l1Index, out _);
                 if (!Classify(entry, guest).IsUnallocated)
                 {

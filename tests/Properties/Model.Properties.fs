@@ -72,6 +72,9 @@ let private pattern (seed: byte) (offset: int64) (length: int) = Array.init leng
 
 let private backingByte (i: int64) = byte (i % 13L + 1L)
 
+/// The create option for a configuration's compat ("" for qcow v1, which ignores it).
+let private compatOf compat = if compat = "0.10" then QcowCompat.V0_10 else QcowCompat.V1_1
+
 type private Session(dir: string, c: Config) =
     let path = Path.Combine(dir, "image")
     let size = diskSize c
@@ -83,7 +86,7 @@ type private Session(dir: string, c: Config) =
         let backing =
             if c.WithBacking then
                 let basePath = Path.Combine(dir, "base")
-                use b = QcowImage.Create(basePath, QcowCreateOptions(Size = size, Format = c.Format, Compat = (if c.Compat = "" then "1.1" else c.Compat)))
+                use b = QcowImage.Create(basePath, QcowCreateOptions(Size = size, Format = c.Format, Compat = compatOf c.Compat))
                 b.Write(0L, ReadOnlySpan(Array.init (int size) (fun i -> backingByte (int64 i))))
                 "base"
             else
@@ -93,7 +96,7 @@ type private Session(dir: string, c: Config) =
             QcowCreateOptions(
                 Size = size,
                 Format = c.Format,
-                Compat = (if c.Compat = "" then "1.1" else c.Compat),
+                Compat = compatOf c.Compat,
                 ClusterSize = (if c.ClusterSize = 0 then 65536 else c.ClusterSize),
                 RefcountBits = (if c.RefcountBits = 0 then 16 else c.RefcountBits),
                 BackingFile = backing)

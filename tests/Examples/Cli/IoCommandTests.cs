@@ -42,12 +42,12 @@ public sealed class IoCommandTests
         Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "image", "8M");
         string path = dir.File("image");
         var storage = new CrashStorage(path, File.ReadAllBytes(path)) { FullFrom = 0 };
-        using var device = QcowDevice.Open(storage, new DeviceOptions(true, false, 1 << 20, NullLogger.Instance), (_, _) => null);
+        using var image = QcowImage.Of(QcowDevice.Open(storage, new DeviceOptions(true, false, 1 << 20, NullLogger.Instance), (_, _) => null));
         var stdout = new StringWriter();
 
-        var e = Assert.Throws<CommandException>(() => IoCommand.Execute(device, "write -P 1 0 64k", stdout));
+        var e = Assert.Throws<CommandException>(() => IoCommand.Execute(image, "write -P 1 0 64k", stdout));
         Assert.Equal("write failed: No space left on device", e.Message);
-        IoCommand.Execute(device, "read -P 0 0 64k", stdout);
+        IoCommand.Execute(image, "read -P 0 0 64k", stdout);
         Assert.StartsWith("read 65536/65536 bytes at offset 0", stdout.ToString());
     }
 

@@ -60,12 +60,12 @@ public sealed class BackingCreateTests
         using var dir = new TempDir();
         Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "base.qcow2", "3M");
 
-        using (var image = Qcow.QcowImage.Create(dir.File("over.qcow2"), new Qcow.QcowCreateOptions { BackingFile = "base.qcow2", BackingFormat = "qcow2" }))
+        using (var image = Qcow.QcowImage.Create(dir.File("over.qcow2"), new Qcow.QcowCreateOptions { BackingFile = "base.qcow2", BackingFormat = Qcow.QcowImageFormat.Qcow2 }))
         {
             Assert.Equal(3L << 20, image.Length);
         }
 
-        var e = Assert.Throws<IOException>(() => Qcow.QcowImage.Create(dir.File("missing.qcow2"), new Qcow.QcowCreateOptions { BackingFile = "nowhere.qcow2", BackingFormat = "qcow2" }));
+        var e = Assert.Throws<IOException>(() => Qcow.QcowImage.Create(dir.File("missing.qcow2"), new Qcow.QcowCreateOptions { BackingFile = "nowhere.qcow2", BackingFormat = Qcow.QcowImageFormat.Qcow2 }));
         Assert.Contains("Could not open backing image", e.Message);
         Assert.False(File.Exists(dir.File("missing.qcow2")));
 

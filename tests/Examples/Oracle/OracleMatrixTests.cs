@@ -47,7 +47,7 @@ public sealed class OracleMatrixTests
         using var dir = new TempDir();
         long size = SizeFor(clusterSize);
         List<GuestOp> ops = Scenarios.Fill(size, clusterSize, withCompressed: false);
-        using (QcowImage image = QcowImage.Create(dir.File("mine.qcow2"), new QcowCreateOptions { Size = size, Compat = compat, ClusterSize = clusterSize, RefcountBits = refcountBits }))
+        using (QcowImage image = QcowImage.Create(dir.File("mine.qcow2"), new QcowCreateOptions { Size = size, Compat = compat == "0.10" ? QcowCompat.V0_10 : QcowCompat.V1_1, ClusterSize = clusterSize, RefcountBits = refcountBits }))
         {
             ops.ForEach(op => op.Apply(image));
         }
@@ -66,7 +66,7 @@ public sealed class OracleMatrixTests
     {
         using var dir = new TempDir();
         long size = SizeFor(clusterSize);
-        using (QcowImage image = QcowImage.Create(dir.File("mine.qcow2"), new QcowCreateOptions { Size = size, Compat = compat, ClusterSize = clusterSize, RefcountBits = refcountBits }))
+        using (QcowImage image = QcowImage.Create(dir.File("mine.qcow2"), new QcowCreateOptions { Size = size, Compat = compat == "0.10" ? QcowCompat.V0_10 : QcowCompat.V1_1, ClusterSize = clusterSize, RefcountBits = refcountBits }))
         {
             Scenarios.Fill(size, clusterSize, withCompressed: false).ForEach(op => op.Apply(image));
         }

@@ -30,11 +30,25 @@ public sealed class ProbeTests
     }
 
     [Fact]
-    public void Create_OfARawImage_IsRefused_BeforeAnyFileIsMade()
+    public void Create_OfARawImage_MakesTheDisk_AndProbesAsRaw()
+    {
+        using var dir = new TempDir();
+        using (QcowImage image = QcowImage.Create(dir.File("x.img"), new QcowCreateOptions { Size = 1000, Format = QcowImageFormat.Raw }))
+        {
+            Assert.Equal((QcowImageFormat.Raw, 1024L), (image.Format, image.Length));
+            image.Write(1000, [1, 2, 3]);
+        }
+
+        Assert.Equal(QcowImageFormat.Raw, QcowImage.Probe(dir.File("x.img")));
+        Assert.Equal(new byte[] { 1, 2, 3 }, System.IO.File.ReadAllBytes(dir.File("x.img"))[1000..1003]);
+    }
+
+    [Fact]
+    public void Create_OfARawImageWithABackingFile_IsRefused_BeforeAnyFileIsMade()
     {
         using var dir = new TempDir();
 
-        Assert.Throws<System.ArgumentException>(() => QcowImage.Create(dir.File("x.img"), new QcowCreateOptions { Size = 1 << 20, Format = QcowImageFormat.Raw }));
+        Assert.Throws<System.ArgumentException>(() => QcowImage.Create(dir.File("x.img"), new QcowCreateOptions { Size = 1 << 20, Format = QcowImageFormat.Raw, BackingFile = "base" }));
         Assert.False(System.IO.File.Exists(dir.File("x.img")));
     }
 }

@@ -130,6 +130,6 @@ public sealed class ReadWriteTests
         using var dir = new TempDir();
         using QcowImage image = QcowImage.Create(dir.File("a.qcow2"), new QcowCreateOptions { Size = 1 << 30, RefcountBits = 64, LazyRefcounts = true });
         QcowInfo info = image.Info;
-        Assert.Equal(("qcow2", 3, "1.1", 65536, 64, true), (info.Format, info.Version, info.Compat, info.ClusterSize, info.RefcountBits, info.LazyRefcounts));
+        Assert.Equal((QcowImageFormat.Qcow2, 3, (QcowCompat?)QcowCompat.V1_1, 65536, 64, true), (info.Format, info.Version, info.Compat, info.ClusterSize, info.RefcountBits, info.LazyRefcounts));
     }
 }

@@ -1,10 +1,8 @@
 // Several source images read as one disk, one after another, as qemu-img convert reads several
-// sources.
+// sources. The parts stay their opener's: disposing the whole leaves them open.
 using System;
 using System.Collections.Generic;
-using Qcow.IO;
-
-namespace Qcow.Cli;
+namespace Qcow.IO;
 
 internal sealed class ConcatenatedDevice : IBlockDevice
 {
@@ -65,10 +63,6 @@ internal sealed class ConcatenatedDevice : IBlockDevice
 
     public void Dispose()
     {
-        foreach (IBlockDevice part in _parts)
-        {
-            part.Dispose();
-        }
     }
 
     private int PartAt(long offset)

@@ -1,0 +1,104 @@
+// Comparing two disks as qemu-img compare does: ranges both read as zeros are not read; a range
+// only one allocates must read as zeros; strict mode wants the sizes and the block status to match.
+using System;
+using System.Threading;
+using Qcow.IO;
+
+namespace Qcow;
+
+internal static class ImageComparer
+{
+    private const int ChunkBytes = 2 << 20;
+    private const int Sector = 512;
+
+    /// <summary>qemu-img's verdict: the first difference, or that the images read the same.</summary>
+    public static QcowComparison Compare(IBlockDevice a, IBlockDevice b, bool strict, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        if (a.Length != b.Length && strict)
+        {
+            return new QcowComparison(QcowComparisonVerdict.SizeMismatch, null, true);
+        }
+
+        long common = Math.Min(a.Length, b.Length);
+        byte[] bufferA = new byte[ChunkBytes];
+        byte[] bufferB = new byte[ChunkBytes];
+        for (long offset = 0; offset < common;)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            BlockStatus sa = Run(a, offset, common);
+            BlockStatus sb = Run(b, offset, common);
+            long chunk = Math.Min(sa.Length, sb.Length);
+            if (strict && (sa.Present, sa.Zero, sa.Data, sa.HasOffset) != (sb.Present, sb.Zero, sb.Data, sb.HasOffset))
+            {
+                return new QcowComparison(QcowComparisonVerdict.BlockStatusMismatch, offset, false);
+            }
+
+            if (!(sa.Zero && sb.Zero))
+            {
+                chunk = Math.Min(chunk, ChunkBytes);
+                long? mismatch = sa.Present == sb.Present
+                    ? (sa.Present ? FirstDifference(a, b, offset, (int)chunk, bufferA, bufferB) : null)
+                    : FirstNonZero(sa.Present ? a : b, offset, (int)chunk, bufferA);
+                if (mismatch is { } at)
+                {
+                    return new QcowComparison(QcowComparisonVerdict.ContentMismatch, at, a.Length != b.Length);
+                }
+            }
+
+            offset += chunk;
+            progress?.Report(100.0 * offset / Math.Max(a.Length, b.Length));
+        }
+
+        IBlockDevice longer = a.Length > b.Length ? a : b;
+        for (long offset = common; offset < longer.Length;)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            BlockStatus s = Run(longer, offset, longer.Length);
+            long chunk = Math.Min(s.Length, ChunkBytes);
+            if (s.Present && !s.Zero && FirstNonZero(longer, offset, (int)chunk, bufferA) is { } at)
+            {
+                return new QcowComparison(QcowComparisonVerdict.ContentMismatch, at, a.Length != b.Length);
+            }
+
+            offset += chunk;
+        }
+
+        return new QcowComparison(QcowComparisonVerdict.Identical, null, a.Length != b.Length);
+    }
+
+    /// <summary>Block status from offset on, merged across clusters while it stays the same.</summary>
+    private static BlockStatus Run(IBlockDevice device, long offset, long end)
+    {
+        BlockStatus first = device.Status(offset, end - offset);
+        long length = first.Length;
+        while (offset + length < end && length < ChunkBytes)
+        {
+            BlockStatus next = device.Status(offset + length, end - offset - length);
+            if ((next.Present, next.Zero, next.Data, next.HasOffset) != (first.Present, first.Zero, first.Data, first.HasOffset))
+            {
+                break;
+            }
+
+            length += next.Length;
+        }
+
+        return first with { Length = length };
+    }
+
+    /// <summary>The offset of the first 512-byte sector that differs, or null.</summary>
+    private static long? FirstDifference(IBlockDevice a, IBlockDevice b, long offset, int length, byte[] bufferA, byte[] bufferB)
+    {
+        a.Read(offset, bufferA.AsSpan(0, length));
+        b.Read(offset, bufferB.AsSpan(0, length));
+        int at = bufferA.AsSpan(0, length).CommonPrefixLength(bufferB.AsSpan(0, length));
+        return at == length ? null : offset + (at / Sector * Sector);
+    }
+
+    /// <summary>The offset of the first 512-byte sector that is not all zeros, or null.</summary>
+    private static long? FirstNonZero(IBlockDevice device, long offset, int length, byte[] buffer)
+    {
+        device.Read(offset, buffer.AsSpan(0, length));
+        int at = buffer.AsSpan(0, length).IndexOfAnyExcept((byte)0);
+        return at < 0 ? null : offset + (at / Sector * Sector);
+    }
+}

@@ -1,0 +1,79 @@
+// Converting images: several sources one after another into a target of any format, as
+// qemu-img convert does.
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Qcow.IO;
+
+namespace Qcow;
+
+public sealed partial class QcowImage
+{
+    /// <summary>
+    /// Copies the sources, one after another, into <paramref name="targetPath"/>, as qemu-img
+    /// convert does: ranges that read as zeros are not read, runs of zeros are not written as data
+    /// (see <see cref="QcowConvertOptions.MinSparse"/>), and the target is created first unless it
+    /// exists already (<see cref="QcowConvertOptions.ExistingTarget"/>). The sources stay open.
+    /// </summary>
+    /// <param name="sources">The images to copy, in order; at least one.</param>
+    /// <param name="targetPath">The target image file.</param>
+    /// <param name="options">How to copy; null for the defaults (a new qcow2 image).</param>
+    /// <param name="progress">Receives the percentage done, from 0 to 100.</param>
+    /// <param name="cancellationToken">Stops the copy between chunks; a target it created is left as far as it got.</param>
+    /// <exception cref="ArgumentException">An option is out of range or the combination is not allowed.</exception>
+    /// <exception cref="NotSupportedException">Compression into a raw target, or with a backing file on the target.</exception>
+    /// <exception cref="QcowFormatException">A source's metadata is malformed.</exception>
+    /// <exception cref="System.IO.IOException">A file cannot be read or written ("error while writing at byte N" names where).</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public static void Convert(IReadOnlyList<QcowImage> sources, string targetPath, QcowConvertOptions? options = null, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sources);
+        ArgumentNullException.ThrowIfNull(targetPath);
+        options ??= new QcowConvertOptions();
+        if (sources.Count == 0)
+        {
+            throw new ArgumentException("Expecting at least one source", nameof(sources));
+        }
+
+        if (options.MinSparse % 512 != 0 || options.MinSparse < 0 || options.MinSparse > 16 << 20)
+        {
+            throw new ArgumentException("Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to 16MiB", nameof(options));
+        }
+
+        if (options.Parallelism is < 1 or > 16)
+        {
+            throw new ArgumentException("Invalid number of coroutines. Allowed number of coroutines is between 1 and 16", nameof(options));
+        }
+
+        if (options.TargetIsZero && !options.ExistingTarget)
+        {
+            throw new ArgumentException("--target-is-zero requires use of -n flag", nameof(options));
+        }
+
+        bool targetHasBacking = options.Target.BackingFile != null;
+        if (options.Compress && targetHasBacking)
+        {
+            throw new NotSupportedException("-c with -B is not supported by qcow yet");
+        }
+
+        IBlockDevice input = sources.Count == 1 ? sources[0].Device : new ConcatenatedDevice([.. sources.Select(s => s.Device)]);
+        var openTarget = new QcowOpenOptions { Format = options.Target.Format, IgnoreFlushes = options.IgnoreFlushes };
+        using QcowImage target = options.ExistingTarget
+            ? Open(targetPath, openTarget)
+            : Create(targetPath, options.Target with { Size = input.Length }, openTarget);
+        if (options.Compress && target.Qcow is null)
+        {
+            throw new NotSupportedException("Compression not supported for this file format");
+        }
+
+        var copy = new CopyOptions(
+            TargetReadsZero: options.MinSparse != 0 && !targetHasBacking && (!options.ExistingTarget || options.TargetIsZero),
+            TargetHasBacking: targetHasBacking,
+            MinSparse: options.MinSparse,
+            Buffers: Math.Max(2, options.Parallelism / 2),
+            Compressed: options.Compress);
+        ImageCopier.Copy(input, target.Device, copy, progress, cancellationToken);
+        target.Flush();
+    }
+}

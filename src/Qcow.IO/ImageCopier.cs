@@ -1,0 +1,230 @@
+// Copying one disk into another as qemu-img convert does: block status decides what is read
+// (ranges that read as zeros are not), zero detection what is written (MinSparse), and with a
+// backing file on the target, what the source's backing file holds is left to it.
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Threading;
+using System.Threading.Channels;
+using System.Threading.Tasks;
+
+namespace Qcow.IO;
+
+/// <param name="TargetReadsZero">The target reads as zeros already: zero ranges need no writing.</param>
+/// <param name="TargetHasBacking">Ranges the source's backing file answers are left to the target's backing file.</param>
+/// <param name="MinSparse">Zero runs at least this long are not written as data; 0 writes every byte.</param>
+/// <param name="Buffers">Chunks in flight between reading and writing.</param>
+/// <param name="Compressed">Every cluster that holds data is written compressed.</param>
+internal sealed record CopyOptions(bool TargetReadsZero, bool TargetHasBacking, int MinSparse, int Buffers, bool Compressed = false);
+
+internal static class ImageCopier
+{
+    private const int ChunkBytes = 2 << 20;
+
+    /// <summary>What a range of the source asks of the target.</summary>
+    private enum RunKind
+    {
+        Data,
+        Zero,
+        Backing,
+    }
+
+    private readonly record struct Piece(int Start, int Length, RunKind Kind);
+
+    private sealed record Chunk(long Offset, int Length, byte[] Buffer, List<Piece> Pieces);
+
+    /// <summary>
+    /// Copies the source chunk by chunk: a reader thread reads the data ranges of the next chunks
+    /// while this one is written (a small pool of buffers between two threads), as qemu-img
+    /// overlaps its requests.
+    /// </summary>
+    public static void Copy(IBlockDevice input, IBlockDevice output, CopyOptions options, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        long length = input.Length;
+        var filled = Channel.CreateBounded<Chunk>(options.Buffers - 1);
+        var free = Channel.CreateUnbounded<byte[]>();
+        for (int i = 0; i < options.Buffers; i++)
+        {
+            free.Writer.TryWrite(new byte[ChunkBytes]);
+        }
+
+        Task reader = Task.Run(async () =>
+        {
+            try
+            {
+                for (long offset = 0; offset < length; offset += ChunkBytes)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    byte[] buffer = await free.Reader.ReadAsync(cancellationToken);
+                    int n = (int)Math.Min(ChunkBytes, length - offset);
+                    List<Piece> runs = Pieces(input, offset, n, options);
+                    foreach (Piece run in runs)
+                    {
+                        if (run.Kind == RunKind.Data)
+                        {
+                            input.Read(offset + run.Start, buffer.AsSpan(run.Start, run.Length));
+                        }
+                        else if (options.Compressed)
+                        {
+                            // Compressed output is written a whole cluster at a time, zeros and all.
+                            buffer.AsSpan(run.Start, run.Length).Clear();
+                        }
+                    }
+
+                    await filled.Writer.WriteAsync(new Chunk(offset, n, buffer, runs), cancellationToken);
+                }
+
+                filled.Writer.TryComplete();
+            }
+            catch (Exception e)
+            {
+                filled.Writer.TryComplete(e);
+            }
+        });
+
+        try
+        {
+            while (filled.Reader.WaitToReadAsync(cancellationToken).AsTask().GetAwaiter().GetResult())
+            {
+                while (filled.Reader.TryRead(out Chunk? chunk))
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    if (options.Compressed)
+                    {
+                        WriteCompressed((QcowDevice)output, chunk.Offset, chunk.Buffer.AsSpan(0, chunk.Length));
+                    }
+                    else
+                    {
+                        foreach (Piece run in chunk.Pieces)
+                        {
+                            try
+                            {
+                                WriteRun(output, chunk.Offset + run.Start, chunk.Buffer.AsSpan(run.Start, run.Length), run.Kind, options);
+                            }
+                            catch (IOException e)
+                            {
+                                throw new IOException($"error while writing at byte {chunk.Offset + run.Start}: {e.Message}", e);
+                            }
+                        }
+                    }
+
+                    free.Writer.TryWrite(chunk.Buffer);
+                    progress?.Report(100.0 * (chunk.Offset + chunk.Length) / length);
+                }
+            }
+        }
+        finally
+        {
+            // A reader waiting for a free buffer or for room to pass a chunk on is woken by its
+            // channel closing, so that a failed or cancelled copy stops both threads.
+            filled.Writer.TryComplete();
+            free.Writer.Complete();
+            reader.Wait(CancellationToken.None);
+        }
+
+        progress?.Report(100.0);
+    }
+
+    /// <summary>A chunk's ranges by block status, neighbours of one kind joined; with -S 0 zeros are data too (a fully allocated target).</summary>
+    private static List<Piece> Pieces(IBlockDevice input, long offset, int length, CopyOptions options)
+    {
+        var runs = new List<Piece>();
+        bool sourceHasBacking = input is QcowDevice { Backing: not null };
+        for (int done = 0; done < length;)
+        {
+            BlockStatus s = input.Status(offset + done, length - done);
+            // As qemu-img: with -B, what the source's own backing file answers is left to the
+            // target's; a source without one reads zeros there, which are written as zeros.
+            RunKind kind = options.TargetHasBacking && (s.Depth > 0 || (sourceHasBacking && !s.Present)) ? RunKind.Backing
+                : s.Zero && options.MinSparse != 0 ? RunKind.Zero
+                : RunKind.Data;
+            int n = (int)s.Length;
+            if (runs.Count > 0 && runs[^1].Kind == kind)
+            {
+                runs[^1] = runs[^1] with { Length = runs[^1].Length + n };
+            }
+            else
+            {
+                runs.Add(new Piece(done, n, kind));
+            }
+
+            done += n;
+        }
+
+        return runs;
+    }
+
+    /// <summary>Each cluster of the chunk that is not all zeros, compressed (a new target reads zeros elsewhere).</summary>
+    private static void WriteCompressed(QcowDevice output, long offset, ReadOnlySpan<byte> bytes)
+    {
+        int cs = output.Layout.ClusterSize;
+        for (int at = 0; at < bytes.Length; at += cs)
+        {
+            ReadOnlySpan<byte> cluster = bytes.Slice(at, Math.Min(cs, bytes.Length - at));
+            if (!cluster.ContainsAnyExcept((byte)0))
+            {
+                continue;
+            }
+
+            // A source that ends inside a sector leaves the target's last cluster to be padded with zeros.
+            int whole = (int)Math.Min(cs, output.Length - (offset + at));
+            if (whole > cluster.Length)
+            {
+                byte[] padded = new byte[whole];
+                cluster.CopyTo(padded);
+                cluster = padded;
+            }
+
+            output.WriteCompressed(offset + at, cluster);
+        }
+    }
+
+    private static void WriteRun(IBlockDevice output, long offset, ReadOnlySpan<byte> bytes, RunKind kind, CopyOptions options)
+    {
+        switch (kind)
+        {
+            case RunKind.Data when options.MinSparse == 0:
+                output.Write(offset, bytes);
+                break;
+            case RunKind.Data:
+                WriteDetectingZeros(output, offset, bytes, options);
+                break;
+            case RunKind.Zero when !options.TargetReadsZero:
+                output.WriteZeroes(offset, bytes.Length);
+                break;
+        }
+    }
+
+    /// <summary>Writes the granules that hold data; all-zero granules are skipped, or written as zeros when the target may hold something else.</summary>
+    private static void WriteDetectingZeros(IBlockDevice output, long offset, ReadOnlySpan<byte> bytes, CopyOptions options)
+    {
+        int granule = options.MinSparse;
+        int start = 0;
+        bool? startIsData = null;
+        for (int at = 0; ; at += granule)
+        {
+            // Past the last granule, data is null: whatever run is open gets written.
+            bool? data = at < bytes.Length ? bytes.Slice(at, Math.Min(granule, bytes.Length - at)).ContainsAnyExcept((byte)0) : null;
+            if (data != startIsData)
+            {
+                int end = Math.Min(at, bytes.Length);
+                if (startIsData == true)
+                {
+                    output.Write(offset + start, bytes[start..end]);
+                }
+                else if (startIsData == false && !options.TargetReadsZero)
+                {
+                    output.WriteZeroes(offset + start, end - start);
+                }
+
+                start = at;
+                startIsData = data;
+            }
+
+            if (data is null)
+            {
+                return;
+            }
+        }
+    }
+}
