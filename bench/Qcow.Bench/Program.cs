@@ -1,7 +1,8 @@
 // The benchmark: on one data set, in one run, Qcow against qemu-img and against a raw file.
 //   1. qcow2 → raw and raw → qcow2 of a fully allocated image: `qcow convert` vs `qemu-img
 //      convert` (both as processes), with `cp` of the raw file as the floor.
-//   2. 4 KiB random reads of a fully cached qcow2 image in process vs pread of the raw file.
+//   2. 4 KiB random reads of a fully cached qcow2 image in process vs pread of the raw file, on
+//      one thread and on two (--reads-only runs just these).
 // Each timing is the median of --repeat runs, warm page cache, after a sync; both converters use
 // their default cache mode for the target ('unsafe': no fsync). Prints a Markdown report.
 using System;
@@ -17,6 +18,7 @@ long size = Qcow.Cli.Sizes.Parse(Arg("--size", "1G"));
 int repeat = int.Parse(Arg("--repeat", "3"), CultureInfo.InvariantCulture);
 int reads = int.Parse(Arg("--reads", "1000000"), CultureInfo.InvariantCulture);
 string qcowDll = Path.Combine(AppContext.BaseDirectory, "qcow.dll");
+bool readsOnly = Array.IndexOf(args, "--reads-only") >= 0;
 
 Directory.CreateDirectory(dir);
 string raw = Path.Combine(dir, "data.raw");
@@ -24,6 +26,13 @@ string qcow2 = Path.Combine(dir, "data.qcow2");
 Console.Error.WriteLine($"bench: {size} bytes of data in {dir}");
 Qcow.Bench.Data.Write(raw, size);
 Run("qemu-img", "convert", "-O", "qcow2", raw, qcow2);
+if (readsOnly)
+{
+    Console.WriteLine("| job | Qcow | raw file (pread) |");
+    Console.WriteLine("|---|---|---|");
+    Console.WriteLine(ReadRows(Qcow.Bench.RandomReads.Measure(qcow2, raw, reads, repeat)));
+    return 0;
+}
 
 // The jobs take turns, run after run, so that drifts in the machine's state hit them alike.
 var jobs = new (string Name, string Target, string Tool, string[] Args)[]
@@ -89,7 +98,7 @@ Run("qemu-img", "compare", "-q", Out("c.qcow2"), raw);
 Run("qemu-img", "compare", "-q", Out("l.qcow2"), raw);
 Run("cmp", Out("c.raw"), raw);
 
-var (qcowReads, rawReads) = Qcow.Bench.RandomReads.Measure(qcow2, raw, reads);
+Qcow.Bench.ReadRates rates = Qcow.Bench.RandomReads.Measure(qcow2, raw, reads, repeat);
 Console.WriteLine($"Median of {repeat} runs (fastest–slowest in brackets); ratio = Qcow median / qemu-img median (fastest / fastest in brackets).");
 Console.WriteLine();
 Console.WriteLine("| job | Qcow | qemu-img | raw file (cp) | Qcow / qemu-img |");
@@ -98,7 +107,8 @@ Console.WriteLine(Row("qcow2 → raw, `qcow convert` process", qcowToRaw, qemuTo
 Console.WriteLine(Row("raw → qcow2, `qcow convert` process", rawToQcow, rawToQemu, copy));
 Console.WriteLine(Row("qcow2 → raw, library in process", libToRaw, qemuToRaw, copy));
 Console.WriteLine(Row("raw → qcow2, library in process", rawToLib, rawToQemu, copy));
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| 4 KiB random reads, one thread, {reads:N0} reads | {qcowReads:N0} /s | — | {rawReads:N0} /s (pread) | — |"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| 4 KiB random reads, one thread, {reads:N0} reads | {rates.Qcow:N0} /s | — | {rates.Raw:N0} /s (pread) | — |"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| 4 KiB random reads, two threads, one image | {rates.QcowTwoThreads:N0} /s ({rates.QcowTwoThreads / rates.Qcow:0.00}×) | — | {rates.RawTwoThreads:N0} /s ({rates.RawTwoThreads / rates.Raw:0.00}×) | — |"));
 foreach (string f in Directory.GetFiles(dir, "out-*"))
 {
     File.Delete(f);
@@ -107,6 +117,10 @@ foreach (string f in Directory.GetFiles(dir, "out-*"))
 return 0;
 
 string Out(string name) => Path.Combine(dir, "out-" + name);
+
+string ReadRows(Qcow.Bench.ReadRates r) =>
+    string.Create(CultureInfo.InvariantCulture, $"| 4 KiB random reads, one thread, {reads:N0} reads | {r.Qcow:N0} /s | {r.Raw:N0} /s |\n")
+    + string.Create(CultureInfo.InvariantCulture, $"| 4 KiB random reads, two threads, one image | {r.QcowTwoThreads:N0} /s ({r.QcowTwoThreads / r.Qcow:0.00}× one thread) | {r.RawTwoThreads:N0} /s ({r.RawTwoThreads / r.Raw:0.00}×) |");
 
 string Arg(string name, string fallback)
 {

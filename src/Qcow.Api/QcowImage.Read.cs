@@ -1,4 +1,4 @@
-// Reading guest bytes, synchronously and asynchronously over one core.
+// Reading guest bytes, synchronously and asynchronously.
 using System;
 using System.Threading;
 using System.Threading.Tasks;
@@ -27,25 +27,21 @@ public sealed partial class QcowImage
     }
 
     /// <summary>
-    /// Reads guest bytes at <paramref name="offset"/>. Positional file I/O completes
-    /// synchronously, so this runs <see cref="Read(long, Span{byte})"/> after checking for cancellation.
+    /// Reads guest bytes at <paramref name="offset"/>: the table lookup runs at once, the file
+    /// reads asynchronously, so many reads can be in flight together.
     /// </summary>
-    /// <exception cref="OperationCanceledException">The token was cancelled before the read started.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
     /// <inheritdoc cref="Read(long, Span{byte})"/>
-    public ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken = default)
+    public async ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (cancellationToken.IsCancellationRequested)
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        if (offset >= Length)
         {
-            return ValueTask.FromCanceled<int>(cancellationToken);
+            return 0;
         }
 
-        try
-        {
-            return ValueTask.FromResult(Read(offset, buffer.Span));
-        }
-        catch (Exception e)
-        {
-            return ValueTask.FromException<int>(e);
-        }
+        int n = (int)Math.Min(buffer.Length, Length - offset);
+        await _device.ReadAsync(offset, buffer[..n], cancellationToken).ConfigureAwait(false);
+        return n;
     }
 }

@@ -1,6 +1,8 @@
-// A seekable Stream over an image's virtual disk.
+// A seekable Stream over an image's virtual disk; its async reads are the image's asynchronous ones.
 using System;
 using System.IO;
+using System.Threading;
+using System.Threading.Tasks;
 
 namespace Qcow;
 
@@ -41,7 +43,28 @@ internal sealed class QcowStream : Stream
         return n;
     }
 
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        int n = await _image.ReadAsync(_position, buffer, cancellationToken).ConfigureAwait(false);
+        _position += n;
+        return n;
+    }
+
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        await _image.WriteAsync(_position, buffer, cancellationToken).ConfigureAwait(false);
+        _position += buffer.Length;
+    }
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => _image.FlushAsync(cancellationToken).AsTask();
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {

@@ -3,6 +3,8 @@
 using System;
 using System.IO;
 using System.Runtime.InteropServices;
+using System.Threading;
+using System.Threading.Tasks;
 using Microsoft.Win32.SafeHandles;
 
 namespace Qcow.IO;
@@ -106,6 +108,24 @@ internal sealed class FileStorage : IStorage
         while (total < buffer.Length)
         {
             int n = RandomAccess.Read(_handle, buffer[total..], offset + total);
+            if (n == 0)
+            {
+                break;
+            }
+
+            total += n;
+        }
+
+        return total;
+    }
+
+    public async ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        RefuseBeyondRequestLimit(offset, buffer.Length);
+        int total = 0;
+        while (total < buffer.Length)
+        {
+            int n = await RandomAccess.ReadAsync(_handle, buffer[total..], offset + total, cancellationToken).ConfigureAwait(false);
             if (n == 0)
             {
                 break;

@@ -1,5 +1,7 @@
 // A virtual disk: what an image is to its overlay, to convert, and to the public API.
 using System;
+using System.Threading;
+using System.Threading.Tasks;
 
 namespace Qcow.IO;
 
@@ -18,6 +20,14 @@ internal interface IBlockDevice : IDisposable
 
     /// <summary>Reads guest bytes; bytes past <see cref="Length"/> read as zeros.</summary>
     void Read(long offset, Span<byte> destination);
+
+    /// <summary>Reads as <see cref="Read"/> does, with the file reads asynchronous where the device can make them so.</summary>
+    ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        Read(offset, destination.Span);
+        return ValueTask.CompletedTask;
+    }
 
     void Write(long offset, ReadOnlySpan<byte> source);
 

@@ -1,6 +1,9 @@
 // Positional I/O on the bytes of one file: what the shell reads and writes images through,
-// so that tests can put a fault-injecting layer underneath.
+// so that tests can put a fault-injecting layer underneath. Reads may run while other threads
+// read or write the same storage (a device reads data outside its lock).
 using System;
+using System.Threading;
+using System.Threading.Tasks;
 
 namespace Qcow.IO;
 
@@ -15,6 +18,10 @@ internal interface IStorage : IDisposable
 
     /// <summary>Reads at most <c>buffer.Length</c> bytes; fewer only at the end of the file.</summary>
     int Read(long offset, Span<byte> buffer);
+
+    /// <summary>Reads as <see cref="Read"/> does, asynchronously where the storage can (a file does).</summary>
+    ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
+        cancellationToken.IsCancellationRequested ? ValueTask.FromCanceled<int>(cancellationToken) : ValueTask.FromResult(Read(offset, buffer.Span));
 
     void Write(long offset, ReadOnlySpan<byte> buffer);
 

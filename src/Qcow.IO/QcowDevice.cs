@@ -10,6 +10,10 @@ namespace Qcow.IO;
 internal sealed partial class QcowDevice : IBlockDevice
 {
     private readonly object _sync = new();
+
+    // Data reads running outside _sync (see QcowDevice.Read.cs); a cluster is not made free for
+    // reuse, nor the file closed, while any runs.
+    private readonly ReadsInFlight _readsInFlight = new();
     private readonly IStorage _storage;
     private readonly ImageMetadata _metadata;
     private readonly PlanExecutor _executor;
@@ -122,13 +126,20 @@ internal sealed partial class QcowDevice : IBlockDevice
 
     /// <summary>
     /// A flush applies releases: the cluster the next compressed stream would be packed into may
-    /// be freed by one and handed out as a data cluster later, so packing starts afresh.
+    /// be freed by one and handed out as a data cluster later, so packing starts afresh. Reads in
+    /// flight finish first: one may still be reading a cluster that is about to become free.
     /// </summary>
     private void FlushMetadata()
     {
+        if (_metadata.PendingReleases > 0)
+        {
+            _readsInFlight.WaitForNone();
+        }
+
         _metadata.Flush();
         _packAt = 0;
     }
+
 
     public void Dispose()
     {
@@ -140,6 +151,7 @@ internal sealed partial class QcowDevice : IBlockDevice
             }
 
             _disposed = true;
+            _readsInFlight.WaitForNone();
             try
             {
                 // After a refused write the metadata in memory may be half-changed: like QEMU,

@@ -1,5 +1,7 @@
 // A raw image: guest offset = file offset.
 using System;
+using System.Threading;
+using System.Threading.Tasks;
 
 namespace Qcow.IO;
 
@@ -25,6 +27,12 @@ internal sealed class RawDevice : IBlockDevice
     {
         int n = offset < Length ? _storage.Read(offset, destination) : 0;
         destination[n..].Clear();
+    }
+
+    public async ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        int n = offset < Length ? await _storage.ReadAsync(offset, destination, cancellationToken).ConfigureAwait(false) : 0;
+        destination.Span[n..].Clear();
     }
 
     public void Write(long offset, ReadOnlySpan<byte> source) => _storage.Write(offset, source);

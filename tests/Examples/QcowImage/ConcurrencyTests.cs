@@ -6,7 +6,9 @@ using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.Threading.Tasks;
+using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.Examples.Oracle;
+using Qcow.IO;
 using Xunit;
 
 namespace Qcow.Examples.QcowImageTests;
@@ -184,6 +186,81 @@ public sealed class ConcurrencyTests
         {
             Qemu.AssertClean(dir.Path, "overlap.qcow2");
         }
+    }
+
+    [Fact]
+    public async Task Read_InFlight_WhenItsClusterIsFreed_KeepsTheClusterFromReuseUntilItEnds()
+    {
+        // Reads look the mapping up under the lock and read the file outside it. Here the file
+        // read of cluster 0 is held up while another thread discards the cluster and flushes,
+        // which would make it free for the next write to take: the flush must wait for the read.
+        using var dir = new TempDir();
+        const int ClusterSize = 4096;
+        string path = dir.File("race.qcow2");
+        QcowImage.Create(path, new QcowCreateOptions { Size = 1 << 20, ClusterSize = ClusterSize }).Dispose();
+        var storage = new GatedStorage(FileStorage.Open(path, writable: true));
+        using QcowImage image = QcowImage.Of(QcowDevice.Open(storage, new DeviceOptions(true, false, 1 << 20, NullLogger.Instance), (_, _) => null));
+        byte[] old = new byte[ClusterSize];
+        old.AsSpan().Fill(0x11);
+        image.Write(0, old);
+        image.Flush();
+        storage.HoldReadsAt = image.GetBlockStatus(0, ClusterSize).HostOffset!.Value;
+
+        byte[] seen = new byte[ClusterSize];
+        Task read = Task.Run(() => image.Read(0, seen));
+        Assert.True(storage.ReadHeld.Wait(TimeSpan.FromSeconds(10)), "the read reached the file");
+        image.Discard(0, ClusterSize);
+        Task flush = Task.Run(image.Flush);
+        bool flushedDuringRead = await Task.WhenAny(flush, Task.Delay(300)) == flush;
+        if (flushedDuringRead)
+        {
+            // The freed cluster is the first free one: this write would take it.
+            byte[] other = new byte[ClusterSize];
+            other.AsSpan().Fill(0x22);
+            image.Write(ClusterSize, other);
+        }
+
+        storage.ReleaseReads.Set();
+        await read;
+        await flush;
+
+        Assert.False(flushedDuringRead, "the flush freed a cluster a read was still reading");
+        Assert.Equal(old, seen);
+    }
+
+    /// <summary>A file whose reads at one offset wait until released, so that a test can act while one is in flight.</summary>
+    private sealed class GatedStorage(IStorage inner) : IStorage
+    {
+        public long HoldReadsAt { get; set; } = -1;
+
+        public System.Threading.ManualResetEventSlim ReadHeld { get; } = new();
+
+        public System.Threading.ManualResetEventSlim ReleaseReads { get; } = new();
+
+        public string Path => inner.Path;
+
+        public bool CanWrite => inner.CanWrite;
+
+        public long Length => inner.Length;
+
+        public int Read(long offset, Span<byte> buffer)
+        {
+            if (offset == HoldReadsAt)
+            {
+                ReadHeld.Set();
+                ReleaseReads.Wait();
+            }
+
+            return inner.Read(offset, buffer);
+        }
+
+        public void Write(long offset, ReadOnlySpan<byte> buffer) => inner.Write(offset, buffer);
+
+        public void SetLength(long length) => inner.SetLength(length);
+
+        public void Flush() => inner.Flush();
+
+        public void Dispose() => inner.Dispose();
     }
 
     /// <summary>The stamp each sector holds; a sector whose words differ is torn, and fails the test.</summary>
