@@ -32,6 +32,7 @@ internal static class LayoutCommand
         [QcowClusterRole.SnapshotL2Table] = ('i', "#8c564b", "snapshot-only L2 tables"),
         [QcowClusterRole.Data] = ('D', "#7f7f7f", "data"),
         [QcowClusterRole.CompressedData] = ('C', "#17becf", "compressed data"),
+        [QcowClusterRole.Bitmap] = ('B', "#bcbd22", "bitmaps"),
         [QcowClusterRole.Leaked] = ('L', "#d62728", "leaked"),
         [QcowClusterRole.Free] = ('.', "#f4f4f4", "free"),
     };

@@ -1,27 +1,20 @@
-// What each host cluster of a qcow2 image is for: found by walking every structure the header
-// reaches (the same walk check makes), then, for clusters nothing references, by their refcount.
+// What each host cluster of a qcow2 image is for: a fold over the table walk (the walk check
+// makes), then, for clusters nothing references, their refcount says whether they are leaked.
 using System;
-using System.Buffers.Binary;
 using Qcow.Format;
 
 namespace Qcow.IO;
 
-/// <summary>The role of a host cluster; a cluster with several keeps the first found.</summary>
-internal sealed class ClusterRoles
+/// <summary>The role of a host cluster; a cluster with several keeps the first the walk finds.</summary>
+internal sealed class ClusterRoles : IWalkVisitor
 {
-    private readonly IStorage _storage;
-    private readonly Header _header;
     private readonly int _bits;
-    private readonly EntryFormat _format;
-    private readonly int _entryBytes;
+    private readonly bool _externalData;
 
     private ClusterRoles(IStorage storage, Header header)
     {
-        _storage = storage;
-        _header = header;
         _bits = header.ClusterBits;
-        _format = HeaderModule.entryFormat(header);
-        _entryBytes = HeaderModule.geometry(header).L2EntryBytes;
+        _externalData = HeaderModule.entryFormat(header).HasExternalData;
         Roles = new QcowClusterRole[(storage.Length + (1L << _bits) - 1) >> _bits];
     }
 
@@ -36,23 +29,7 @@ internal sealed class ClusterRoles
     public static ClusterRoles Of(IStorage storage, Header header)
     {
         var map = new ClusterRoles(storage, header);
-        long cs = 1L << map._bits;
-        map.Mark(0, cs, QcowClusterRole.Header);
-        map.MarkTree(header.L1TableOffset, header.L1Size, QcowClusterRole.L1Table, QcowClusterRole.L2Table);
-        map.Mark((long)header.RefcountTableOffset, (long)header.RefcountTableClusters * cs, QcowClusterRole.RefcountTable);
-        byte[] table = map.Read((long)header.RefcountTableOffset, (int)(header.RefcountTableClusters * cs));
-        for (int i = 0; i < table.Length / 8; i++)
-        {
-            map.Mark((long)(BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8)) & ~Refcount.TableReservedMask), cs, QcowClusterRole.RefcountBlock);
-        }
-
-        SnapshotTable snapshots = SnapshotTable.Read(storage, header);
-        map.Mark((long)header.SnapshotsOffset, (long)snapshots.Bytes, QcowClusterRole.SnapshotTable);
-        foreach (Snapshot snapshot in snapshots.Entries)
-        {
-            map.MarkTree(snapshot.L1TableOffset, snapshot.L1Size, QcowClusterRole.SnapshotL1Table, QcowClusterRole.SnapshotL2Table);
-        }
-
+        ImageWalk.Walk(storage, header, WalkScope.Everything, map);
         var stored = new StoredRefcounts(storage, header);
         for (long c = 0; c < map.Roles.Length; c++)
         {
@@ -65,39 +42,55 @@ internal sealed class ClusterRoles
         return map;
     }
 
-    private void MarkTree(ulong l1Offset, uint l1Size, QcowClusterRole l1Role, QcowClusterRole l2Role)
+    /// <summary>One item of the walk: the clusters it names get its role, unless they have one.</summary>
+    public void Visit(in Walked item)
     {
         long cs = 1L << _bits;
-        Mark((long)l1Offset, (long)l1Size * 8, l1Role);
-        byte[] l1 = Read((long)l1Offset, (int)l1Size * 8);
-        byte[] l2 = new byte[cs];
-        for (int i = 0; i < l1.Length / 8; i++)
+        bool active = item.Tree == 0;
+        switch (item.Item)
         {
-            long table = (long)(BinaryPrimitives.ReadUInt64BigEndian(l1.AsSpan(i * 8)) & L1Entry.OffsetMask);
-            if (table == 0)
-            {
-                continue;
-            }
+            case WalkItem.HeaderCluster:
+                Mark(0, cs, QcowClusterRole.Header);
+                break;
+            case WalkItem.L1Table:
+                Mark((long)item.Offset, (long)item.Length, active ? QcowClusterRole.L1Table : QcowClusterRole.SnapshotL1Table);
+                break;
+            case WalkItem.L1Entry:
+                Mark((long)(item.Entry & L1Entry.OffsetMask), cs, active ? QcowClusterRole.L2Table : QcowClusterRole.SnapshotL2Table);
+                break;
+            case WalkItem.L2Entry:
+                MarkL2Entry(item);
+                break;
+            case WalkItem.SnapshotTable:
+                Mark((long)item.Offset, (long)item.Length, QcowClusterRole.SnapshotTable);
+                break;
+            case WalkItem.BitmapDirectory or WalkItem.BitmapTable:
+                Mark((long)item.Offset, (long)item.Length, QcowClusterRole.Bitmap);
+                break;
+            case WalkItem.BitmapEntry when (item.Entry & L2Entry.OffsetMask) != 0:
+                Mark((long)(item.Entry & L2Entry.OffsetMask), cs, QcowClusterRole.Bitmap);
+                break;
+            case WalkItem.RefcountTable:
+                Mark((long)item.Offset, (long)item.Length, QcowClusterRole.RefcountTable);
+                break;
+            case WalkItem.RefcountTableEntry:
+                Mark((long)(item.Entry & ~Refcount.TableReservedMask), cs, QcowClusterRole.RefcountBlock);
+                break;
+        }
+    }
 
-            Mark(table, cs, l2Role);
-            l2.AsSpan().Clear();
-            _storage.Read(table, l2.AsSpan(0, (int)Math.Max(0, Math.Min(cs, _storage.Length - table))));
-            for (int j = 0; j < l2.Length / _entryBytes; j++)
-            {
-                ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * _entryBytes));
-                ClusterType type = L2Entry.clusterType(_format, entry);
-                HasZeroClusters |= type is ClusterType.ZeroPlain or ClusterType.ZeroAllocated;
-                switch (type)
-                {
-                    case ClusterType.Normal or ClusterType.ZeroAllocated when !_format.HasExternalData:
-                        Mark((long)(entry & L2Entry.OffsetMask), cs, QcowClusterRole.Data);
-                        break;
-                    case ClusterType.Compressed:
-                        var (host, length) = L2Entry.compressedStream(_bits, entry);
-                        Mark((long)host, length, QcowClusterRole.CompressedData);
-                        break;
-                }
-            }
+    private void MarkL2Entry(in Walked item)
+    {
+        HasZeroClusters |= item.Type is ClusterType.ZeroPlain or ClusterType.ZeroAllocated;
+        switch (item.Type)
+        {
+            case ClusterType.Normal or ClusterType.ZeroAllocated when !_externalData:
+                Mark((long)(item.Entry & L2Entry.OffsetMask), 1L << _bits, QcowClusterRole.Data);
+                break;
+            case ClusterType.Compressed:
+                var (host, length) = L2Entry.compressedStream(_bits, item.Entry);
+                Mark((long)host, length, QcowClusterRole.CompressedData);
+                break;
         }
     }
 
@@ -117,13 +110,5 @@ internal sealed class ClusterRoles
                 Roles[c] = role;
             }
         }
-    }
-
-    /// <summary>What the file holds of a table; the rest reads as zeros.</summary>
-    private byte[] Read(long offset, int length)
-    {
-        byte[] bytes = new byte[Math.Max(0, Math.Min(length, _storage.Length - offset)) & ~7L];
-        _storage.Read(offset, bytes);
-        return bytes;
     }
 }

@@ -113,7 +113,7 @@ internal static class ImageChecker
         // As in QEMU, -r leaks fixes the flags too when the refcounts are right now.
         bool repairFlags = repair == RefcountCheck.Repair.All
             || (repair == RefcountCheck.Repair.Leaks && checkErrors == 0 && corruptions == 0 && leaks == 0);
-        long flags = CopiedFlags.Visit(storage, header, stored, messages, repairFlags);
+        long flags = CopiedFlags.Check(storage, header, stored, messages, repairFlags);
         if (repairFlags)
         {
             corruptionsFixed += flags;

@@ -28,4 +28,6 @@ public enum QcowClusterRole : byte
     CompressedData,
     /// <summary>Counted as in use, yet nothing refers to it.</summary>
     Leaked,
+    /// <summary>A persistent dirty bitmap's directory, table or data.</summary>
+    Bitmap,
 }

@@ -1,46 +1,40 @@
 // Counts the references an image's tables hold to each host cluster, as QEMU's check counts them
 // (calculate_refcounts): header, L1 tables, L2 tables and data clusters per path, compressed
 // streams per cluster they touch, the snapshot table, every snapshot's tree, persistent bitmaps,
-// and on request the refcount structures. On the way it finds what QEMU's check finds in those tables (reserved
-// bits, misaligned offsets, references past the end of the file) and the active tree's figures.
+// and on request the refcount structures. A fold over the table walk (ImageWalk); on the way it
+// finds what QEMU's check finds in those tables (reserved bits, misaligned offsets, references
+// past the end of the file) and the active tree's figures.
 using System;
-using System.Buffers.Binary;
 using System.Collections.Generic;
 using Qcow.Format;
 
 namespace Qcow.IO;
 
-internal sealed class ReferenceCounter
+internal sealed class ReferenceCounter : IWalkVisitor
 {
-    private readonly IStorage _storage;
-    private readonly Header _header;
     private readonly int _clusterBits;
     private readonly long _clusterSize;
     private readonly long _fileLength;
     private readonly uint _refcountMax;
     private readonly EntryFormat _format;
+    private readonly bool _extended;
+    private readonly bool _refcountStructures;
     private long _nextContiguous;
-    private readonly int _entryBytes;
 
-    // One buffer for every L2 table read: a hostile L1 table can name tens of thousands of them.
-    private readonly byte[] _l2;
-
-    private ReferenceCounter(IStorage storage, Header header)
+    private ReferenceCounter(IStorage storage, Header header, bool refcountStructures)
     {
-        _storage = storage;
-        _header = header;
+        _refcountStructures = refcountStructures;
         _clusterBits = header.ClusterBits;
         _clusterSize = 1L << _clusterBits;
         _fileLength = storage.Length;
         _format = HeaderModule.entryFormat(header);
-        _entryBytes = HeaderModule.geometry(header).L2EntryBytes;
+        _extended = HeaderModule.geometry(header).L2EntryBytes == 16;
         int refcountBits = 1 << header.RefcountOrder;
         _refcountMax = refcountBits >= 32 ? uint.MaxValue : (1u << refcountBits) - 1;
         Clusters = (_fileLength + _clusterSize - 1) >> _clusterBits;
         // A reference may reach less than one cluster past the end of the file (QEMU allows a
         // last cluster that is only partly there), so one cluster more than the file holds.
         Counts = new uint[Clusters + 1];
-        _l2 = new byte[_clusterSize];
     }
 
     /// <summary>References per host cluster; index = cluster.</summary>
@@ -79,24 +73,78 @@ internal sealed class ReferenceCounter
     /// <param name="refcountStructures">Count the refcount table and blocks too (check does; a rebuild, which replaces them, does not).</param>
     public static ReferenceCounter Count(IStorage storage, Header header, bool refcountStructures)
     {
-        var counter = new ReferenceCounter(storage, header);
-        counter.Add(0, counter._clusterSize);
-        counter.AddTree(header.L1TableOffset, header.L1Size, active: true);
-        SnapshotTable snapshots = SnapshotTable.Read(storage, header);
-        foreach (Snapshot snapshot in snapshots.Entries)
-        {
-            counter.AddTree(snapshot.L1TableOffset, snapshot.L1Size, active: false);
-        }
-
-        counter.Add((long)header.SnapshotsOffset, (long)snapshots.Bytes);
-        counter.AddBitmaps(BitmapDirectory.Read(storage, header));
-        if (refcountStructures)
-        {
-            counter.Add((long)header.RefcountTableOffset, (long)header.RefcountTableClusters << counter._clusterBits);
-            counter.AddRefcountBlocks();
-        }
-
+        var counter = new ReferenceCounter(storage, header, refcountStructures);
+        ImageWalk.Walk(storage, header, WalkScope.Everything, counter);
         return counter;
+    }
+
+    /// <summary>One item of the walk: the references it holds, and what is wrong with it.</summary>
+    public void Visit(in Walked item)
+    {
+        switch (item.Item)
+        {
+            case WalkItem.HeaderCluster or WalkItem.L1Table or WalkItem.SnapshotTable or WalkItem.BitmapDirectory or WalkItem.BitmapTable:
+                Add((long)item.Offset, (long)item.Length);
+                break;
+            case WalkItem.L1Entry:
+                VisitL1Entry(item.Entry);
+                break;
+            case WalkItem.L2Entry:
+                VisitL2Entry(item, active: item.Tree == 0);
+                break;
+            case WalkItem.BitmapEntry:
+                VisitBitmapEntry(item.Entry);
+                break;
+            case WalkItem.RefcountTable when _refcountStructures:
+                Add((long)item.Offset, (long)item.Length);
+                break;
+            case WalkItem.RefcountTableEntry when _refcountStructures:
+                VisitRefcountTableEntry(item.Index, item.Entry);
+                break;
+        }
+    }
+
+    /// <summary>check_refcounts_l1's part for one entry: its L2 table is referenced, and must be aligned.</summary>
+    private void VisitL1Entry(ulong entry)
+    {
+        if ((entry & L1Entry.ReservedMask) != 0)
+        {
+            Corrupt($"ERROR found L1 entry with reserved bits set: {entry:x}");
+        }
+
+        long table = (long)(entry & L1Entry.OffsetMask);
+        Add(table, _clusterSize);
+        if ((table & (_clusterSize - 1)) != 0)
+        {
+            Corrupt($"ERROR l2_offset={table:x}: Table is not cluster aligned; L1 entry corrupted");
+        }
+
+        // check_refcounts_l2 counts fragmentation within one table.
+        _nextContiguous = 0;
+    }
+
+    /// <summary>check_refcounts_l2 for one entry, with the fragmentation figures for the active tree.</summary>
+    private void VisitL2Entry(in Walked item, bool active)
+    {
+        ulong entry = item.Entry;
+        if (L2Entry.hasReservedBits(entry))
+        {
+            Corrupt($"ERROR found l2 entry with reserved bits set: {entry:x}");
+        }
+
+        if (_extended)
+        {
+            CheckBitmap(item.Type, entry, item.Bitmap);
+        }
+
+        if (item.Type == ClusterType.Compressed)
+        {
+            AddCompressed(entry, active);
+        }
+        else if (item.Type is ClusterType.Normal or ClusterType.ZeroAllocated)
+        {
+            AddAllocated(entry, item.Type, active);
+        }
     }
 
     /// <summary>qcow2_inc_refcounts_imrt: one reference to each cluster a byte range touches.</summary>
@@ -126,69 +174,6 @@ internal sealed class ReferenceCounter
             }
 
             Counts[c]++;
-        }
-    }
-
-    /// <summary>check_refcounts_l1: an L1 table, each L2 table it names, each cluster those name.</summary>
-    private void AddTree(ulong l1Offset, uint l1Size, bool active)
-    {
-        Add((long)l1Offset, (long)l1Size * 8);
-        byte[] l1 = new byte[l1Size * 8L];
-        ReadZeroFilled((long)l1Offset, l1);
-        for (int i = 0; i < (int)l1Size; i++)
-        {
-            ulong entry = BinaryPrimitives.ReadUInt64BigEndian(l1.AsSpan(i * 8));
-            if (entry == 0)
-            {
-                continue;
-            }
-
-            if ((entry & L1Entry.ReservedMask) != 0)
-            {
-                Corrupt($"ERROR found L1 entry with reserved bits set: {entry:x}");
-            }
-
-            long table = (long)(entry & L1Entry.OffsetMask);
-            Add(table, _clusterSize);
-            if ((table & (_clusterSize - 1)) != 0)
-            {
-                Corrupt($"ERROR l2_offset={table:x}: Table is not cluster aligned; L1 entry corrupted");
-            }
-
-            AddL2Table(table, active);
-        }
-    }
-
-    /// <summary>check_refcounts_l2, with the fragmentation figures for the active tree.</summary>
-    private void AddL2Table(long table, bool active)
-    {
-        byte[] l2 = _l2;
-        ReadZeroFilled(table, l2);
-        _nextContiguous = 0;
-        for (int j = 0; j < l2.Length / _entryBytes; j++)
-        {
-            ulong raw = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(j * _entryBytes));
-            // With subclusters the first word's bit 0 means nothing: the bitmap says what is zero.
-            ulong entry = _entryBytes == 16 ? raw & ~L2Entry.ZeroFlag : raw;
-            ClusterType type = L2Entry.clusterType(_format, entry);
-            if (L2Entry.hasReservedBits(raw))
-            {
-                Corrupt($"ERROR found l2 entry with reserved bits set: {raw:x}");
-            }
-
-            if (_entryBytes == 16)
-            {
-                CheckBitmap(type, entry, BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan((j * 16) + 8)));
-            }
-
-            if (type == ClusterType.Compressed)
-            {
-                AddCompressed(entry, active);
-            }
-            else if (type is ClusterType.Normal or ClusterType.ZeroAllocated)
-            {
-                AddAllocated(entry, type, active);
-            }
         }
     }
 
@@ -254,73 +239,48 @@ internal sealed class ReferenceCounter
         }
     }
 
-    /// <summary>qcow2_check_bitmaps_refcounts: the directory, each bitmap's table and the data clusters it names.</summary>
-    private void AddBitmaps(BitmapDirectory directory)
+    /// <summary>qcow2_check_bitmaps_refcounts for one entry of a bitmap's table: the data cluster it names.</summary>
+    private void VisitBitmapEntry(ulong entry)
     {
         const ulong reserved = 0xff000000000001feUL;
         const ulong allOnes = 1;
-        Add((long)directory.Offset, (long)directory.Bytes);
-        foreach (Bitmap bitmap in directory.Bitmaps)
+        ulong offset = entry & L2Entry.OffsetMask;
+        if ((entry & reserved) != 0 || (offset != 0 && ((entry & allOnes) != 0 || (offset & (ulong)(_clusterSize - 1)) != 0)))
         {
-            long tableBytes = bitmap.TableEntries * 8L;
-            Add((long)bitmap.TableOffset, tableBytes);
-            if ((long)bitmap.TableOffset >= _fileLength || tableBytes > _fileLength - (long)bitmap.TableOffset)
-            {
-                continue;
-            }
-
-            byte[] table = new byte[tableBytes];
-            ReadZeroFilled((long)bitmap.TableOffset, table);
-            for (int i = 0; i < bitmap.TableEntries; i++)
-            {
-                ulong entry = BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8));
-                ulong offset = entry & L2Entry.OffsetMask;
-                if ((entry & reserved) != 0 || (offset != 0 && ((entry & allOnes) != 0 || (offset & (ulong)(_clusterSize - 1)) != 0)))
-                {
-                    Corruptions++;
-                    continue;
-                }
-
-                if (offset != 0)
-                {
-                    Add((long)offset, _clusterSize);
-                }
-            }
+            Corruptions++;
+        }
+        else if (offset != 0)
+        {
+            Add((long)offset, _clusterSize);
         }
     }
 
-    /// <summary>check_refblocks: each refcount block the table names, which must be referenced exactly once.</summary>
-    private void AddRefcountBlocks()
+    /// <summary>check_refblocks for one entry: the refcount block it names must be referenced exactly once.</summary>
+    private void VisitRefcountTableEntry(int i, ulong entry)
     {
-        byte[] table = new byte[_header.RefcountTableClusters << _clusterBits];
-        ReadZeroFilled((long)_header.RefcountTableOffset, table);
-        for (int i = 0; i < table.Length / 8; i++)
+        ulong block = entry & ~Refcount.TableReservedMask;
+        if ((entry & Refcount.TableReservedMask) != 0)
         {
-            ulong entry = BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(i * 8));
-            ulong block = entry & ~Refcount.TableReservedMask;
-            if ((entry & Refcount.TableReservedMask) != 0)
+            Corrupt($"ERROR refcount table entry {i} has reserved bits set");
+            NeedsRebuild = true;
+        }
+        else if ((block & (ulong)(_clusterSize - 1)) != 0)
+        {
+            Corrupt($"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted");
+            NeedsRebuild = true;
+        }
+        else if (block >> _clusterBits >= (ulong)Clusters)
+        {
+            Corrupt($"ERROR refcount block {i} is outside image");
+        }
+        else if (block != 0)
+        {
+            Add((long)block, _clusterSize);
+            uint references = Counts[block >> _clusterBits];
+            if (references != 1)
             {
-                Corrupt($"ERROR refcount table entry {i} has reserved bits set");
+                Corrupt($"ERROR refcount block {i} refcount={references}");
                 NeedsRebuild = true;
-            }
-            else if ((block & (ulong)(_clusterSize - 1)) != 0)
-            {
-                Corrupt($"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted");
-                NeedsRebuild = true;
-            }
-            else if (block >> _clusterBits >= (ulong)Clusters)
-            {
-                Corrupt($"ERROR refcount block {i} is outside image");
-            }
-            else if (block != 0)
-            {
-                Add((long)block, _clusterSize);
-                uint references = Counts[block >> _clusterBits];
-                if (references != 1)
-                {
-                    Corrupt($"ERROR refcount block {i} refcount={references}");
-                    NeedsRebuild = true;
-                }
             }
         }
     }
@@ -329,15 +289,5 @@ internal sealed class ReferenceCounter
     {
         Corruptions++;
         Messages.Add(message);
-    }
-
-    /// <summary>Reads bytes as QEMU reads them from a file: what lies past its end reads as zeros.</summary>
-    private void ReadZeroFilled(long offset, byte[] bytes)
-    {
-        Array.Clear(bytes);
-        if (offset < _fileLength)
-        {
-            _storage.Read(offset, bytes);
-        }
     }
 }

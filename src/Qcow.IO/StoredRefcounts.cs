@@ -2,7 +2,6 @@
 // qcow2_get_refcount reads them: a cluster past the table, or in a block past the end of the
 // file, has refcount 0; a block at a misaligned offset cannot be read.
 using System;
-using System.Buffers.Binary;
 using System.Collections.Generic;
 using Qcow.Format;
 
@@ -20,14 +19,10 @@ internal sealed class StoredRefcounts
     {
         _storage = storage;
         _geometry = HeaderModule.refcountGeometry(header);
-        int cs = 1 << header.ClusterBits;
-        long available = Math.Max(0, Math.Min((long)header.RefcountTableClusters * cs, storage.Length - (long)header.RefcountTableOffset));
-        byte[] bytes = new byte[available & ~7L];
-        storage.Read((long)header.RefcountTableOffset, bytes);
-        _table = new ulong[bytes.Length / 8];
+        _table = ImageWalk.RefcountTable(storage, header);
         for (int i = 0; i < _table.Length; i++)
         {
-            _table[i] = BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(i * 8)) & ~Refcount.TableReservedMask;
+            _table[i] &= ~Refcount.TableReservedMask;
         }
     }
 
