@@ -12,8 +12,9 @@ public sealed partial class QcowImage
     /// Flushes, then checks the image's refcounts and COPIED flags against the references its
     /// tables hold, as qemu-img check does. With a repair mode it repairs what that mode allows
     /// (see <see cref="QcowCheckMode"/>) and, if it repaired anything, checks again; the result
-    /// then counts what the repair fixed and what the second check found. A repair closes and
-    /// reopens the image: call it while no other thread uses the image.
+    /// then counts what the repair fixed and what the second check found. A repair holds the
+    /// image's lock throughout: other threads' requests wait for it, then go on with the repaired
+    /// image.
     /// </summary>
     /// <exception cref="NotSupportedException">The image is qcow version 1 or raw, which have no refcounts.</exception>
     /// <exception cref="InvalidOperationException">A repair was asked of an image open read-only.</exception>
@@ -21,38 +22,20 @@ public sealed partial class QcowImage
     /// <exception cref="System.IO.IOException">The file cannot be read or written.</exception>
     public QcowCheckResult Check(QcowCheckMode mode = QcowCheckMode.ReportOnly)
     {
+        QcowDevice device = Checkable();
         if (mode == QcowCheckMode.ReportOnly)
         {
-            CheckReport report = Checkable().Check();
+            CheckReport report = device.Check();
             return Result(report, report.CorruptionsFixed, report.LeaksFixed, report.Messages);
         }
 
-        Checkable();
-        if (!CanWrite)
-        {
-            throw new InvalidOperationException($"{Path} is open read-only; open it read-write to repair it");
-        }
-
-        // The repair needs the file to itself: the device is closed, repaired and reopened, which
-        // is why no other thread may use the image meanwhile (see the summary).
-        string path = _device.Path;
-        _device.Dispose();
-        CheckReport repair;
-        try
-        {
-            repair = QcowDevice.Repair(path, mode == QcowCheckMode.RepairAll ? RefcountCheck.Repair.All : RefcountCheck.Repair.Leaks);
-        }
-        finally
-        {
-            _device = ImageOpener.OpenQcow(path, _settings);
-        }
-
+        CheckReport repair = device.Repair(mode == QcowCheckMode.RepairAll ? RefcountCheck.Repair.All : RefcountCheck.Repair.Leaks);
         if (!repair.Completed || (repair.CorruptionsFixed == 0 && repair.LeaksFixed == 0))
         {
             return Result(repair, repair.CorruptionsFixed, repair.LeaksFixed, repair.Messages);
         }
 
-        CheckReport after = Checkable().Check();
+        CheckReport after = device.Check();
         return Result(after, repair.CorruptionsFixed, repair.LeaksFixed, [.. repair.Messages, .. after.Messages]);
     }
 

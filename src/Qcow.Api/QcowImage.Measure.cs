@@ -74,7 +74,7 @@ public sealed partial class QcowImage
     {
         long total = 0;
         long directory = 0;
-        foreach (Bitmap bitmap in source.ReadBitmaps().Bitmaps)
+        foreach (var bitmap in source.ReadBitmaps().Bitmaps)
         {
             long bits = (source.Length + (1L << bitmap.GranularityBits) - 1) >> bitmap.GranularityBits;
             long clusters = (((bits + 7) / 8) + clusterSize - 1) / clusterSize;

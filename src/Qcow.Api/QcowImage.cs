@@ -15,13 +15,11 @@ namespace Qcow;
 /// </summary>
 public sealed partial class QcowImage : IDisposable, IAsyncDisposable
 {
-    private readonly OpenSettings _settings;
-    private IBlockDevice _device;
+    private readonly IBlockDevice _device;
 
-    private QcowImage(IBlockDevice device, OpenSettings settings)
+    private QcowImage(IBlockDevice device)
     {
         _device = device;
-        _settings = settings;
     }
 
     /// <summary>The image file's path.</summary>
@@ -77,12 +75,11 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
         IBlockDevice device = options.Format is { } format
             ? ImageOpener.Open(path, FormatNames.Name(format), settings)
             : ImageOpener.OpenQcow(path, settings);
-        return new QcowImage(device, settings);
+        return new QcowImage(device);
     }
 
     /// <summary>Wraps a device the library opened itself (tests open devices over their own storage).</summary>
-    internal static QcowImage Of(IBlockDevice device) =>
-        new(device, new OpenSettings(device.CanWrite, false, 32L << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default));
+    internal static QcowImage Of(IBlockDevice device) => new(device);
 
     /// <summary>
     /// Creates a new image (replacing any file at <paramref name="path"/>) and opens it

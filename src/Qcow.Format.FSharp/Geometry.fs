@@ -61,12 +61,17 @@ module internal Geometry =
     /// Rounds up to a whole cluster; the caller keeps n below 2^64 − cluster size.
     let alignUp g (n: uint64) = startOfCluster g (n + clusterSize g - 1UL)
 
-    /// Splits a guest offset: l1 = off >> (cluster_bits + l2_bits),
-    /// l2 = (off >> cluster_bits) & (l2_entries − 1), in cluster = off & (cluster_size − 1).
+    /// A guest offset's L1 index: off >> (cluster_bits + l2_bits).
+    let l1Index g (off: uint64) = int (off >>> (g.ClusterBits + g.L2Bits))
+
+    /// A guest offset's L2 index: (off >> cluster_bits) & (l2_entries − 1).
+    let l2Index g (off: uint64) = int ((off >>> g.ClusterBits) &&& uint64 (l2Entries g - 1))
+
+    /// Splits a guest offset: its L1 index, L2 index, and in cluster = off & (cluster_size − 1).
     let decompose g (offset: GuestOffset) =
         let off = offset.Guest
-        { L1Index = L1Index.Of(int (off >>> (g.ClusterBits + g.L2Bits)))
-          L2Index = L2Index.Of(int ((off >>> g.ClusterBits) &&& uint64 (l2Entries g - 1)))
+        { L1Index = L1Index.Of(l1Index g off)
+          L2Index = L2Index.Of(l2Index g off)
           OffsetInCluster = OffsetInCluster.Of(offsetInCluster g off) }
 
     /// The inverse of decompose.

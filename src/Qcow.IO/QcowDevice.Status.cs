@@ -108,7 +108,7 @@ internal sealed partial class QcowDevice
         {
             ThrowIfDisposed();
             ulong entry = EntryFor(offset, out int l1Index, out ulong table);
-            int l2Index = (int)(((ulong)offset >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
+            int l2Index = GeometryModule.l2Index(Layout.Geometry, (ulong)offset);
             return new EntryTrace(
                 l1Index,
                 (long)Layout.L1Offset + l1Index * 8L,

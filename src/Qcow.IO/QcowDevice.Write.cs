@@ -148,7 +148,7 @@ internal sealed partial class QcowDevice
             kind = WriteKind.NewWriteZeroes(new ZeroWrite(zero.Item.MayUnmap, rest));
         }
 
-        int l2Index = (int)(((ulong)guest >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
+        int l2Index = GeometryModule.l2Index(Layout.Geometry, (ulong)guest);
         if (table != 0)
         {
             // Before anything is planned, so that a refused request changes nothing.
@@ -357,7 +357,7 @@ internal sealed partial class QcowDevice
                 (ulong)offset,
                 l1Index,
                 _metadata.L1Entry(l1Index),
-                (int)(((ulong)offset >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1)),
+                GeometryModule.l2Index(Layout.Geometry, (ulong)offset),
                 entry,
                 0,
                 n,
@@ -402,7 +402,7 @@ internal sealed partial class QcowDevice
                     (ulong)guest,
                     l1Index,
                     _metadata.L1Entry(l1Index),
-                    (int)(((ulong)guest >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1)),
+                    GeometryModule.l2Index(Layout.Geometry, (ulong)guest),
                     entry,
                     0,
                     cs,

@@ -3,6 +3,7 @@
 using System;
 using System.Linq;
 using Microsoft.Extensions.Logging;
+using Microsoft.FSharp.Core;
 using Qcow.Format;
 
 namespace Qcow.IO;
@@ -15,8 +16,12 @@ internal sealed partial class QcowDevice : IBlockDevice
     // reuse, nor the file closed, while any runs.
     private readonly ReadsInFlight _readsInFlight = new();
     private readonly IStorage _storage;
-    private readonly ImageMetadata _metadata;
-    private readonly PlanExecutor _executor;
+    private readonly DeviceOptions _options;
+    private readonly SnapshotTable? _snapshotTable;
+
+    // Made from the header at open, and again after a repair rewrites it (under _sync).
+    private ImageMetadata _metadata;
+    private PlanExecutor _executor;
     private readonly ClusterCodec _codec;
     private readonly ILogger _logger;
     private readonly byte[] _inflated;
@@ -41,17 +46,17 @@ internal sealed partial class QcowDevice : IBlockDevice
         BackingFormat = backingFormat;
         Backing = backing;
         _logger = options.Logger;
-        _metadata = new ImageMetadata(storage, layout, options.Logger, options.CacheBytes, snapshots is null ? null : (snapshots, header!.SnapshotsOffset));
-        _metadata.FileEnd = (ulong)storage.Length;
+        _options = options;
+        _snapshotTable = snapshots;
         _codec = new ClusterCodec(storage, layout.CompressionType, layout.ClusterSize);
-        _executor = new PlanExecutor(storage, _metadata, _codec, backing, layout.ClusterSize);
+        (_metadata, _executor) = MetadataFor(layout, header);
         _inflated = new byte[layout.ClusterSize];
     }
 
-    public ImageLayout Layout { get; }
+    public ImageLayout Layout { get; private set; }
 
     /// <summary>The qcow2 header; null for qcow v1.</summary>
-    public Header? Header { get; }
+    public Header? Header { get; private set; }
 
     /// <summary>The qcow v1 header; null for qcow2.</summary>
     public QcowV1Header? V1Header { get; }
@@ -78,9 +83,16 @@ internal sealed partial class QcowDevice : IBlockDevice
         lock (_sync)
         {
             ThrowIfDisposed();
-            return Header is { CryptMethod: 2 } h && h.Extensions.OfType<HeaderExtension.FullDiskEncryption>().FirstOrDefault() is { } crypt
-                ? LuksHeader.Read(_storage, crypt.headerOffset)
-                : null;
+            if (Header is not { CryptMethod: 2 } h || h.Extensions.OfType<HeaderExtension.FullDiskEncryption>().FirstOrDefault() is not { } crypt)
+            {
+                return null;
+            }
+
+            byte[] bytes = new byte[Luks.HeaderBytes];
+            int read = crypt.headerOffset < (ulong)_storage.Length ? _storage.Read((long)crypt.headerOffset, bytes) : 0;
+            return read == bytes.Length && OptionModule.ToObj(Luks.decode(bytes)) is { } luks
+                ? luks
+                : throw new QcowFormatException(Path, QcowFormatErrorKind.Inconsistent, QcowStructure.HeaderExtension, (long)crypt.headerOffset, "the crypto header is not a LUKS header");
         }
     }
 
@@ -190,6 +202,53 @@ internal sealed partial class QcowDevice : IBlockDevice
         }
     }
 
+    /// <summary>
+    /// Repairs the image in place, as one pass of qemu-img check -r, with the file held (and the
+    /// lock taken) throughout: what is cached is flushed, the file repaired, and the tables read
+    /// afresh from the repaired header, so that other threads keep using this same device.
+    /// </summary>
+    public CheckReport Repair(RefcountCheck.Repair repair)
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            if (Layout.Version == 1)
+            {
+                throw new NotSupportedException($"{Path}: qcow (version 1) images have no refcounts to check");
+            }
+
+            if (!_storage.CanWrite)
+            {
+                throw new InvalidOperationException($"{Path} is open read-only; open it read-write to repair it");
+            }
+
+            // After a refused write the tables in memory may be half-changed: they are dropped,
+            // not flushed, as a close would drop them.
+            if (!_metadata.IsCorrupt)
+            {
+                FlushMetadata();
+            }
+
+            _readsInFlight.WaitForNone();
+            CheckReport report = ImageChecker.Repair(_storage, ReadHeader(_storage), repair);
+            Header = ReadHeader(_storage);
+            Layout = LayoutOf(Path, Header);
+            (_metadata, _executor) = MetadataFor(Layout, Header);
+            _inflatedHost = ulong.MaxValue;
+            _metadataPreallocated = null;
+            _packAt = 0;
+            return report;
+        }
+    }
+
+    /// <summary>The tables' cache and the plan executor for an image laid out as the header says.</summary>
+    private (ImageMetadata, PlanExecutor) MetadataFor(ImageLayout layout, Header? header)
+    {
+        var metadata = new ImageMetadata(_storage, layout, _logger, _options.CacheBytes, _snapshotTable is null ? null : (_snapshotTable, header!.SnapshotsOffset));
+        metadata.FileEnd = (ulong)_storage.Length;
+        return (metadata, new PlanExecutor(_storage, metadata, _codec, Backing, layout.ClusterSize));
+    }
+
     /// <summary>The persistent bitmaps the image holds (none once it is open for writing: they are dropped then).</summary>
     public BitmapDirectory ReadBitmaps()
     {
@@ -211,32 +270,20 @@ internal sealed partial class QcowDevice : IBlockDevice
         return HeaderDecode.decode(first, available).OrThrow(storage.Path);
     }
 
-    /// <summary>
-    /// Checks a closed image and repairs what <paramref name="repair"/> allows, as one pass of
-    /// qemu-img check -r: leaked clusters are freed; with <see cref="RefcountCheck.Repair.All"/>,
-    /// refcounts too low are raised (or the refcount structures rebuilt when they are broken) and
-    /// the COPIED flags made to agree. An image left consistent loses its dirty and corrupt bits.
-    /// </summary>
-    public static CheckReport Repair(string path, RefcountCheck.Repair repair)
-    {
-        using FileStorage storage = FileStorage.Open(path, writable: true);
-        return ImageChecker.Repair(storage, ReadHeader(storage), repair);
-    }
-
     /// <summary>The image carries the corrupt bit, or a refused write set it during this open.</summary>
     public bool IsMarkedCorrupt => (Header is { } h && HeaderModule.isCorrupt(h)) || _metadata.IsCorrupt;
 
     /// <summary>The L2 entry mapping a guest offset, 0 when no table maps it.</summary>
     private ulong EntryFor(long offset, out int l1Index, out ulong table)
     {
-        l1Index = (int)((ulong)offset >> Layout.L1Shift);
+        l1Index = GeometryModule.l1Index(Layout.Geometry, (ulong)offset);
         table = l1Index < Layout.L1Size ? _metadata.L2TableOffset(l1Index) : 0;
         if (table == 0)
         {
             return 0;
         }
 
-        int l2Index = (int)(((ulong)offset >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
+        int l2Index = GeometryModule.l2Index(Layout.Geometry, (ulong)offset);
         return _metadata.L2Entry(table, l2Index, l1Index);
     }
 
@@ -256,7 +303,7 @@ internal sealed partial class QcowDevice : IBlockDevice
 
         int sub = Layout.SubclusterSize;
         run = sub - (inCluster % sub);
-        int l2Index = (int)(((ulong)offset >> Layout.Geometry.ClusterBits) & (ulong)(GeometryModule.l2Entries(Layout.Geometry) - 1));
+        int l2Index = GeometryModule.l2Index(Layout.Geometry, (ulong)offset);
         ulong bitmap = table == 0 ? 0 : _metadata.L2Bitmap(table, l2Index, l1Index);
         var mapping = L2Entry.subclusterMapping(Layout.EntryFormat, entry, bitmap, inCluster / sub);
         if (mapping.IsError)

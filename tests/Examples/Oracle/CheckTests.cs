@@ -43,7 +43,7 @@ public sealed class CheckTests
         Assert.True(QemuFigures(dir, "q.qcow2") == Figures(mine), $"qemu-img {QemuFigures(dir, "q.qcow2")}, qcow {Figures(mine)}: {string.Join("; ", mine.Messages)}");
     }
 
-    private static void SetRefcount16(string path, long cluster, ushort value)
+    internal static void SetRefcount16(string path, long cluster, ushort value)
     {
         // Fresh default image: the one refcount block is at 0x20000, 16-bit entries.
         using FileStream f = File.OpenWrite(path);

@@ -5,6 +5,8 @@
 using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
+using System.IO;
+using System.Threading;
 using System.Threading.Tasks;
 using Microsoft.Extensions.Logging.Abstractions;
 using Qcow.Examples.Oracle;
@@ -226,6 +228,57 @@ public sealed class ConcurrencyTests
 
         Assert.False(flushedDuringRead, "the flush freed a cluster a read was still reading");
         Assert.Equal(old, seen);
+    }
+
+    [Fact]
+    public async Task Repair_WhileAnotherThreadReads_KeepsServingItTheSameImage()
+    {
+        // A repair rewrites refcounts on the open image, holding its lock; a reader meanwhile
+        // waits, then goes on: it never sees a closed or different image.
+        using var dir = new TempDir();
+        string path = dir.File("leaky.qcow2");
+        byte[] data = new byte[128 << 10];
+        data.AsSpan().Fill(7);
+        using (QcowImage image = QcowImage.Create(path, new QcowCreateOptions { Size = 16 << 20 }))
+        {
+            image.Write(0, data);
+        }
+
+        using (FileStream f = File.OpenWrite(path))
+        {
+            f.SetLength(12 * 65536);
+        }
+
+        CheckTests.SetRefcount16(path, 11, 1);
+        using QcowImage shared = QcowImage.Open(path);
+        using var stop = new System.Threading.CancellationTokenSource();
+        int reads = 0;
+        Task reader = Task.Run(() =>
+        {
+            byte[] seen = new byte[data.Length];
+            while (!stop.IsCancellationRequested)
+            {
+                shared.Read(0, seen);
+                Assert.Equal(data, seen);
+                Interlocked.Increment(ref reads);
+            }
+        });
+        while (Volatile.Read(ref reads) == 0)
+        {
+            await Task.Yield();
+        }
+
+        QcowCheckResult repaired = shared.Check(QcowCheckMode.RepairLeaks);
+        int readsBefore = Volatile.Read(ref reads);
+        while (Volatile.Read(ref reads) == readsBefore && !reader.IsCompleted)
+        {
+            await Task.Yield();
+        }
+
+        stop.Cancel();
+        await reader;
+        Assert.Equal((1L, 0L), (repaired.LeaksFixed, repaired.Leaks));
+        Assert.True(shared.Check().IsClean);
     }
 
     /// <summary>A file whose reads at one offset wait until released, so that a test can act while one is in flight.</summary>
