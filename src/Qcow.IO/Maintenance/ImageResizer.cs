@@ -39,12 +39,10 @@ internal static class ImageResizer
             throw new InvalidOperationException("Image format driver does not support resize");
         }
 
-        Header header;
-        using (FileStorage storage = FileStorage.Open(path, writable: true))
-        {
-            header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger));
-        }
-
+        // One handle, and so one lock, for the whole resize: no other process can open the image
+        // between its steps.
+        using FileStorage file = FileStorage.Open(path, writable: true);
+        Header header = QcowDevice.PrepareForWriting(file, new DeviceOptions(true, false, 0, logger));
         RefuseShrink((long)header.Size, newSize, shrink);
         if (!Measure.fitsL1Limit(newSize, header.ClusterBits, false) || (ulong)newSize > Limits.MaxHostOffset)
         {
@@ -53,28 +51,24 @@ internal static class ImageResizer
 
         if (newSize < (long)header.Size)
         {
-            DiscardPast(path, newSize, header, logger);
+            DiscardPast(file, newSize, header, logger);
         }
 
         long oldSize = (long)header.Size;
-        using (FileStorage file = FileStorage.Open(path, writable: true))
+        Relayout(file, newSize);
+        if (newSize < oldSize)
         {
-            Relayout(file, newSize);
-            if (newSize < oldSize)
-            {
-                TruncateAfterLastInUse(file);
-            }
+            TruncateAfterLastInUse(file);
         }
 
         if (newSize > oldSize && header.BackingFileName != null)
         {
-            ZeroOverBacking(path, oldSize, newSize);
+            ZeroOverBacking(file, oldSize, newSize);
         }
 
         if (newSize > oldSize && preallocation != "off")
         {
-            var settings = new OpenSettings(true, false, 32 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, OpenBackingFiles: false);
-            using QcowDevice device = ImageOpener.OpenQcow(path, settings);
+            using QcowDevice device = ImageOpener.OpenQcow(file, Settings(openBackingFiles: false, cacheBytes: 32 << 20));
             device.Preallocate(oldSize, writeZeros: preallocation is "full" or "falloc", progress, cancellationToken);
         }
 
@@ -85,10 +79,9 @@ internal static class ImageResizer
     /// As QEMU's truncate: when the backing file is longer than the old size, the new area is
     /// zeroed, or the backing file's bytes there would show through.
     /// </summary>
-    private static void ZeroOverBacking(string path, long oldSize, long newSize)
+    private static void ZeroOverBacking(FileStorage file, long oldSize, long newSize)
     {
-        var settings = new OpenSettings(true, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default);
-        using QcowDevice device = ImageOpener.OpenQcow(path, settings);
+        using QcowDevice device = ImageOpener.OpenQcow(file, Settings(openBackingFiles: true, cacheBytes: 1 << 20));
         if (device.Backing is { } backing && backing.Length > oldSize)
         {
             device.WriteZeroes(oldSize, newSize - oldSize);
@@ -152,10 +145,9 @@ internal static class ImageResizer
     }
 
     /// <summary>Discards every whole cluster past the new end, through the device, in flush order.</summary>
-    private static void DiscardPast(string path, long newSize, Header header, ILogger logger)
+    private static void DiscardPast(FileStorage file, long newSize, Header header, ILogger logger)
     {
-        var settings = new OpenSettings(true, false, 1 << 20, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, OpenBackingFiles: false);
-        using QcowDevice device = ImageOpener.OpenQcow(path, settings);
+        using QcowDevice device = ImageOpener.OpenQcow(file, Settings(openBackingFiles: false, cacheBytes: 1 << 20));
         long cs = device.Layout.ClusterSize;
         long from = (newSize + cs - 1) / cs * cs;
         if (from < device.Length)
@@ -164,8 +156,12 @@ internal static class ImageResizer
         }
 
         device.Flush();
-        logger.LogDebug("{Image}: discarded 0x{From:x} to 0x{To:x} before shrinking", path, from, header.Size);
+        logger.LogDebug("{Image}: discarded 0x{From:x} to 0x{To:x} before shrinking", file.Path, from, header.Size);
     }
+
+    /// <summary>How a step of the resize opens the image as a device over the held file.</summary>
+    private static OpenSettings Settings(bool openBackingFiles, long cacheBytes) =>
+        new(true, false, cacheBytes, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, OpenBackingFiles: openBackingFiles);
 
     /// <summary>
     /// The same L1 table, or a shorter one: the header drops the L1 entries past the new end;

@@ -73,7 +73,14 @@ internal static class ImageOpener
         "vmdk", "vdi", "vpc", "vhdx", "qed", "luks", "parallels", "bochs", "cloop", "dmg", "vvfat",
     };
 
-    private static IBlockDevice Open(string path, string? format, OpenSettings settings, HashSet<string> chain)
+    /// <summary>
+    /// Opens a qcow or qcow2 image over a file already open (an offline change holds one handle,
+    /// and so one lock, from start to end); disposing the device leaves the file open.
+    /// </summary>
+    public static QcowDevice OpenQcow(IStorage heldFile, OpenSettings settings) =>
+        (QcowDevice)Open(heldFile.Path, "qcow*", settings, new HashSet<string>(StringComparer.Ordinal), new BorrowedStorage(heldFile));
+
+    private static IBlockDevice Open(string path, string? format, OpenSettings settings, HashSet<string> chain, IStorage? heldFile = null)
     {
         string full = System.IO.Path.GetFullPath(path);
         if (!chain.Add(full) || chain.Count > MaxChainDepth)
@@ -81,7 +88,7 @@ internal static class ImageOpener
             throw new QcowFormatException(path, QcowFormatErrorKind.Inconsistent, QcowStructure.BackingFileName, 8, "the backing chain loops back on itself or is too deep");
         }
 
-        IStorage storage = FileStorage.Open(path, settings.Writable, settings.IgnoreFlushes, settings.ForceShare);
+        IStorage storage = heldFile ?? FileStorage.Open(path, settings.Writable, settings.IgnoreFlushes, settings.ForceShare);
         try
         {
             string actual = format ?? Probe(storage);
