@@ -132,4 +132,32 @@ public sealed class ReadWriteTests
         QcowInfo info = image.Info;
         Assert.Equal((QcowImageFormat.Qcow2, 3, (QcowCompat?)QcowCompat.V1_1, 65536, 64, true), (info.Format, info.Version, info.Compat, info.ClusterSize, info.RefcountBits, info.LazyRefcounts));
     }
+
+    [Fact]
+    public void FourKiBReads_AndInPlaceOverwrites_OfAllocatedClusters_AllocateNothing()
+    {
+        using var dir = new TempDir();
+        using QcowImage image = QcowImage.Create(dir.File("hot.qcow2"), new QcowCreateOptions { Size = 8 << 20 });
+        byte[] block = new byte[4096];
+        image.Write(0, new byte[1 << 20]);
+        image.Flush();
+        image.Read(4096, block);
+        image.Write(8192, block);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            image.Read(i % 256 * 4096L, block);
+        }
+
+        long afterReads = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            image.Write(i % 256 * 4096L, block);
+        }
+
+        long afterWrites = GC.GetAllocatedBytesForCurrentThread();
+        Assert.Equal(0, afterReads - before);
+        Assert.Equal(0, afterWrites - afterReads);
+    }
 }
