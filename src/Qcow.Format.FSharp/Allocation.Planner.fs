@@ -12,11 +12,21 @@ type private Draft =
 
 let private clusterSize (ctx: PlanContext) = Geometry.clusterSize ctx.Geometry
 
-let private l1Mapping (ctx: PlanContext) (entry: uint64) =
-    if ctx.Format.Version = 1 then
+let private l1MappingIn (format: EntryFormat) (entry: uint64) =
+    if format.Version = 1 then
         { L2TableOffset = entry; IsCopied = true }
     else
         L1Entry.classify entry
+
+let private l1Mapping (ctx: PlanContext) (entry: uint64) = l1MappingIn ctx.Format entry
+
+/// The rule for writing in place: a data cluster this image alone owns (COPIED in its L2 entry
+/// and in the L1 entry of its table; qcow v1 shares nothing) takes the bytes where it lies, with
+/// no plan. Returns that host cluster.
+let inPlaceHost (format: EntryFormat) (l1Entry: uint64) (mapping: L2Mapping) =
+    match mapping with
+    | Normal(host, true) when (l1MappingIn format l1Entry).IsCopied -> ValueSome host
+    | _ -> ValueNone
 
 let private l1EntryFor (ctx: PlanContext) (table: uint64) =
     if ctx.Format.Version = 1 then table else L1Entry.ofMapping { L2TableOffset = table; IsCopied = true }
@@ -189,11 +199,11 @@ let private planData (ctx: PlanContext) req (l1: L1Mapping) (mapping: L2Mapping)
               Payload = payload
               Fill = if whole then KeepExisting else fill }
 
-    match mapping with
-    | Normal(host, true) when l1.IsCopied -> finish ctx draft [ data host KeepExisting ]
-    | ZeroAllocated(host, true) when l1.IsCopied ->
+    match inPlaceHost ctx.Format req.L1Entry mapping, mapping with
+    | ValueSome host, _ -> finish ctx draft [ data host KeepExisting ]
+    | ValueNone, ZeroAllocated(host, true) when l1.IsCopied ->
         relink ctx req l1 draft [ data host FillZeroes ] (Normal(host, true)) []
-    | _ ->
+    | ValueNone, _ ->
         // The L2 table first, then the data cluster: QEMU's order, so that both lay out a file alike.
         match writableTable ctx req l1 draft with
         | Error e -> e
@@ -261,6 +271,12 @@ let private allocateBytes (ctx: PlanContext) draft (packAt: uint64) (size: uint6
             | Ok(fresh, draft) when offset <> 0UL && Geometry.alignUp ctx.Geometry offset = fresh ->
                 Ok(offset, reference draft (offset >>> bits) value)
             | Ok(fresh, draft) -> Ok(fresh, draft)
+
+/// Where the stream after one of `length` bytes at `host` may be packed (QEMU's
+/// free_byte_offset): right after it, unless it ended on a cluster boundary (0: a new cluster).
+let nextPackAt (g: Geometry) (host: uint64) (length: int) =
+    let next = host + uint64 length
+    if Geometry.isClusterAligned g next then 0UL else next
 
 /// A compressed cluster goes only where nothing is allocated, as in QEMU.
 let private planCompressed (ctx: PlanContext) req (l1: L1Mapping) mapping packAt draft =

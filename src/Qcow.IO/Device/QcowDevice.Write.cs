@@ -160,9 +160,10 @@ internal sealed partial class QcowDevice
             ThrowIfMappedFarPastEnd(entry, guest, table + (ulong)(l2Index * Layout.Geometry.L2EntryBytes));
         }
 
-        if (kind.IsWriteBytes && table != 0 && IsOwnedByThisImage(l1Index, entry))
+        // The core's rule for writing in place, applied here without drawing up a plan.
+        if (kind.IsWriteBytes && table != 0 && Planner.inPlaceHost(Layout.EntryFormat, _metadata.L1Entry(l1Index), Classify(entry, guest)) is { IsSome: true } host)
         {
-            return new Placement(Classify(entry, guest).Host + (ulong)inCluster, null);
+            return new Placement(host.Value + (ulong)inCluster, null);
         }
 
         var request = new ClusterRequest(
@@ -228,7 +229,7 @@ internal sealed partial class QcowDevice
         for (long at = first; at < stop; at += clusterSize)
         {
             ulong entry = EntryFor(at, out int l1Index, out ulong table);
-            if (table == 0 || !L1Entry.classify(_metadata.L1Entry(l1Index)).IsCopied || IsOwnedByThisImage(l1Index, entry))
+            if (table == 0 || !L1Entry.classify(_metadata.L1Entry(l1Index)).IsCopied || Planner.inPlaceHost(Layout.EntryFormat, _metadata.L1Entry(l1Index), Classify(entry, at)).IsSome)
             {
                 break;
             }
@@ -366,7 +367,7 @@ internal sealed partial class QcowDevice
             ulong host = placement.Host;
             _metadata.WriteData(host, compressed.AsSpan(0, n));
             _executor.RunAfterWrite(placement.AfterWrite);
-            _packAt = ((host + (ulong)n) & (ulong)(cs - 1)) == 0 ? 0 : host + (ulong)n;
+            _packAt = Planner.nextPackAt(Layout.Geometry, host, n);
         }
     }
 
@@ -430,18 +431,6 @@ internal sealed partial class QcowDevice
 
             _storage.Flush();
         }
-    }
-
-    /// <summary>Both the L2 table and the cluster have refcount 1 (COPIED), or it is qcow v1.</summary>
-    private bool IsOwnedByThisImage(int l1Index, ulong entry)
-    {
-        L2Mapping mapping = Classify(entry, 0);
-        if (!mapping.IsNormal)
-        {
-            return false;
-        }
-
-        return Layout.Version == 1 || (mapping.Copied && (_metadata.L1Entry(l1Index) & L1Entry.CopiedFlag) != 0);
     }
 
     private PlanContext Context() =>
