@@ -71,7 +71,6 @@ let apply (s: Sources) (m: ModelImage) (step: Step) =
         let entries = Map.tryFind copyOf m.L2Tables |> Option.defaultValue Map.empty
         { m with L2Tables = Map.add table entries m.L2Tables }
     | WriteData w -> writeData m s w
-    | Barrier -> m
     | SetL2Entry(table, index, entry) ->
         let t = Map.tryFind table m.L2Tables |> Option.defaultValue Map.empty
         { m with L2Tables = Map.add table (Map.add index entry t) m.L2Tables }

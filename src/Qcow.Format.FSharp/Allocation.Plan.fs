@@ -36,8 +36,7 @@ type internal NewRefcountBlock =
       FirstInUse: uint64
       InUseCount: uint64 }
 
-/// One step of a plan. Steps run in order; a Barrier means everything before it must be durable
-/// before anything after it reaches the disk.
+/// One step of a plan. Steps run in order; when each reaches the disk is its FlushLevel's to say.
 type internal Step =
     | CreateRefcountBlock of NewRefcountBlock
     | LinkRefcountBlock of tableIndex: uint64 * blockOffset: uint64
@@ -46,7 +45,6 @@ type internal Step =
     /// A cluster becomes an L2 table: zero-filled, or a copy of the table at `copyOf` (0 = none).
     | CreateL2Table of tableOffset: uint64 * copyOf: uint64
     | WriteData of DataWrite
-    | Barrier
     | SetL2Entry of table: uint64 * index: int * entry: uint64
     | SetL1Entry of l1Index: int * entry: uint64
     /// A new refcount table, filled with `entries`, at `clusters` clusters from `tableOffset`.
@@ -55,6 +53,46 @@ type internal Step =
     | SwitchRefcountTable of tableOffset: uint64 * clusters: uint32
     /// A cluster loses one reference; at zero it is free.
     | Release of cluster: uint64
+
+/// The one statement of write ordering, as QEMU's cache dependencies make it (fixed for every
+/// plan): a step becomes durable only after every step of a lower level before it. The metadata
+/// cache enforces it: a flush makes the levels durable one after another in this order (and
+/// steps that write at once, a new refcount table and the header naming it, first make the
+/// lower levels durable). So an L2 entry never names a cluster whose data or refcount could be
+/// lost, an L1 entry never names an L2 table that could be, and a cluster is released only once
+/// nothing durable refers to it.
+type internal FlushLevel =
+    /// Guest data, new L2 tables and refcount blocks (written at once), and refcounts.
+    | DataAndRefcounts = 0
+    /// Refcount table entries, a new refcount table, and the header fields naming it.
+    | RefcountTable = 1
+    | L2Tables = 2
+    | L1Table = 3
+    /// Clusters that lose their last reference become free.
+    | Releases = 4
+
+module internal FlushLevel =
+    /// The levels in the order a flush makes them durable.
+    let order =
+        [| FlushLevel.DataAndRefcounts
+           FlushLevel.RefcountTable
+           FlushLevel.L2Tables
+           FlushLevel.L1Table
+           FlushLevel.Releases |]
+
+    /// The level whose flush makes a step durable.
+    let ofStep step =
+        match step with
+        | CreateRefcountBlock _
+        | SetRefcount _
+        | CreateL2Table _
+        | WriteData _ -> FlushLevel.DataAndRefcounts
+        | LinkRefcountBlock _
+        | CreateRefcountTable _
+        | SwitchRefcountTable _ -> FlushLevel.RefcountTable
+        | SetL2Entry _ -> FlushLevel.L2Tables
+        | SetL1Entry _ -> FlushLevel.L1Table
+        | Release _ -> FlushLevel.Releases
 
 /// A plan and the allocation hint after it.
 type internal Plan =

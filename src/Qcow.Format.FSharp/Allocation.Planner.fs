@@ -154,7 +154,7 @@ let private writableTable (ctx: PlanContext) (req: ClusterRequest) (l1: L1Mappin
         | Error e -> Error e
         | Ok(table, draft) ->
             let draft = { draft with Steps = CreateL2Table(table, l1.L2TableOffset) :: draft.Steps }
-            let link = [ Barrier; SetL1Entry(req.L1Index, l1EntryFor ctx table) ]
+            let link = [ SetL1Entry(req.L1Index, l1EntryFor ctx table) ]
 
             let release =
                 match ctx.Source with
@@ -173,13 +173,11 @@ let private finish (ctx: PlanContext) draft (after: Step list) =
         { Steps = List.rev draft.Steps @ after
           NextFreeCluster = hint }
 
-/// Points one L2 entry at a new mapping: table first, entry after a barrier, the L1 link after
-/// another, and releases of what the entry held last, once all of that is durable.
+/// Points one L2 entry at a new mapping: the table, the entry, the L1 link, and releases of what
+/// the entry held (each made durable after the one before by its flush level).
 let private linkInto (ctx: PlanContext) req (table, draft, link, tableRelease) (before: Step list) (mapping: L2Mapping) (released: Step list) =
     let entry = SetL2Entry(table, req.L2Index, L2Entry.ofMapping ctx.Format mapping)
-    let releases = released @ tableRelease
-    let tail = if List.isEmpty releases then [] else Barrier :: releases
-    finish ctx draft (before @ [ Barrier; entry ] @ link @ tail)
+    finish ctx draft (before @ [ entry ] @ link @ released @ tableRelease)
 
 let private relink (ctx: PlanContext) req l1 draft (before: Step list) (mapping: L2Mapping) (released: Step list) =
     match writableTable ctx req l1 draft with

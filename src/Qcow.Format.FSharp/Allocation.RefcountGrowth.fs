@@ -52,8 +52,6 @@ let plan (g: RefcountGeometry) (view: IRefcountView) (oldTableOffset: uint64) (o
             { Steps =
                 [ for b in newBlocks -> CreateRefcountBlock b ]
                 @ [ CreateRefcountTable(tableOffset, uint32 clusters, entries)
-                    Barrier
-                    SwitchRefcountTable(tableOffset, uint32 clusters)
-                    Barrier ]
+                    SwitchRefcountTable(tableOffset, uint32 clusters) ]
                 @ [ for c in oldFirst .. oldFirst + uint64 oldTableClusters - 1UL -> Release c ]
               NextFreeCluster = first + inUse }

@@ -72,27 +72,19 @@ let private initialModel (c: Case) =
       Data = Map.empty },
     h
 
-/// Steps that reach the disk before the first barrier, and those that must come after it.
-let private ordered (plan: Plan) =
-    let steps = List.toArray plan.Steps
-    let isEarly s = match s with SetRefcount _ | CreateRefcountBlock _ | LinkRefcountBlock _ | CreateL2Table _ | WriteData _ -> true | _ -> false
-    let isLate s = match s with SetL2Entry _ | SetL1Entry _ | Release _ -> true | _ -> false
-    let lastEarly = steps |> Array.tryFindIndexBack isEarly
-    let firstLate = steps |> Array.tryFindIndex isLate
-    let lastEntry = steps |> Array.tryFindIndexBack (function SetL2Entry _ | SetL1Entry _ -> true | _ -> false)
-    let firstRelease = steps |> Array.tryFindIndex (function Release _ -> true | _ -> false)
+/// A crash after any flush level (the steps of that level and the lower ones durable, the rest
+/// lost) leaves every reference the durable tables hold on a cluster whose durable refcount is
+/// not zero: no L1 entry names an L2 table, and no L2 entry a cluster, that could be lost or reused.
+let private crashSafe (sources: Sources) (before: ModelImage) (plan: Plan) =
+    FlushLevel.order
+    |> Array.forall (fun last ->
+        let durable =
+            plan.Steps
+            |> List.filter (fun step -> FlushLevel.ofStep step <= last)
+            |> List.fold (Interpreter.apply sources) before
 
-    let earlyBeforeLate =
-        match lastEarly, firstLate with
-        | Some e, Some l -> steps[e + 1 .. l - 1] |> Array.contains Barrier
-        | _ -> true
-
-    let releasesLast =
-        match lastEntry, firstRelease with
-        | Some e, Some r -> steps[e + 1 .. r - 1] |> Array.contains Barrier
-        | _ -> true
-
-    earlyBeforeLate && releasesLast
+        references durable
+        |> Map.forall (fun cluster _ -> (Map.tryFind cluster durable.ClusterRefcounts |> Option.defaultValue 0UL) > 0UL))
 
 type private Run =
     { Model: ModelImage
@@ -131,7 +123,7 @@ let private runCluster (c: Case) (h: Header) (run: Run) (guest: uint64) (start: 
 
         match Planner.plan ctx req with
         | Planned plan ->
-            let failures = if ordered plan then run.Failures else sprintf "misordered plan %A" plan.Steps :: run.Failures
+            let failures = if crashSafe sources run.Model plan then run.Failures else sprintf "a crash between flush levels leaves a dangling reference: %A" plan.Steps :: run.Failures
             { run with Model = Interpreter.run sources run.Model plan; Hint = plan.NextFreeCluster; Failures = failures }
         | NeedRefcountTableGrowth when tries < 3 ->
             match RefcountGrowth.plan run.Model.Refcounts (view run.Model) run.Model.RefcountTableOffset (uint32 ((run.Model.RefcountTableEntries * 8UL) / uint64 cs)) with

@@ -1,7 +1,6 @@
-// Carries out plans: every step in order, data to the file, metadata to ImageMetadata. Barriers
-// need no action here: ImageMetadata writes each metadata level only after the levels before it
-// are durable (data and refcounts, refcount table, L2, L1, then releases), which is exactly where
-// plans put their barriers.
+// Carries out plans: every step in order, data to the file, metadata to ImageMetadata. When each
+// step becomes durable is its FlushLevel's to say (Allocation.Plan.fs), and ImageMetadata's flush
+// makes the levels durable in that order: the one statement of ordering, which nothing here adds to.
 using System;
 using System.Collections.Generic;
 using Microsoft.FSharp.Collections;
@@ -107,9 +106,6 @@ internal sealed class PlanExecutor
                 break;
             case Step.Release s:
                 _metadata.Release(s.cluster);
-                break;
-            default:
-                // Barrier: kept by ImageMetadata's flush order (see the file comment).
                 break;
         }
     }

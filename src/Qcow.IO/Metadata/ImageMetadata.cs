@@ -371,49 +371,59 @@ internal sealed class ImageMetadata : IRefcountView
     // ---- Flush, in QEMU's order ----
 
     /// <summary>
-    /// Makes everything durable, level by level, with a barrier after each: data, copy-on-write
-    /// and refcount blocks; then the refcount table; then L2 tables; then the L1 table; then the
-    /// releases of clusters that no durable mapping references any more.
+    /// Makes everything durable, level by level in the core's order (FlushLevel), with a barrier
+    /// after each: data and refcount blocks; then the refcount table; then L2 tables; then the
+    /// L1 table; then the releases of clusters that no durable mapping references any more.
     /// </summary>
-    public void Flush()
+    public void Flush() => FlushThrough(FlushLevel.Releases);
+
+    /// <summary>Makes the levels durable in FlushLevel's order, up to and including <paramref name="last"/>.</summary>
+    private void FlushThrough(FlushLevel last)
     {
-        FlushRefcountLevel();
-        if (_l2Cache.HasDirty)
+        foreach (FlushLevel level in FlushLevelModule.order)
         {
-            _l2Cache.WriteDirty(WriteL2Table);
-            _storage.Flush();
-        }
-
-        if (_dirtyL1Chunks.Count > 0)
-        {
-            WriteChunks(_dirtyL1Chunks, _l1, _layout.L1Offset, _layout.L1Size, MetadataRole.ActiveL1);
-            _storage.Flush();
-        }
-
-        if (_pendingReleases.Count > 0)
-        {
-            ApplyReleases();
-            _blockCache!.WriteDirty(WriteRefcountBlock);
-            _storage.Flush();
+            Write(level);
+            if (level == last)
+            {
+                return;
+            }
         }
     }
 
-    /// <summary>Data and refcount blocks durable, then the refcount table.</summary>
-    private void FlushRefcountLevel()
+    /// <summary>Writes what one level holds that is not on the file yet, then a barrier.</summary>
+    private void Write(FlushLevel level)
     {
-        _blockCache?.WriteDirty(WriteRefcountBlock);
-        _storage.Flush();
-        if (_dirtyTableChunks.Count > 0)
+        switch (level)
         {
-            WriteChunks(_dirtyTableChunks, _refcountTable, _refcountTableOffset, (int)TableEntries, MetadataRole.RefcountTable);
-            _storage.Flush();
+            case FlushLevel.DataAndRefcounts:
+                // Data and new tables were written at once: the barrier makes them durable too.
+                _blockCache?.WriteDirty(WriteRefcountBlock);
+                _storage.Flush();
+                break;
+            case FlushLevel.RefcountTable when _dirtyTableChunks.Count > 0:
+                WriteChunks(_dirtyTableChunks, _refcountTable, _refcountTableOffset, (int)TableEntries, MetadataRole.RefcountTable);
+                _storage.Flush();
+                break;
+            case FlushLevel.L2Tables when _l2Cache.HasDirty:
+                _l2Cache.WriteDirty(WriteL2Table);
+                _storage.Flush();
+                break;
+            case FlushLevel.L1Table when _dirtyL1Chunks.Count > 0:
+                WriteChunks(_dirtyL1Chunks, _l1, _layout.L1Offset, _layout.L1Size, MetadataRole.ActiveL1);
+                _storage.Flush();
+                break;
+            case FlushLevel.Releases when _pendingReleases.Count > 0:
+                ApplyReleases();
+                _blockCache!.WriteDirty(WriteRefcountBlock);
+                _storage.Flush();
+                break;
         }
     }
 
-    /// <summary>A dirty L2 table leaves the cache: what it points at must be durable first.</summary>
+    /// <summary>A dirty L2 table leaves the cache: the levels below it must be durable first.</summary>
     private void WriteBackL2Table(long offset, byte[] data)
     {
-        FlushRefcountLevel();
+        FlushThrough(FlushLevel.RefcountTable);
         WriteL2Table(offset, data);
     }
 
