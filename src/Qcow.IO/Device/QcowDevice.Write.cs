@@ -166,16 +166,7 @@ internal sealed partial class QcowDevice
             return new Placement(host.Value + (ulong)inCluster, null);
         }
 
-        var request = new ClusterRequest(
-            (ulong)(guest - inCluster),
-            l1Index,
-            _metadata.L1Entry(l1Index),
-            l2Index,
-            entry,
-            inCluster,
-            kind.IsWriteBytes ? length : effective,
-            kind);
-        return Run(request, piece);
+        return Run(RequestFor(guest - inCluster, l1Index, entry, inCluster, kind.IsWriteBytes ? length : effective, kind), piece);
     }
 
     /// <summary>Plans a request, loading refcount blocks and growing the refcount table as the planner asks, and executes the plan.</summary>
@@ -354,16 +345,7 @@ internal sealed partial class QcowDevice
             }
 
             ulong entry = EntryFor(offset, out int l1Index, out _);
-            var request = new ClusterRequest(
-                (ulong)offset,
-                l1Index,
-                _metadata.L1Entry(l1Index),
-                GeometryModule.l2Index(Layout.Geometry, (ulong)offset),
-                entry,
-                0,
-                n,
-                WriteKind.NewWriteCompressed(_packAt));
-            Placement placement = Run(request, compressed.AsSpan(0, n));
+            Placement placement = Run(RequestFor(offset, l1Index, entry, 0, n, WriteKind.NewWriteCompressed(_packAt)), compressed.AsSpan(0, n));
             ulong host = placement.Host;
             _metadata.WriteData(host, compressed.AsSpan(0, n));
             _executor.RunAfterWrite(placement.AfterWrite);
@@ -399,16 +381,7 @@ internal sealed partial class QcowDevice
                     continue;
                 }
 
-                var request = new ClusterRequest(
-                    (ulong)guest,
-                    l1Index,
-                    _metadata.L1Entry(l1Index),
-                    GeometryModule.l2Index(Layout.Geometry, (ulong)guest),
-                    entry,
-                    0,
-                    cs,
-                    WriteKind.PreallocateCluster);
-                Run(request, default);
+                Run(RequestFor(guest, l1Index, entry, 0, cs, WriteKind.PreallocateCluster), default);
 
                 // A cluster inside the old file may hold a freed cluster's bytes: it reads zeros
                 // only once written, before its mapping can become durable. Past the old end the
@@ -432,6 +405,10 @@ internal sealed partial class QcowDevice
             _storage.Flush();
         }
     }
+
+    /// <summary>The planner's request for the cluster at <paramref name="cluster"/> (a cluster's first guest byte), as the tables map it now.</summary>
+    private ClusterRequest RequestFor(long cluster, int l1Index, ulong entry, int start, int length, WriteKind kind) =>
+        new((ulong)cluster, l1Index, _metadata.L1Entry(l1Index), GeometryModule.l2Index(Layout.Geometry, (ulong)cluster), entry, start, length, kind);
 
     private PlanContext Context() =>
         new(
