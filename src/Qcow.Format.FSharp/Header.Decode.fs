@@ -67,28 +67,28 @@ let rec private extensions (h: Header) (b: byte[]) (at: int) (finish: int) acc =
             | Ok ext -> extensions h b (at + 8 + ((int length + 7) &&& ~~~7)) finish (ext :: acc)
 
 let private fixedFields (b: byte[]) (available: int) =
-    let v = u32 b 4
+    let v = u32 b HeaderFields.Version
     let v3 = v >= 3u
-    let headerLength = if v3 then u32 b 100 else uint32 Limits.HeaderV2Length
+    let headerLength = if v3 then u32 b HeaderFields.HeaderLength else uint32 Limits.HeaderV2Length
 
     { Version = int v
-      BackingFileOffset = u64 b 8
-      BackingFileSize = u32 b 16
-      ClusterBits = int (min (u32 b 20) 64u)
-      Size = u64 b 24
-      CryptMethod = u32 b 32
-      L1Size = u32 b 36
-      L1TableOffset = u64 b 40
-      RefcountTableOffset = u64 b 48
-      RefcountTableClusters = u32 b 56
-      SnapshotCount = u32 b 60
-      SnapshotsOffset = u64 b 64
-      IncompatibleFeatures = if v3 then u64 b 72 else 0UL
-      CompatibleFeatures = if v3 then u64 b 80 else 0UL
-      AutoclearFeatures = if v3 then u64 b 88 else 0UL
-      RefcountOrder = if v3 then int (min (u32 b 96) 64u) else 4
+      BackingFileOffset = u64 b HeaderFields.BackingFileOffset
+      BackingFileSize = u32 b HeaderFields.BackingFileSize
+      ClusterBits = int (min (u32 b HeaderFields.ClusterBits) 64u)
+      Size = u64 b HeaderFields.Size
+      CryptMethod = u32 b HeaderFields.CryptMethod
+      L1Size = u32 b HeaderFields.L1Size
+      L1TableOffset = u64 b HeaderFields.L1TableOffset
+      RefcountTableOffset = u64 b HeaderFields.RefcountTableOffset
+      RefcountTableClusters = u32 b HeaderFields.RefcountTableClusters
+      SnapshotCount = u32 b HeaderFields.SnapshotCount
+      SnapshotsOffset = u64 b HeaderFields.SnapshotsOffset
+      IncompatibleFeatures = if v3 then u64 b HeaderFields.IncompatibleFeatures else 0UL
+      CompatibleFeatures = if v3 then u64 b HeaderFields.CompatibleFeatures else 0UL
+      AutoclearFeatures = if v3 then u64 b HeaderFields.AutoclearFeatures else 0UL
+      RefcountOrder = if v3 then int (min (u32 b HeaderFields.RefcountOrder) 64u) else 4
       HeaderLength = headerLength
-      CompressionType = if v3 && headerLength > 104u && available > 104 then b[104] else 0uy
+      CompressionType = if v3 && headerLength > uint32 HeaderFields.CompressionType && available > HeaderFields.CompressionType then b[HeaderFields.CompressionType] else 0uy
       AdditionalFields =
         if v3 && headerLength > uint32 Limits.HeaderV3Length && headerLength <= uint32 b.Length then
             b[Limits.HeaderV3Length .. int headerLength - 1]
@@ -113,72 +113,72 @@ let private validate (h: Header) (available: int) =
         do!
             check
                 (h.HeaderLength >= uint32 Limits.HeaderV3MinLength && uint64 h.HeaderLength <= cs || h.Version = 2)
-                (FieldOutOfRange(Structure.Header, 100UL, "header_length", uint64 h.HeaderLength, "between 104 and the cluster size"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.HeaderLength, "header_length", uint64 h.HeaderLength, "between 104 and the cluster size"))
         do! check (available >= int h.HeaderLength) (Truncated(Structure.Header, 0UL, uint64 h.HeaderLength))
         do!
             check
                 (h.RefcountOrder <= Limits.MaxRefcountOrder)
-                (FieldOutOfRange(Structure.Header, 96UL, "refcount_order", uint64 h.RefcountOrder, "at most 6"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.RefcountOrder, "refcount_order", uint64 h.RefcountOrder, "at most 6"))
         do!
             check
                 (h.CryptMethod <= 2u)
-                (FieldOutOfRange(Structure.Header, 32UL, "crypt_method", uint64 h.CryptMethod, "0, 1 or 2"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.CryptMethod, "crypt_method", uint64 h.CryptMethod, "0, 1 or 2"))
         do!
             check
                 (h.BackingFileOffset <= cs)
-                (FieldOutOfRange(Structure.Header, 8UL, "backing_file_offset", h.BackingFileOffset, "inside the first cluster"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.BackingFileOffset, "backing_file_offset", h.BackingFileOffset, "inside the first cluster"))
         do!
             check
                 (h.BackingFileOffset = 0UL
                  || h.BackingFileSize <= Limits.MaxBackingNameLength
                     && uint64 h.BackingFileSize <= cs - h.BackingFileOffset)
-                (FieldOutOfRange(Structure.Header, 16UL, "backing_file_size", uint64 h.BackingFileSize, "at most 1023 and inside the first cluster"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.BackingFileSize, "backing_file_size", uint64 h.BackingFileSize, "at most 1023 and inside the first cluster"))
         do!
             check
                 (h.RefcountTableClusters <> 0u)
-                (FieldOutOfRange(Structure.Header, 56UL, "refcount_table_clusters", 0UL, "at least 1"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.RefcountTableClusters, "refcount_table_clusters", 0UL, "at least 1"))
         let reftableBytes = uint64 h.RefcountTableClusters <<< h.ClusterBits
         do!
             check
                 (reftableBytes <= Limits.MaxRefcountTableBytes)
-                (FieldOutOfRange(Structure.Header, 56UL, "refcount_table_clusters", uint64 h.RefcountTableClusters, "at most 8 MiB of table"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.RefcountTableClusters, "refcount_table_clusters", uint64 h.RefcountTableClusters, "at most 8 MiB of table"))
         do! table h Structure.RefcountTable 48UL h.RefcountTableOffset reftableBytes
         do!
             check
                 (h.SnapshotCount <= Limits.MaxSnapshots)
-                (FieldOutOfRange(Structure.Header, 60UL, "nb_snapshots", uint64 h.SnapshotCount, "at most 65536"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.SnapshotCount, "nb_snapshots", uint64 h.SnapshotCount, "at most 65536"))
         // QEMU counts the table as nb_snapshots fixed parts of 40 bytes (qcow2_validate_table).
         do! table h Structure.SnapshotTable 64UL h.SnapshotsOffset (uint64 h.SnapshotCount * 40UL)
         let l1Bytes = uint64 h.L1Size * 8UL
         do!
             check
                 (l1Bytes <= Limits.MaxL1Bytes)
-                (FieldOutOfRange(Structure.Header, 36UL, "l1_size", uint64 h.L1Size, "at most 4194304 entries (32 MiB)"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.L1Size, "l1_size", uint64 h.L1Size, "at most 4194304 entries (32 MiB)"))
         let needed = Geometry.l1EntriesFor (Header.geometry h) h.Size
         do!
             check
                 (needed <= uint64 Int32.MaxValue)
-                (FieldOutOfRange(Structure.Header, 24UL, "size", h.Size, "small enough for an L1 table"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.Size, "size", h.Size, "small enough for an L1 table"))
         do!
             check
                 (uint64 h.L1Size >= needed)
-                (FieldOutOfRange(Structure.Header, 36UL, "l1_size", uint64 h.L1Size, sprintf "at least %d for this size" needed))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.L1Size, "l1_size", uint64 h.L1Size, sprintf "at least %d for this size" needed))
         do! table h Structure.L1Table 40UL h.L1TableOffset l1Bytes
-        let compressionField = h.HeaderLength > 104u
+        let compressionField = h.HeaderLength > uint32 HeaderFields.CompressionType
         do!
             check
                 (h.CompressionType <= 1uy)
-                (FieldOutOfRange(Structure.Header, 104UL, "compression_type", uint64 h.CompressionType, "0 (deflate) or 1 (zstd)"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.CompressionType, "compression_type", uint64 h.CompressionType, "0 (deflate) or 1 (zstd)"))
         do!
             check
                 ((h.CompressionType <> 0uy) = (h.IncompatibleFeatures &&& Header.CompressionTypeBit <> 0UL)
                  || not compressionField && h.IncompatibleFeatures &&& Header.CompressionTypeBit = 0UL)
-                (Inconsistent(Structure.Header, 104UL, "compression_type and the compression type feature bit disagree"))
+                (Inconsistent(Structure.Header, uint64 HeaderFields.CompressionType, "compression_type and the compression type feature bit disagree"))
         do!
             check
                 (h.AutoclearFeatures &&& Header.RawExternalDataBit = 0UL
                  || h.IncompatibleFeatures &&& Header.ExternalDataBit <> 0UL)
-                (Inconsistent(Structure.Header, 88UL, "raw external data needs an external data file"))
+                (Inconsistent(Structure.Header, uint64 HeaderFields.AutoclearFeatures, "raw external data needs an external data file"))
     }
 
 /// Names for the given incompatible bits, from the image's feature name table when it has one.
@@ -199,14 +199,14 @@ let featureNamesFor (h: Header) (bits: uint64) =
 let decode (bytes: byte[]) (available: int) : Result<Header, FormatError> =
     result {
         do! check (available >= Limits.HeaderV2Length && bytes.Length >= Limits.HeaderV3Length) (Truncated(Structure.Header, 0UL, uint64 Limits.HeaderV2Length))
-        do! check (u32 bytes 0 = Limits.Magic) (BadMagic(u32 bytes 0))
-        let v = u32 bytes 4
+        do! check (u32 bytes HeaderFields.Magic = Limits.Magic) (BadMagic(u32 bytes HeaderFields.Magic))
+        let v = u32 bytes HeaderFields.Version
         do! check (v = 2u || v = 3u) (UnsupportedVersion("qcow2", v))
-        let bits = u32 bytes 20
+        let bits = u32 bytes HeaderFields.ClusterBits
         do!
             check
                 (bits >= uint32 Limits.MinClusterBits && bits <= uint32 Limits.MaxClusterBits)
-                (FieldOutOfRange(Structure.Header, 20UL, "cluster_bits", uint64 bits, "between 9 and 21"))
+                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.ClusterBits, "cluster_bits", uint64 bits, "between 9 and 21"))
         do! check (v = 2u || available >= Limits.HeaderV3MinLength) (Truncated(Structure.Header, 0UL, uint64 Limits.HeaderV3MinLength))
         let h = fixedFields bytes available
         do! check (int (Header.clusterSize h) <= bytes.Length) (Truncated(Structure.Header, 0UL, Header.clusterSize h))

@@ -55,33 +55,33 @@ let encode (h: Header) : Result<byte[], FormatError> =
     else
         let b = Array.zeroCreate<byte> cs
         let s = Span b
-        BigEndian.putU32 s 0 Limits.Magic
-        BigEndian.putU32 s 4 (uint32 h.Version)
+        BigEndian.putU32 s HeaderFields.Magic Limits.Magic
+        BigEndian.putU32 s HeaderFields.Version (uint32 h.Version)
 
         match name with
         | Some n ->
-            BigEndian.putU64 s 8 (uint64 nameAt)
-            BigEndian.putU32 s 16 (uint32 n.Length)
+            BigEndian.putU64 s HeaderFields.BackingFileOffset (uint64 nameAt)
+            BigEndian.putU32 s HeaderFields.BackingFileSize (uint32 n.Length)
             Array.blit n 0 b nameAt n.Length
         | None -> ()
 
-        BigEndian.putU32 s 20 (uint32 h.ClusterBits)
-        BigEndian.putU64 s 24 h.Size
-        BigEndian.putU32 s 32 h.CryptMethod
-        BigEndian.putU32 s 36 h.L1Size
-        BigEndian.putU64 s 40 h.L1TableOffset
-        BigEndian.putU64 s 48 h.RefcountTableOffset
-        BigEndian.putU32 s 56 h.RefcountTableClusters
-        BigEndian.putU32 s 60 h.SnapshotCount
-        BigEndian.putU64 s 64 h.SnapshotsOffset
+        BigEndian.putU32 s HeaderFields.ClusterBits (uint32 h.ClusterBits)
+        BigEndian.putU64 s HeaderFields.Size h.Size
+        BigEndian.putU32 s HeaderFields.CryptMethod h.CryptMethod
+        BigEndian.putU32 s HeaderFields.L1Size h.L1Size
+        BigEndian.putU64 s HeaderFields.L1TableOffset h.L1TableOffset
+        BigEndian.putU64 s HeaderFields.RefcountTableOffset h.RefcountTableOffset
+        BigEndian.putU32 s HeaderFields.RefcountTableClusters h.RefcountTableClusters
+        BigEndian.putU32 s HeaderFields.SnapshotCount h.SnapshotCount
+        BigEndian.putU64 s HeaderFields.SnapshotsOffset h.SnapshotsOffset
 
         if h.Version >= 3 then
-            BigEndian.putU64 s 72 h.IncompatibleFeatures
-            BigEndian.putU64 s 80 h.CompatibleFeatures
-            BigEndian.putU64 s 88 h.AutoclearFeatures
-            BigEndian.putU32 s 96 (uint32 h.RefcountOrder)
-            BigEndian.putU32 s 100 (uint32 length)
-            b[104] <- h.CompressionType
+            BigEndian.putU64 s HeaderFields.IncompatibleFeatures h.IncompatibleFeatures
+            BigEndian.putU64 s HeaderFields.CompatibleFeatures h.CompatibleFeatures
+            BigEndian.putU64 s HeaderFields.AutoclearFeatures h.AutoclearFeatures
+            BigEndian.putU32 s HeaderFields.RefcountOrder (uint32 h.RefcountOrder)
+            BigEndian.putU32 s HeaderFields.HeaderLength (uint32 length)
+            b[HeaderFields.CompressionType] <- h.CompressionType
             Array.blit h.AdditionalFields 0 b Limits.HeaderV3Length h.AdditionalFields.Length
 
         let mutable at = length
@@ -97,7 +97,7 @@ let encode (h: Header) : Result<byte[], FormatError> =
 /// Where the refcount table's offset and cluster count sit: QEMU switches tables with one
 /// 12-byte write there.
 [<Literal>]
-let RefcountTableFieldsOffset = 48
+let RefcountTableFieldsOffset = HeaderFields.RefcountTableOffset
 
 /// The 12 bytes naming a refcount table: offset (u64) and clusters (u32).
 let refcountTableFields (offset: uint64) (clusters: uint32) =
@@ -108,11 +108,11 @@ let refcountTableFields (offset: uint64) (clusters: uint32) =
 
 /// Where autoclear_features sits in a v3 header.
 [<Literal>]
-let AutoclearFieldOffset = 88
+let AutoclearFieldOffset = HeaderFields.AutoclearFeatures
 
 /// Where incompatible_features sits in a v3 header.
 [<Literal>]
-let IncompatibleFieldOffset = 72
+let IncompatibleFieldOffset = HeaderFields.IncompatibleFeatures
 
 /// One 8-byte feature field.
 let featureField (value: uint64) =

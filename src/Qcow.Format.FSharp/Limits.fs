@@ -73,10 +73,10 @@ let MaxRequestEnd = 9223372035781033984UL
 
 /// Size of a v2 header; v3 headers are at least 104 bytes and QEMU writes 112.
 [<Literal>]
-let HeaderV2Length = 72
+let HeaderV2Length = HeaderFields.Version2End
 
 [<Literal>]
-let HeaderV3MinLength = 104
+let HeaderV3MinLength = HeaderFields.Version3MandatoryEnd
 
 [<Literal>]
 let HeaderV3Length = 112

@@ -15,7 +15,7 @@ internal sealed partial class QcowDevice
     {
         byte[] probe = new byte[Limits.HeaderV3Length];
         int available = storage.Read(0, probe);
-        uint version = BinaryPrimitives.ReadUInt32BigEndian(probe.AsSpan(4));
+        uint version = BinaryPrimitives.ReadUInt32BigEndian(probe.AsSpan(HeaderFields.Version));
         return version == 1
             ? OpenV1(storage, probe.AsSpan(0, available), options, openBacking)
             : OpenQcow2(storage, options, openBacking, openDataFile);

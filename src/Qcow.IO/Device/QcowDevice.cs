@@ -264,7 +264,7 @@ internal sealed partial class QcowDevice : IBlockDevice
     {
         byte[] probe = new byte[Limits.HeaderV3Length];
         storage.Read(0, probe);
-        uint bits = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(probe.AsSpan(20));
+        uint bits = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(probe.AsSpan(HeaderFields.ClusterBits));
         byte[] first = new byte[bits >= Limits.MinClusterBits && bits <= Limits.MaxClusterBits ? 1 << (int)bits : probe.Length];
         int available = storage.Read(0, first);
         return HeaderDecode.decode(first, available).OrThrow(storage.Path);

@@ -35,5 +35,5 @@ internal static class FormatErrors
         result.IsOk ? result.ResultValue : throw ToException(result.ErrorValue, imagePath);
 
     public static QcowFormatException Unsupported(string imagePath, string feature) =>
-        new(imagePath, QcowFormatErrorKind.UnsupportedFeature, QcowStructure.Header, 72, $"{feature} is not supported yet");
+        new(imagePath, QcowFormatErrorKind.UnsupportedFeature, QcowStructure.Header, Qcow.Format.HeaderFields.IncompatibleFeatures, $"{feature} is not supported yet");
 }
