@@ -4,6 +4,8 @@ using System.Numerics;
 using System.Threading;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.FSharp.Core;
+using Qcow.Format;
 using Qcow.IO;
 
 namespace Qcow;
@@ -68,10 +70,10 @@ public sealed partial class QcowImage
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        var amend = new AmendOptions(
-            options.Compat is { } c ? (c == QcowCompat.V0_10 ? 2 : 3) : null,
-            options.LazyRefcounts,
-            options.RefcountBits is { } b ? BitOperations.Log2((uint)b) : null);
+        var amend = new AmendRequest(
+            OptionModule.OfNullable(options.Compat is { } c ? (c == QcowCompat.V0_10 ? 2 : 3) : (int?)null),
+            OptionModule.OfNullable(options.LazyRefcounts),
+            OptionModule.OfNullable(options.RefcountBits is { } b ? BitOperations.Log2((uint)b) : (int?)null));
         ImageAmender.Amend(path, amend, (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Qcow"));
         progress?.Report(100);
     }

@@ -28,7 +28,7 @@ internal static class ImageResizer
         if (actual == "raw")
         {
             using FileStorage raw = FileStorage.Open(path, writable: true);
-            RefuseShrink(raw.Length, newSize, shrink);
+            RefuseShrink((ulong)raw.Length, newSize, shrink);
             raw.SetLength(newSize);
             raw.Flush();
             return;
@@ -43,10 +43,11 @@ internal static class ImageResizer
         // between its steps.
         using FileStorage file = FileStorage.Open(path, writable: true);
         Header header = QcowDevice.PrepareForWriting(file, new DeviceOptions(true, false, 0, logger));
-        RefuseShrink((long)header.Size, newSize, shrink);
-        if (!Measure.fitsL1Limit(newSize, header.ClusterBits, false) || (ulong)newSize > Limits.MaxHostOffset)
+        RefuseShrink(header.Size, newSize, shrink);
+        var l1Change = Maintenance.l1Change(header, (ulong)newSize);
+        if (l1Change.IsError)
         {
-            throw new InvalidOperationException("Failed to grow the L1 table: File too large");
+            throw new InvalidOperationException(l1Change.ErrorValue);
         }
 
         if (newSize < (long)header.Size)
@@ -55,7 +56,7 @@ internal static class ImageResizer
         }
 
         long oldSize = (long)header.Size;
-        Relayout(file, newSize);
+        Relayout(file, newSize, l1Change.ResultValue);
         if (newSize < oldSize)
         {
             TruncateAfterLastInUse(file);
@@ -89,27 +90,24 @@ internal static class ImageResizer
         }
     }
 
-    /// <summary>The header (and, when it must grow past its clusters, the L1 table) for the new size.</summary>
-    private static void Relayout(FileStorage file, long newSize)
+    /// <summary>The header (and, when it must grow past its clusters, the L1 table) for the new size, as the core decided.</summary>
+    private static void Relayout(FileStorage file, long newSize, L1Change change)
     {
         Header header = QcowDevice.ReadHeader(file);
-        Geometry g = HeaderModule.geometry(header);
-        uint l1Size = (uint)GeometryModule.l1EntriesFor(g, (ulong)newSize);
-        ulong l1Room = GeometryModule.clustersFor(g, (ulong)header.L1Size * 8) << g.ClusterBits;
-        if (l1Size <= header.L1Size)
+        switch (change)
         {
-            KeepL1(file, header, newSize, l1Size);
-        }
-        else if ((ulong)l1Size * 8 <= l1Room)
-        {
-            // The spare entries of the L1 table's last cluster must read as unallocated before the header says they count.
-            file.Write((long)header.L1TableOffset + header.L1Size * 8L, new byte[(l1Size - header.L1Size) * 8L]);
-            file.Flush();
-            WriteHeader(file, HeaderModule.resized(header, (ulong)newSize, header.L1TableOffset, l1Size));
-        }
-        else
-        {
-            GrowL1(file, header, newSize, l1Size);
+            case L1Change.KeepL1 keep:
+                KeepL1(file, header, newSize, keep.l1Size);
+                break;
+            case L1Change.GrowInPlace grow:
+                // The spare entries of the L1 table's last cluster must read as unallocated before the header says they count.
+                file.Write((long)header.L1TableOffset + header.L1Size * 8L, new byte[(grow.l1Size - header.L1Size) * 8L]);
+                file.Flush();
+                WriteHeader(file, HeaderModule.resized(header, (ulong)newSize, header.L1TableOffset, grow.l1Size));
+                break;
+            case L1Change.MoveL1 move:
+                GrowL1(file, header, newSize, move.l1Size);
+                break;
         }
     }
 
@@ -136,11 +134,11 @@ internal static class ImageResizer
         }
     }
 
-    private static void RefuseShrink(long size, long newSize, bool shrink)
+    private static void RefuseShrink(ulong size, long newSize, bool shrink)
     {
-        if (newSize < size && !shrink)
+        if (Maintenance.refuseShrink(size, (ulong)newSize, shrink) is { IsError: true } refused)
         {
-            throw new InvalidOperationException("Use the --shrink option to perform a shrink operation.");
+            throw new InvalidOperationException(refused.ErrorValue);
         }
     }
 

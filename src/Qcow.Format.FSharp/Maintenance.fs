@@ -1,0 +1,80 @@
+/// The decisions of the offline changes, as qemu-img makes them: what an amend of compat level,
+/// lazy refcounts and refcount width may be (qcow2_amend_options), and how a resize changes the
+/// L1 table (qcow2_truncate). The shell carries the answers out on the file.
+namespace Qcow.Format
+
+/// What an amend asks for; None keeps a setting as it is.
+type internal AmendRequest =
+    { Version: int option
+      LazyRefcounts: bool option
+      RefcountOrder: int option }
+
+/// What an amend does: the settings the header gets, and what must happen first.
+type internal AmendPlan =
+    { Version: int
+      LazyRefcounts: bool
+      RefcountOrder: int
+      /// The refcount width changes: new refcount structures are built at it before the header switches.
+      RebuildRefcounts: bool
+      /// Version 3 to 2: refused if any L2 entry is a zero cluster, which version 2 cannot hold.
+      Downgrade: bool }
+
+/// How a resize changes the L1 table.
+type internal L1Change =
+    /// The same table; the header drops the entries past the new end (a shrink frees their L2 tables).
+    | KeepL1 of l1Size: uint32
+    /// The same table, grown into the spare entries of its last cluster.
+    | GrowInPlace of l1Size: uint32
+    /// A larger table, placed past everything in use, with refcounts that count it.
+    | MoveL1 of l1Size: uint32
+
+module internal Maintenance =
+    /// Why a downgrade is refused while zero clusters remain (QEMU expands them; Qcow does not yet).
+    [<Literal>]
+    let ZeroClustersRefusal = "Cannot downgrade an image with zero clusters: expanding them is not supported by qcow yet"
+
+    /// qemu-img amend's rules, in its words when it refuses.
+    let amend (h: Header) (r: AmendRequest) : Result<AmendPlan, string> =
+        let version = defaultArg r.Version h.Version
+        let lazyRefcounts = defaultArg r.LazyRefcounts (Header.hasLazyRefcounts h)
+        let order = defaultArg r.RefcountOrder h.RefcountOrder
+        let downgrade = version < h.Version
+
+        if version < 3 && lazyRefcounts then
+            Error(
+                if r.LazyRefcounts = Some true then
+                    "Lazy refcounts only supported with compatibility level 1.1 and above (use compat=1.1 or greater)"
+                else
+                    "Cannot downgrade an image with lazy refcounts: amend with lazy_refcounts=off first"
+            )
+        elif version < 3 && order <> 4 then
+            Error "Refcount widths other than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)"
+        elif downgrade && (h.IncompatibleFeatures <> 0UL || h.CompressionType <> 0uy) then
+            Error "Cannot downgrade an image that uses version 3 features (external data, compression type, extended L2)"
+        elif downgrade && h.AutoclearFeatures <> 0UL then
+            Error "Cannot downgrade an image with persistent bitmaps"
+        else
+            Ok
+                { Version = version
+                  LazyRefcounts = lazyRefcounts
+                  RefcountOrder = order
+                  RebuildRefcounts = order <> h.RefcountOrder
+                  Downgrade = downgrade }
+
+    /// qemu-img resize's refusal of a smaller size without --shrink.
+    let refuseShrink (size: uint64) (newSize: uint64) (shrink: bool) =
+        if newSize < size && not shrink then Error "Use the --shrink option to perform a shrink operation." else Ok()
+
+    /// How a qcow2 image's L1 table takes `newSize`, or why it cannot (the table's limit).
+    let l1Change (h: Header) (newSize: uint64) : Result<L1Change, string> =
+        let g = Header.geometry h
+
+        if not (Measure.fitsL1Limit (int64 newSize) h.ClusterBits false) || newSize > Limits.MaxHostOffset then
+            Error "Failed to grow the L1 table: File too large"
+        else
+            let l1Size = uint32 (Geometry.l1EntriesFor g newSize)
+            let room = Geometry.clustersFor g (uint64 h.L1Size * 8UL) <<< g.ClusterBits
+
+            if l1Size <= h.L1Size then Ok(KeepL1 l1Size)
+            elif uint64 l1Size * 8UL <= room then Ok(GrowInPlace l1Size)
+            else Ok(MoveL1 l1Size)
