@@ -20,25 +20,17 @@ public sealed partial class QcowImage
         _device.Write(offset, buffer);
     }
 
-    /// <summary>Writes guest bytes; completes synchronously after checking for cancellation.</summary>
-    /// <exception cref="OperationCanceledException">The token was cancelled before the write started.</exception>
+    /// <summary>
+    /// Writes guest bytes: to clusters the image already holds (and alone owns), as asynchronous
+    /// file writes, so that many can be in flight; a write that allocates, copies or changes the
+    /// tables runs its planning and table updates synchronously first, as <see cref="Write"/> does.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
     /// <inheritdoc cref="Write(long, ReadOnlySpan{byte})"/>
-    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled(cancellationToken);
-        }
-
-        try
-        {
-            Write(offset, buffer.Span);
-            return ValueTask.CompletedTask;
-        }
-        catch (Exception e)
-        {
-            return ValueTask.FromException(e);
-        }
+        CheckRange(offset, buffer.Length);
+        await _device.WriteAsync(offset, buffer, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

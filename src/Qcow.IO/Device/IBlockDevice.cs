@@ -31,6 +31,14 @@ internal interface IBlockDevice : IDisposable
 
     void Write(long offset, ReadOnlySpan<byte> source);
 
+    /// <summary>Writes as <see cref="Write"/> does, with the file writes asynchronous where the device can make them so.</summary>
+    ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        Write(offset, source.Span);
+        return ValueTask.CompletedTask;
+    }
+
     /// <summary>Makes the range read as zeros; <paramref name="mayUnmap"/> lets the image free what it zeroes.</summary>
     void WriteZeroes(long offset, long length, bool mayUnmap = false);
 

@@ -1,6 +1,8 @@
 // Writing guest bytes, zeros and discards: an overwrite of a cluster this image alone owns is
 // one positional write; anything else asks the planner for a plan and executes it.
 using System;
+using System.Threading;
+using System.Threading.Tasks;
 using System.Collections.Generic;
 using Qcow.Format;
 
@@ -22,6 +24,78 @@ internal sealed partial class QcowDevice
 
     /// <summary>Discards whole clusters only, as QEMU does; a partial cluster keeps its data.</summary>
     public void Discard(long offset, long length) => Change(offset, length, WriteKind.DiscardCluster, default);
+
+    /// <summary>
+    /// Writes as <see cref="Write"/> does; the bytes of clusters this image alone owns go out as
+    /// asynchronous file writes outside the lock (counted in flight, as reads are, so that no
+    /// flush frees such a cluster meanwhile); the rest goes through the planner as
+    /// <see cref="Write"/> takes it.
+    /// </summary>
+    public async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, CancellationToken cancellationToken)
+    {
+        while (source.Length > 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            (ulong host, int n, int ticket) = BeginInPlaceWrite(offset, source.Length);
+            if (host == ulong.MaxValue)
+            {
+                Write(offset, source.Span[..n]);
+            }
+            else
+            {
+                try
+                {
+                    await DataStorage.WriteAsync((long)host, source[..n], cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _readsInFlight.Exit(ticket);
+                }
+            }
+
+            offset += n;
+            source = source[n..];
+        }
+    }
+
+    /// <summary>
+    /// Under the lock: the bytes from <paramref name="offset"/> to the end of their cluster (at
+    /// most <paramref name="length"/>), and where they go in place with the write counted in
+    /// flight; host ulong.MaxValue when the cluster needs the planner.
+    /// </summary>
+    private (ulong Host, int Length, int Ticket) BeginInPlaceWrite(long offset, int length)
+    {
+        lock (_sync)
+        {
+            ThrowIfDisposed();
+            if (!CanWrite)
+            {
+                throw new InvalidOperationException($"{Path} is open read-only");
+            }
+
+            ThrowIfMarkedCorrupt();
+            ArgumentOutOfRangeException.ThrowIfNegative(offset);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
+            int inCluster = (int)(offset & (Layout.ClusterSize - 1));
+            int n = Math.Min(length, Layout.ClusterSize - inCluster);
+            ulong entry = EntryFor(offset, out int l1Index, out ulong table);
+            if (!Layout.HasRefcounts || table == 0)
+            {
+                return (ulong.MaxValue, n, 0);
+            }
+
+            _metadata.ThrowIfPastEnd(table);
+            ThrowIfMappedFarPastEnd(entry, offset, table + (ulong)(GeometryModule.l2Index(Layout.Geometry, (ulong)offset) * Layout.Geometry.L2EntryBytes));
+            if (Planner.inPlaceHost(Layout.EntryFormat, _metadata.L1Entry(l1Index), Classify(entry, offset)) is not { IsSome: true } owned)
+            {
+                return (ulong.MaxValue, n, 0);
+            }
+
+            ulong host = owned.Value + (ulong)inCluster;
+            _metadata.GuardData(host, (ulong)n);
+            return (host, n, _readsInFlight.Enter());
+        }
+    }
 
     private void Change(long offset, long length, WriteKind kind, ReadOnlySpan<byte> source)
     {

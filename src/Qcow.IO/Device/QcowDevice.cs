@@ -12,8 +12,8 @@ internal sealed partial class QcowDevice : IBlockDevice
 {
     private readonly object _sync = new();
 
-    // Data reads running outside _sync (see QcowDevice.Read.cs); a cluster is not made free for
-    // reuse, nor the file closed, while any runs.
+    // Data reads and in-place asynchronous writes running outside _sync (QcowDevice.Read.cs,
+    // WriteAsync); a cluster is not made free for reuse, nor the file closed, while any runs.
     private readonly ReadsInFlight _readsInFlight = new();
     private readonly IStorage _storage;
     private readonly DeviceOptions _options;

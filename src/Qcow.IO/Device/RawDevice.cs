@@ -37,6 +37,8 @@ internal sealed class RawDevice : IBlockDevice
 
     public void Write(long offset, ReadOnlySpan<byte> source) => _storage.Write(offset, source);
 
+    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, CancellationToken cancellationToken) => _storage.WriteAsync(offset, source, cancellationToken);
+
     public void WriteZeroes(long offset, long length, bool mayUnmap = false)
     {
         for (long done = 0; done < length;)

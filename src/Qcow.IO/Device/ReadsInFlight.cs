@@ -1,5 +1,6 @@
-// Counts the data reads a device runs outside its lock, one counter per processor (each on its
-// own cache line), so that readers on different cores do not contend for one counter.
+// Counts the data reads (and in-place asynchronous writes) a device runs outside its lock, one
+// counter per processor (each on its own cache line), so that threads on different cores do not
+// contend for one counter.
 using System;
 using System.Threading;
 

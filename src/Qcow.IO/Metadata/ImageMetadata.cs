@@ -84,9 +84,12 @@ internal sealed class ImageMetadata : IRefcountView
     /// <summary>Writes guest data (or a copied cluster) to a host offset that must hold no metadata.</summary>
     public void WriteData(ulong host, ReadOnlySpan<byte> bytes)
     {
-        Guard(host, (ulong)bytes.Length, MetadataRole.None);
+        GuardData(host, (ulong)bytes.Length);
         _storage.Write((long)host, bytes);
     }
+
+    /// <summary>Refuses guest data bound for live metadata, as <see cref="WriteData"/> does, for a caller that writes it itself.</summary>
+    public void GuardData(ulong host, ulong length) => Guard(host, length, MetadataRole.None);
 
     /// <summary>
     /// Refuses a write that would land on live metadata of another kind: the image is marked

@@ -20,6 +20,8 @@ internal sealed class BorrowedStorage(IStorage file) : IStorage
 
     public void Write(long offset, ReadOnlySpan<byte> buffer) => file.Write(offset, buffer);
 
+    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken) => file.WriteAsync(offset, buffer, cancellationToken);
+
     public void SetLength(long length) => file.SetLength(length);
 
     public void Flush() => file.Flush();

@@ -143,6 +143,12 @@ internal sealed class FileStorage : IStorage
         RandomAccess.Write(_handle, buffer, offset);
     }
 
+    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    {
+        RefuseBeyondRequestLimit(offset, buffer.Length);
+        return RandomAccess.WriteAsync(_handle, buffer, offset, cancellationToken);
+    }
+
     /// <summary>QEMU's block layer fails a request reaching past its largest offset with EIO; so does Qcow.</summary>
     private void RefuseBeyondRequestLimit(long offset, int length)
     {

@@ -25,6 +25,14 @@ internal interface IStorage : IDisposable
 
     void Write(long offset, ReadOnlySpan<byte> buffer);
 
+    /// <summary>Writes as <see cref="Write"/> does, asynchronously where the storage can (a file does).</summary>
+    ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        Write(offset, buffer.Span);
+        return ValueTask.CompletedTask;
+    }
+
     void SetLength(long length);
 
     /// <summary>Makes every completed write durable (fsync).</summary>

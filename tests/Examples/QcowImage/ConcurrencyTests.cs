@@ -281,6 +281,42 @@ public sealed class ConcurrencyTests
         Assert.True(shared.Check().IsClean);
     }
 
+    [Fact]
+    public async Task ManyWritesAsync_InFlightAtOnce_OverAllocatedAndNewClusters_LandWhereTheyBelong()
+    {
+        // Writes to clusters the image holds go out as asynchronous file writes; the rest are
+        // planned. Both kinds, many in flight together, each block carrying its own stamp.
+        using var dir = new TempDir();
+        const int Block = 4096;
+        const int Blocks = 512;
+        using (QcowImage image = QcowImage.Create(dir.File("async.qcow2"), new QcowCreateOptions { Size = 2L * Blocks * Block, ClusterSize = 16384 }))
+        {
+            await image.WriteAsync(0, new byte[Blocks * Block]);
+            var writes = new List<Task>();
+            for (int b = 0; b < 2 * Blocks; b++)
+            {
+                byte[] stamp = new byte[Block];
+                stamp.AsSpan().Fill((byte)(b % 251 + 1));
+                writes.Add(image.WriteAsync((long)b * Block, stamp).AsTask());
+            }
+
+            await Task.WhenAll(writes);
+            byte[] seen = new byte[Block];
+            for (int b = 0; b < 2 * Blocks; b++)
+            {
+                Assert.Equal(Block, await image.ReadAsync((long)b * Block, seen));
+                Assert.True(seen.AsSpan().IndexOfAnyExcept((byte)(b % 251 + 1)) < 0, $"block {b} holds another block's bytes");
+            }
+
+            Assert.True(image.Check().IsClean);
+        }
+
+        if (Qemu.ImgPath != null)
+        {
+            Qemu.AssertClean(dir.Path, "async.qcow2");
+        }
+    }
+
     /// <summary>A file whose reads at one offset wait until released, so that a test can act while one is in flight.</summary>
     private sealed class GatedStorage(IStorage inner) : IStorage
     {
