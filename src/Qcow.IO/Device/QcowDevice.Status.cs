@@ -8,13 +8,14 @@ namespace Qcow.IO;
 
 internal sealed partial class QcowDevice
 {
-    /// <summary>
-    /// Block status of one cluster (or of a whole L1 entry's range when it has no L2 table), as
-    /// QEMU's qcow2 driver reports it; unallocated bytes are asked of the backing file.
-    /// </summary>
     /// <summary>The file data clusters lie in, as QEMU names it: the external data file, or the image.</summary>
     private string DataPath => DataFile?.Path ?? Path;
 
+    /// <summary>
+    /// Block status of a run of clusters that one L2 table maps alike (or of a whole L1 entry's
+    /// range when it has no L2 table), as QEMU's qcow2 driver reports it; unallocated bytes are
+    /// asked of the backing file.
+    /// </summary>
     public BlockStatus Status(long offset, long maxLength)
     {
         BlockStatus status;
@@ -29,7 +30,7 @@ internal sealed partial class QcowDevice
             if (table != 0)
             {
                 mapping = MappingAt(offset, out int run);
-                length = Math.Min(maxLength, run);
+                length = Math.Min(maxLength, Layout.ExtendedL2 ? run : RunOfAlike(offset, run, Math.Min(maxLength, span - (offset & (span - 1))), mapping));
             }
 
             long inCluster = offset & (Layout.ClusterSize - 1);
@@ -58,6 +59,45 @@ internal sealed partial class QcowDevice
                 ? WithHoles(status, file)
                 : status;
         }
+    }
+
+    /// <summary>
+    /// How far from <paramref name="offset"/> (whose cluster maps as <paramref name="first"/>,
+    /// <paramref name="run"/> bytes of it from there) the next clusters of the same L2 table map
+    /// alike: unallocated or zero as it is, or data (or preallocated zeros) at the next host
+    /// cluster; at most <paramref name="limit"/> bytes. Compressed clusters stand alone.
+    /// </summary>
+    private long RunOfAlike(long offset, int run, long limit, L2Mapping first)
+    {
+        long cs = Layout.ClusterSize;
+        long length = run;
+        while (length < limit && !first.IsCompressed && offset + length < Length)
+        {
+            long next = offset + length;
+            // An entry that does not decode ends the run; a query at its own offset reports it.
+            var decoded = L2Entry.classify(Layout.EntryFormat, EntryFor(next, out _, out _));
+            if (decoded.IsError)
+            {
+                break;
+            }
+
+            L2Mapping m = decoded.ResultValue;
+            ulong delta = (ulong)(next - offset + (offset & (cs - 1)));
+            bool alike = m.Tag == first.Tag && m.Tag switch
+            {
+                L2Mapping.Tags.Normal => m.Host == first.Host + delta,
+                L2Mapping.Tags.ZeroAllocated => m.ZeroHost == first.ZeroHost + delta,
+                _ => true,
+            };
+            if (!alike)
+            {
+                break;
+            }
+
+            length += cs;
+        }
+
+        return Math.Min(length, limit);
     }
 
     /// <summary>
