@@ -51,7 +51,8 @@ public sealed partial class QcowImage
             : L2Entry.classify(layout.EntryFormat, trace.L2Entry);
         if (classified.IsError)
         {
-            throw new QcowFormatException(q.Path, QcowFormatErrorKind.Inconsistent, QcowStructure.L2Table, trace.L2EntryAt, $"L2 entry 0x{trace.L2Entry:x} is invalid: {classified.ErrorValue}");
+            FSharpValueOption<ulong> bitmap = layout.ExtendedL2 ? FSharpValueOption<ulong>.NewValueSome(trace.L2Bitmap) : FSharpValueOption<ulong>.ValueNone;
+            throw FormatErrors.ToException(L2Entry.invalid((ulong)trace.L2EntryAt, (ulong)offset, trace.L2Entry, bitmap, classified.ErrorValue), q.Path);
         }
 
         L2Mapping m = classified.ResultValue;

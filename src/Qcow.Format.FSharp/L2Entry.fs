@@ -181,6 +181,24 @@ module internal L2Entry =
             let additionalSectors = (host + uint64 length - 1UL) / 512UL - host / 512UL
             CompressedFlag ||| (additionalSectors <<< x) ||| host
 
+    /// Why an entry does not decode, in words.
+    let private problemText problem =
+        match problem with
+        | ZeroFlagBeforeVersion3 -> "the ZERO flag needs version 3"
+        | MisalignedHostOffset -> "its host offset is not cluster-aligned"
+        | CompressedWithExternalData -> "a compressed cluster cannot lie in an external data file"
+        | InvalidSubclusterBitmap -> "its subcluster bitmap is invalid"
+
+    /// The format error for an L2 entry at `entryAt` that does not decode: its first word, the
+    /// second of an extended entry, the guest offset it maps, and why.
+    let invalid (entryAt: uint64) (guest: uint64) (entry: uint64) (bitmap: uint64 voption) (problem: L2Problem) =
+        let value =
+            match bitmap with
+            | ValueSome b -> sprintf "0x%x / 0x%x" entry b
+            | ValueNone -> sprintf "0x%x" entry
+
+        Inconsistent(Structure.L2Table, entryAt, sprintf "entry %s for guest offset 0x%x is invalid: %s" value guest (problemText problem))
+
     /// Host clusters a compressed stream touches: first and last cluster index.
     let compressedClusters clusterBits (host: uint64) (length: uint32) =
         struct (host >>> clusterBits, (host + uint64 length - 1UL) >>> clusterBits)

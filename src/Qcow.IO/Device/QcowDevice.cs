@@ -308,7 +308,7 @@ internal sealed partial class QcowDevice : IBlockDevice
         var mapping = L2Entry.subclusterMapping(Layout.EntryFormat, entry, bitmap, inCluster / sub);
         if (mapping.IsError)
         {
-            throw new QcowFormatException(Path, QcowFormatErrorKind.Inconsistent, QcowStructure.L2Table, (long)table + (l2Index * 16L), $"extended L2 entry 0x{entry:x} / 0x{bitmap:x} for guest offset 0x{offset:x} is invalid: {mapping.ErrorValue}");
+            throw FormatErrors.ToException(L2Entry.invalid(table + (ulong)(l2Index * Layout.Geometry.L2EntryBytes), (ulong)offset, entry, FSharpValueOption<ulong>.NewValueSome(bitmap), mapping.ErrorValue), Path);
         }
 
         return mapping.ResultValue;
@@ -319,7 +319,9 @@ internal sealed partial class QcowDevice : IBlockDevice
         var mapping = L2Entry.classify(Layout.EntryFormat, entry);
         if (mapping.IsError)
         {
-            throw new QcowFormatException(Path, QcowFormatErrorKind.Inconsistent, QcowStructure.L2Table, guestOffset, $"L2 entry 0x{entry:x} for guest offset 0x{guestOffset:x} is invalid: {mapping.ErrorValue}");
+            EntryFor(guestOffset, out _, out ulong table);
+            ulong entryAt = table + (ulong)(GeometryModule.l2Index(Layout.Geometry, (ulong)guestOffset) * Layout.Geometry.L2EntryBytes);
+            throw FormatErrors.ToException(L2Entry.invalid(entryAt, (ulong)guestOffset, entry, FSharpValueOption<ulong>.ValueNone, mapping.ErrorValue), Path);
         }
 
         return mapping.ResultValue;

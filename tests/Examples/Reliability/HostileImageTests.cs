@@ -21,6 +21,31 @@ public sealed class HostileImageTests
 
     private static readonly QcowOpenOptions s_readOnly = new() { ReadOnly = true };
 
+    [Fact]
+    public void MisalignedL2Entry_IsRefused_NamingTheEntryWhereItLies()
+    {
+        using var dir = new TempDir();
+        string path = dir.File("misaligned.qcow2");
+        long entryAt;
+        using (QcowImage image = QcowImage.Create(path, new QcowCreateOptions { Size = 1 << 20 }))
+        {
+            image.Write(0, new byte[] { 1 });
+            image.Flush();
+            entryAt = image.Explain(0).Layers[0].L2EntryOffset!.Value;
+        }
+
+        byte[] file = File.ReadAllBytes(path);
+        ulong entry = System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(file.AsSpan((int)entryAt));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(file.AsSpan((int)entryAt), entry | 0x200);
+        File.WriteAllBytes(path, file);
+
+        using QcowImage damaged = QcowImage.Open(path, s_readOnly);
+        var e = Assert.Throws<QcowFormatException>(() => damaged.Read(0, new byte[512]));
+
+        Assert.Equal((QcowStructure.L2Table, entryAt), (e.Structure, e.Offset));
+        Assert.Contains("not cluster-aligned", e.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>CVE-2014-0222: cluster_bits and l2_bits whose sum overflows the L2 and L1 arithmetic.</summary>
     [Theory]
     [InlineData(63, 63, 32)]
