@@ -102,16 +102,12 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
         {
             write();
             // Qcow reads images with extended L2 entries or a data file but does not write them yet.
-            bool readOnly = (openOptions?.ReadOnly ?? false) || options.ExtendedL2 || options.DataFile != null;
-            return Open(path, new QcowOpenOptions
+            QcowOpenOptions how = openOptions ?? new QcowOpenOptions();
+            return Open(path, how with
             {
                 Format = options.Format,
-                ReadOnly = readOnly,
-                OpenBackingFiles = options.OpenBackingFile && (openOptions?.OpenBackingFiles ?? true),
-                IgnoreFlushes = openOptions?.IgnoreFlushes ?? false,
-                CacheSize = openOptions?.CacheSize ?? new QcowOpenOptions().CacheSize,
-                LoggerFactory = openOptions?.LoggerFactory,
-                ReferencedFiles = openOptions?.ReferencedFiles ?? ReferencedFilePolicy.Default,
+                ReadOnly = how.ReadOnly || options.ExtendedL2 || options.DataFile != null,
+                OpenBackingFiles = options.OpenBackingFile && how.OpenBackingFiles,
             });
         });
     }

@@ -64,7 +64,7 @@ internal sealed partial class QcowDevice
                 }
                 finally
                 {
-                    _readsInFlight.Exit(ticket);
+                    _ioInFlight.Exit(ticket);
                 }
             }
             else if (source == RunSource.Backing)
@@ -89,7 +89,7 @@ internal sealed partial class QcowDevice
                 }
                 finally
                 {
-                    _readsInFlight.Exit(ticket);
+                    _ioInFlight.Exit(ticket);
                 }
 
                 break;
@@ -114,7 +114,7 @@ internal sealed partial class QcowDevice
             ThrowIfDisposed();
             ThrowIfEncrypted();
             RunSource source = LookUpRun(offset, destination, out host, out n);
-            ticket = source == RunSource.Host ? _readsInFlight.Enter() : 0;
+            ticket = source == RunSource.Host ? _ioInFlight.Enter() : 0;
             return source;
         }
     }

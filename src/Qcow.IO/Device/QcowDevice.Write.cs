@@ -49,7 +49,7 @@ internal sealed partial class QcowDevice
                 }
                 finally
                 {
-                    _readsInFlight.Exit(ticket);
+                    _ioInFlight.Exit(ticket);
                 }
             }
 
@@ -67,13 +67,7 @@ internal sealed partial class QcowDevice
     {
         lock (_sync)
         {
-            ThrowIfDisposed();
-            if (!CanWrite)
-            {
-                throw new InvalidOperationException($"{Path} is open read-only");
-            }
-
-            ThrowIfMarkedCorrupt();
+            ThrowUnlessWritable();
             ArgumentOutOfRangeException.ThrowIfNegative(offset);
             ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
             int inCluster = (int)(offset & (Layout.ClusterSize - 1));
@@ -84,30 +78,53 @@ internal sealed partial class QcowDevice
                 return (ulong.MaxValue, n, 0);
             }
 
-            _metadata.ThrowIfPastEnd(table);
-            ThrowIfMappedFarPastEnd(entry, offset, table + (ulong)(GeometryModule.l2Index(Layout.Geometry, (ulong)offset) * Layout.Geometry.L2EntryBytes));
-            if (Planner.inPlaceHost(Layout.EntryFormat, _metadata.L1Entry(l1Index), Classify(entry, offset)) is not { IsSome: true } owned)
+            RefuseBrokenMapping(offset, entry, table, checkEntry: true);
+            if (OwnedHost(offset, entry, l1Index) is not { } owned)
             {
                 return (ulong.MaxValue, n, 0);
             }
 
-            ulong host = owned.Value + (ulong)inCluster;
+            ulong host = owned + (ulong)inCluster;
             _metadata.GuardData(host, (ulong)n);
-            return (host, n, _readsInFlight.Enter());
+            return (host, n, _ioInFlight.Enter());
         }
     }
+
+    /// <summary>What every write asks first: the image is open, writable, and not marked corrupt.</summary>
+    private void ThrowUnlessWritable()
+    {
+        ThrowIfDisposed();
+        if (!CanWrite)
+        {
+            throw new InvalidOperationException($"{Path} is open read-only");
+        }
+
+        ThrowIfMarkedCorrupt();
+    }
+
+    /// <summary>
+    /// Before anything is planned or written, so that a refused request changes nothing: no change
+    /// through an L2 table past the end of the file, nor (with <paramref name="checkEntry"/>)
+    /// through an entry mapped far past it.
+    /// </summary>
+    private void RefuseBrokenMapping(long guest, ulong entry, ulong table, bool checkEntry)
+    {
+        _metadata.ThrowIfPastEnd(table);
+        if (checkEntry)
+        {
+            ThrowIfMappedFarPastEnd(entry, guest, table + (ulong)(GeometryModule.l2Index(Layout.Geometry, (ulong)guest) * Layout.Geometry.L2EntryBytes));
+        }
+    }
+
+    /// <summary>The host cluster a write of bytes at <paramref name="guest"/> goes to in place, by the core's rule (no plan needed); null when it needs the planner.</summary>
+    private ulong? OwnedHost(long guest, ulong entry, int l1Index) =>
+        Planner.inPlaceHost(Layout.EntryFormat, _metadata.L1Entry(l1Index), Classify(entry, guest)) is { IsSome: true } host ? host.Value : null;
 
     private void Change(long offset, long length, WriteKind kind, ReadOnlySpan<byte> source)
     {
         lock (_sync)
         {
-            ThrowIfDisposed();
-            if (!CanWrite)
-            {
-                throw new InvalidOperationException($"{Path} is open read-only");
-            }
-
-            ThrowIfMarkedCorrupt();
+            ThrowUnlessWritable();
 
             ArgumentOutOfRangeException.ThrowIfNegative(offset);
             ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
@@ -222,22 +239,14 @@ internal sealed partial class QcowDevice
             kind = WriteKind.NewWriteZeroes(new ZeroWrite(zero.Item.MayUnmap, rest));
         }
 
-        int l2Index = GeometryModule.l2Index(Layout.Geometry, (ulong)guest);
         if (table != 0)
         {
-            // Before anything is planned, so that a refused request changes nothing.
-            _metadata.ThrowIfPastEnd(table);
+            RefuseBrokenMapping(guest, entry, table, checkEntry: !kind.IsDiscardCluster);
         }
 
-        if (table != 0 && !kind.IsDiscardCluster)
+        if (kind.IsWriteBytes && table != 0 && OwnedHost(guest, entry, l1Index) is { } host)
         {
-            ThrowIfMappedFarPastEnd(entry, guest, table + (ulong)(l2Index * Layout.Geometry.L2EntryBytes));
-        }
-
-        // The core's rule for writing in place, applied here without drawing up a plan.
-        if (kind.IsWriteBytes && table != 0 && Planner.inPlaceHost(Layout.EntryFormat, _metadata.L1Entry(l1Index), Classify(entry, guest)) is { IsSome: true } host)
-        {
-            return new Placement(host.Value + (ulong)inCluster, null);
+            return new Placement(host + (ulong)inCluster, null);
         }
 
         return Run(RequestFor(guest - inCluster, l1Index, entry, inCluster, kind.IsWriteBytes ? length : effective, kind), piece);
@@ -294,7 +303,7 @@ internal sealed partial class QcowDevice
         for (long at = first; at < stop; at += clusterSize)
         {
             ulong entry = EntryFor(at, out int l1Index, out ulong table);
-            if (table == 0 || !L1Entry.classify(_metadata.L1Entry(l1Index)).IsCopied || Planner.inPlaceHost(Layout.EntryFormat, _metadata.L1Entry(l1Index), Classify(entry, at)).IsSome)
+            if (table == 0 || !L1Entry.classify(_metadata.L1Entry(l1Index)).IsCopied || OwnedHost(at, entry, l1Index) is not null)
             {
                 break;
             }
@@ -388,13 +397,7 @@ internal sealed partial class QcowDevice
     {
         lock (_sync)
         {
-            ThrowIfDisposed();
-            if (!CanWrite)
-            {
-                throw new InvalidOperationException($"{Path} is open read-only");
-            }
-
-            ThrowIfMarkedCorrupt();
+            ThrowUnlessWritable();
             int cs = Layout.ClusterSize;
             if ((offset & (cs - 1)) != 0 || (data.Length != cs && offset + data.Length != Length) || data.Length > cs)
             {

@@ -14,7 +14,7 @@ internal sealed partial class QcowDevice : IBlockDevice
 
     // Data reads and in-place asynchronous writes running outside _sync (QcowDevice.Read.cs,
     // WriteAsync); a cluster is not made free for reuse, nor the file closed, while any runs.
-    private readonly ReadsInFlight _readsInFlight = new();
+    private readonly IoInFlight _ioInFlight = new();
     private readonly IStorage _storage;
     private readonly DeviceOptions _options;
     private readonly SnapshotTable? _snapshotTable;
@@ -145,7 +145,7 @@ internal sealed partial class QcowDevice : IBlockDevice
     {
         if (_metadata.PendingReleases > 0)
         {
-            _readsInFlight.WaitForNone();
+            _ioInFlight.WaitForNone();
         }
 
         _metadata.Flush();
@@ -163,7 +163,7 @@ internal sealed partial class QcowDevice : IBlockDevice
             }
 
             _disposed = true;
-            _readsInFlight.WaitForNone();
+            _ioInFlight.WaitForNone();
             try
             {
                 // After a refused write the metadata in memory may be half-changed: like QEMU,
@@ -229,7 +229,7 @@ internal sealed partial class QcowDevice : IBlockDevice
                 FlushMetadata();
             }
 
-            _readsInFlight.WaitForNone();
+            _ioInFlight.WaitForNone();
             CheckReport report = ImageChecker.Repair(_storage, ReadHeader(_storage), repair);
             Header = ReadHeader(_storage);
             Layout = LayoutOf(Path, Header);

@@ -6,7 +6,7 @@ using System.Threading;
 
 namespace Qcow.IO;
 
-internal sealed class ReadsInFlight
+internal sealed class IoInFlight
 {
     /// <summary>Ints per 64-byte cache line: one counter a line.</summary>
     private const int Stride = 16;
