@@ -44,20 +44,31 @@ let private adjust (m: ModelImage) cluster delta =
 
 let private writeData (m: ModelImage) (s: Sources) (w: DataWrite) =
     let cs = int (Geometry.clusterSize m.Geometry)
+    let requestEnd = w.Start + w.Length
 
-    let bytes =
-        match w.Fill with
-        | KeepExisting -> clusterBytes m w.Host
-        | FillZeroes -> Array.zeroCreate cs
-        | FillFromBacking -> s.Backing w.Guest cs
-        | FillFromHost old -> clusterBytes m old
-        | FillFromCompressed(host, length) -> s.Inflate host length
+    let cluster (m: ModelImage) index =
+        let host = w.Host + uint64 index * uint64 cs
+        let guest = w.Guest + uint64 index * uint64 cs
 
-    match w.Payload with
-    | RequestBytes -> Array.blit s.Payload 0 bytes w.Start w.Length
-    | PayloadZeroes -> Array.Clear(bytes, w.Start, w.Length)
+        let bytes =
+            match DataWrite.fillOf w index with
+            | KeepExisting -> clusterBytes m host
+            | FillZeroes -> Array.zeroCreate cs
+            | FillFromBacking -> s.Backing guest cs
+            | FillFromHost old -> clusterBytes m old
+            | FillFromCompressed(stream, length) -> s.Inflate stream length
 
-    { m with Data = Map.add w.Host bytes m.Data }
+        // The request's bytes within this cluster.
+        let first = max w.Start (index * cs)
+        let stop = min requestEnd ((index + 1) * cs)
+
+        match w.Payload with
+        | RequestBytes -> Array.blit s.Payload (first - w.Start) bytes (first - index * cs) (stop - first)
+        | PayloadZeroes -> Array.Clear(bytes, first - index * cs, stop - first)
+
+        { m with Data = Map.add host bytes m.Data }
+
+    List.fold cluster m [ 0 .. w.Clusters - 1 ]
 
 /// Applies one step.
 let apply (s: Sources) (m: ModelImage) (step: Step) =

@@ -19,14 +19,33 @@ type internal Payload =
     | RequestBytes
     | PayloadZeroes
 
-/// One guest cluster's bytes reaching one host cluster.
+/// A request's bytes reaching a run of consecutive host clusters, one per guest cluster, as
+/// QEMU's QCowL2Meta describes an allocating write: the clusters in between are the request's
+/// alone; the first cluster's bytes before the request (QEMU's cow_start) and the last
+/// cluster's bytes after it (cow_end) come from where those clusters' data was before.
 type internal DataWrite =
-    { Host: uint64
+    { /// The first host cluster.
+      Host: uint64
+      /// The first guest cluster's first byte.
       Guest: uint64
+      Clusters: int
+      /// The request's first byte within the first cluster.
       Start: int
+      /// The request's bytes from there, across the run.
       Length: int
       Payload: Payload
-      Fill: ClusterFill }
+      /// Fills the first cluster before Start.
+      Head: ClusterFill
+      /// Fills the last cluster after the request ends.
+      Tail: ClusterFill }
+
+module internal DataWrite =
+    /// Where the bytes of the run's cluster `index` that the request leaves alone come from
+    /// (KeepExisting: the request covers it all, or it is written in place).
+    let fillOf (w: DataWrite) (index: int) =
+        if index = 0 && w.Head <> KeepExisting then w.Head
+        elif index = w.Clusters - 1 then w.Tail
+        else KeepExisting
 
 /// A cluster that becomes a refcount block, born with the clusters
 /// [FirstInUse, FirstInUse + InUseCount) at refcount 1 (itself among them when self-describing).
@@ -94,16 +113,20 @@ module internal FlushLevel =
         | SetL1Entry _ -> FlushLevel.L1Table
         | Release _ -> FlushLevel.Releases
 
-/// A plan and the allocation hint after it.
+/// A plan, the allocation hint after it, and how many of the request's clusters it carries out
+/// (the rest need plans of their own).
 type internal Plan =
     { Steps: Step list
-      NextFreeCluster: uint64 }
+      NextFreeCluster: uint64
+      Clusters: int }
 
 /// What the planner answers.
 type internal PlanOutcome =
     | Planned of Plan
     /// The refcount block at this table index is not loaded: load it and ask again.
-    | NeedRefcountBlock of tableIndex: uint64
+    /// The refcount block at this table index is not loaded: load it and ask again, searching
+    /// for free clusters from `searchFrom` (RunRequest.SearchFrom), where this search got to.
+    | NeedRefcountBlock of tableIndex: uint64 * searchFrom: uint64
     /// The refcount table is full: grow it and ask again.
     | NeedRefcountTableGrowth
     /// The plan cannot be made; the error says why.
@@ -154,17 +177,28 @@ type internal WriteKind =
     /// (metadata preallocation).
     | PreallocateCluster
 
-/// One cluster's part of a guest request, with the table entries that map it today.
-type internal ClusterRequest =
-    { Guest: uint64
+/// A guest request's part under one L2 table: the clusters it touches from the first, with the
+/// entries that map them today. One plan carries out a run of them (WriteBytes) or the first.
+type internal RunRequest =
+    { /// The first cluster's first guest byte.
+      Guest: uint64
       L1Index: int
       L1Entry: uint64
+      /// The first cluster's index in its L2 table.
       L2Index: int
-      /// The current L2 entry; 0 when the L1 entry has no table.
-      L2Entry: uint64
+      /// The current L2 entries of the clusters touched, in guest order; 0s when the L1 entry
+      /// has no table.
+      L2Entries: uint64[]
+      /// The request's first byte within the first cluster.
       Start: int
+      /// The request's bytes from there, across the clusters touched.
       Length: int
-      Kind: WriteKind }
+      Kind: WriteKind
+      /// Where the search for free clusters resumes (0: at the allocation hint).
+      SearchFrom: uint64 }
+
+    /// The same request, its search for free clusters resuming at `cluster`.
+    member r.ResumingAt(cluster: uint64) = { r with SearchFrom = cluster }
 
 /// The facts of the image a plan depends on.
 type internal PlanContext =

@@ -57,42 +57,9 @@ let rec private findFree (ctx: PlanContext) (view: IRefcountView) (limit: uint64
         | None ->
             let r = view.Refcount cluster
 
-            if not r.Loaded then Error(NeedRefcountBlock index)
+            if not r.Loaded then Error(NeedRefcountBlock(index, 0UL))
             elif r.Value = 0UL then Ok cluster
             else findFree ctx view limit draft (cluster + 1UL)
-
-/// Where a write of `clusters` new clusters begins, as QEMU's alloc_clusters_noref finds it:
-/// the first run of that many free clusters from `from` on, so that the write's data lies
-/// contiguous on the host (a smaller hole is left for later, smaller allocations). The planner
-/// then allocates them one by one from there. When a refcount block must be loaded (or the
-/// table grown) first, the error comes with the candidate run's start, where the search resumes:
-/// restarting from the hint could load more blocks than the cache holds, for ever.
-let firstFreeRun (ctx: PlanContext) (clusters: uint64) (from: uint64) : Result<uint64, PlanOutcome * uint64> =
-    match ctx.Source with
-    | AppendOnly fileEnd -> Ok fileEnd
-    | Refcounted(view, hint, limit) ->
-        let draft =
-            { Steps = []
-              Counts = Map.empty
-              Blocks = Map.empty
-              Hint = hint
-              FileEnd = 0UL }
-
-        let rec search start =
-            match findFree ctx view limit draft start with
-            | Error e -> Error(e, start)
-            | Ok first -> extend first (first + 1UL)
-
-        and extend first next =
-            if next = first + clusters then
-                Ok first
-            else
-                match findFree ctx view limit draft next with
-                | Error e -> Error(e, first)
-                | Ok free when free = next -> extend first (next + 1UL)
-                | Ok free -> search free
-
-        search (max hint from)
 
 /// Allocates one cluster (or, for qcow v1, `bytes` at the end of the file). A cluster that lands
 /// where no refcount block exists becomes that range's block, describing itself; allocation then
@@ -146,7 +113,7 @@ let private releasesOf (ctx: PlanContext) (mapping: L2Mapping) =
 
 /// A table the request may change: the L2 table itself when only this L1 entry owns it;
 /// otherwise a new one (zeroed, or a copy of a shared one), linked once it is durable.
-let private writableTable (ctx: PlanContext) (req: ClusterRequest) (l1: L1Mapping) draft =
+let private writableTable (ctx: PlanContext) (req: RunRequest) (l1: L1Mapping) draft =
     if l1.L2TableOffset <> 0UL && l1.IsCopied then
         Ok(l1.L2TableOffset, draft, [], [])
     else
@@ -163,7 +130,8 @@ let private writableTable (ctx: PlanContext) (req: ClusterRequest) (l1: L1Mappin
 
             Ok(table, draft, link, release)
 
-let private finish (ctx: PlanContext) draft (after: Step list) =
+/// The plan drawn up so far, carrying out `clusters` of the request's clusters.
+let private finish (ctx: PlanContext) draft (clusters: int) (after: Step list) =
     let hint =
         match ctx.Source with
         | Refcounted _ -> draft.Hint
@@ -171,53 +139,144 @@ let private finish (ctx: PlanContext) draft (after: Step list) =
 
     Planned
         { Steps = List.rev draft.Steps @ after
-          NextFreeCluster = hint }
+          NextFreeCluster = hint
+          Clusters = clusters }
 
-/// Points one L2 entry at a new mapping: the table, the entry, the L1 link, and releases of what
-/// the entry held (each made durable after the one before by its flush level).
-let private linkInto (ctx: PlanContext) req (table, draft, link, tableRelease) (before: Step list) (mapping: L2Mapping) (released: Step list) =
-    let entry = SetL2Entry(table, req.L2Index, L2Entry.ofMapping ctx.Format mapping)
-    finish ctx draft (before @ [ entry ] @ link @ released @ tableRelease)
+/// Points L2 entries (by index in the table) at new mappings: the table, the entries, the L1
+/// link, and releases of what the entries held (each made durable after the one before by its
+/// flush level).
+let private linkInto (ctx: PlanContext) (table, draft, link, tableRelease) (before: Step list) (mappings: (int * L2Mapping) list) (released: Step list) =
+    let entries = [ for index, mapping in mappings -> SetL2Entry(table, index, L2Entry.ofMapping ctx.Format mapping) ]
+    finish ctx draft (max 1 mappings.Length) (before @ entries @ link @ released @ tableRelease)
 
-let private relink (ctx: PlanContext) req l1 draft (before: Step list) (mapping: L2Mapping) (released: Step list) =
+let private relink (ctx: PlanContext) (req: RunRequest) l1 draft (before: Step list) (mapping: L2Mapping) (released: Step list) =
     match writableTable ctx req l1 draft with
     | Error e -> e
-    | Ok table -> linkInto ctx req table before mapping released
+    | Ok table -> linkInto ctx table before [ req.L2Index, mapping ] released
 
-let private planData (ctx: PlanContext) req (l1: L1Mapping) (mapping: L2Mapping) payload draft =
-    let cs = int (clusterSize ctx)
-    let whole = req.Start = 0 && req.Length = cs
+/// Where the bytes of a new cluster that the request leaves alone come from: what the mapping
+/// it replaces reads as.
+let private fillFrom (ctx: PlanContext) (mapping: L2Mapping) =
+    match mapping with
+    | Unallocated -> if ctx.HasBacking then FillFromBacking else FillZeroes
+    | ZeroPlain
+    | ZeroAllocated _ -> FillZeroes
+    | Normal(old, _) -> FillFromHost old
+    | Compressed(old, length) -> FillFromCompressed(old, length)
 
-    let data host fill =
+/// Whether a write of bytes needs a new host cluster where this mapping is: anything but a
+/// cluster written in place or a preallocated zero cluster this image owns (QEMU's
+/// cluster_needs_new_alloc).
+let private needsNewCluster (ctx: PlanContext) (req: RunRequest) (l1: L1Mapping) (mapping: L2Mapping) =
+    match inPlaceHost ctx.Format req.L1Entry mapping, mapping with
+    | ValueSome _, _ -> false
+    | ValueNone, ZeroAllocated(_, true) when l1.IsCopied -> false
+    | _ -> true
+
+/// Moves the allocation hint to the first run of `clusters` free clusters from `from` on, as
+/// QEMU's alloc_clusters_noref finds it, so that a write's data lies contiguous on the host (a
+/// smaller hole is left for later, smaller allocations). Where no such run fits below the limit,
+/// as much of one as there is. When a refcount block must be loaded first, the outcome names the
+/// candidate run's start, where the search resumes: restarting from the hint could load more
+/// blocks than the cache holds, for ever.
+let private placeRun (ctx: PlanContext) draft (clusters: uint64) (from: uint64) =
+    match ctx.Source with
+    | AppendOnly _ -> Ok draft
+    | Refcounted _ when clusters < 2UL -> Ok draft
+    | Refcounted(view, _, limit) ->
+        let rec search start =
+            match findFree ctx view limit draft start with
+            | Ok first -> extend first (first + 1UL)
+            | Error(NeedRefcountBlock(index, _)) -> Error(NeedRefcountBlock(index, start))
+            | Error e -> Error e
+
+        and extend first next =
+            if next = first + clusters then
+                Ok { draft with Hint = first }
+            else
+                match findFree ctx view limit draft next with
+                | Ok free when free = next -> extend first (next + 1UL)
+                | Ok free -> search free
+                | Error(NeedRefcountBlock(index, _)) -> Error(NeedRefcountBlock(index, first))
+                | Error _ -> Ok { draft with Hint = first }
+
+        search (max draft.Hint from)
+
+/// Allocates up to `count` clusters one after another from the hint while they lie contiguous
+/// on the host (a refcount block born among them ends the run): the first host cluster, how many
+/// there are (at least one), and the draft after them.
+let private allocateRun (ctx: PlanContext) draft (count: int) =
+    let cs = clusterSize ctx
+
+    let rec take first taken draft =
+        if taken = count then
+            Ok(first, taken, draft)
+        else
+            match allocate ctx draft cs with
+            | Ok(host, next) when taken = 0 -> take host 1 next
+            | Ok(host, next) when host = first + uint64 taken * cs -> take first (taken + 1) next
+            | Ok _ -> Ok(first, taken, draft)
+            | Error e when taken = 0 -> Error e
+            | Error _ -> Ok(first, taken, draft)
+
+    take 0UL 0 draft
+
+/// New clusters for a run of guest clusters that need them (QEMU's handle_alloc): the L2 table
+/// first, then the clusters, contiguous on the host, then the data, whose first and last
+/// clusters are filled around the request from what they read as before; then the entries and
+/// the releases of what they held.
+let private planRun (ctx: PlanContext) (req: RunRequest) (l1: L1Mapping) (mappings: L2Mapping[]) payload draft =
+    let cs = clusterSize ctx
+
+    match writableTable ctx req l1 draft with
+    | Error e -> e
+    | Ok(table, draft, link, tableRelease) ->
+        match placeRun ctx draft (uint64 mappings.Length) req.SearchFrom with
+        | Error e -> e
+        | Ok draft ->
+            match allocateRun ctx draft mappings.Length with
+            | Error e -> e
+            | Ok(host, count, draft) ->
+                let runBytes = int64 count * int64 cs
+                let length = min (int64 req.Length) (runBytes - int64 req.Start)
+                let last = mappings[count - 1]
+
+                let write =
+                    WriteData
+                        { Host = host
+                          Guest = req.Guest
+                          Clusters = count
+                          Start = req.Start
+                          Length = int length
+                          Payload = payload
+                          Head = if req.Start > 0 then fillFrom ctx mappings[0] else KeepExisting
+                          Tail = if int64 req.Start + length < runBytes then fillFrom ctx last else KeepExisting }
+
+                let entries = [ for i in 0 .. count - 1 -> req.L2Index + i, Normal(host + uint64 i * cs, true) ]
+                let released = [ for i in 0 .. count - 1 do yield! releasesOf ctx mappings[i] ]
+                linkInto ctx (table, draft, link, tableRelease) [ write ] entries released
+
+/// One cluster's bytes: in place, into its own preallocated zero cluster, or into a new cluster.
+let private planData (ctx: PlanContext) (req: RunRequest) (l1: L1Mapping) (mapping: L2Mapping) payload draft =
+    let whole = req.Start = 0 && req.Length = int (clusterSize ctx)
+    let fill = if whole then KeepExisting else FillZeroes
+
+    let inPlace host fill =
         WriteData
             { Host = host
               Guest = req.Guest
+              Clusters = 1
               Start = req.Start
               Length = req.Length
               Payload = payload
-              Fill = if whole then KeepExisting else fill }
+              Head = fill
+              Tail = fill }
 
     match inPlaceHost ctx.Format req.L1Entry mapping, mapping with
-    | ValueSome host, _ -> finish ctx draft [ data host KeepExisting ]
+    | ValueSome host, _ -> finish ctx draft 1 [ inPlace host KeepExisting ]
     | ValueNone, ZeroAllocated(host, true) when l1.IsCopied ->
-        relink ctx req l1 draft [ data host FillZeroes ] (Normal(host, true)) []
-    | ValueNone, _ ->
-        // The L2 table first, then the data cluster: QEMU's order, so that both lay out a file alike.
-        match writableTable ctx req l1 draft with
-        | Error e -> e
-        | Ok(table, draft, link, tableRelease) ->
-            match allocate ctx draft (clusterSize ctx) with
-            | Error e -> e
-            | Ok(host, draft) ->
-                let fill =
-                    match mapping with
-                    | Unallocated -> if ctx.HasBacking then FillFromBacking else FillZeroes
-                    | ZeroPlain
-                    | ZeroAllocated _ -> FillZeroes
-                    | Normal(old, _) -> FillFromHost old
-                    | Compressed(old, length) -> FillFromCompressed(old, length)
-
-                linkInto ctx req (table, draft, link, tableRelease) [ data host fill ] (Normal(host, true)) (releasesOf ctx mapping)
+        relink ctx req l1 draft [ inPlace host fill ] (Normal(host, true)) []
+    | ValueNone, _ -> planRun ctx req l1 [| mapping |] payload draft
 
 /// A cluster's refcount as the plan leaves it so far, when known.
 let private refcountNow (view: IRefcountView) draft (cluster: uint64) =
@@ -255,7 +314,7 @@ let private allocateBytes (ctx: PlanContext) draft (packAt: uint64) (size: uint6
                 Ok(0UL, 0UL)
             else
                 match refcountNow view draft (packAt >>> bits) with
-                | None -> Error(NeedRefcountBlock(Refcount.tableIndex ctx.Refcounts (HostCluster.Of(packAt >>> bits))))
+                | None -> Error(NeedRefcountBlock(Refcount.tableIndex ctx.Refcounts (HostCluster.Of(packAt >>> bits)), 0UL))
                 | Some value when value = 0UL || value = refcountMax -> Ok(0UL, 0UL)
                 | Some value -> Ok(packAt, value)
 
@@ -291,12 +350,14 @@ let private planCompressed (ctx: PlanContext) req (l1: L1Mapping) mapping packAt
                     WriteData
                         { Host = host
                           Guest = req.Guest
+                          Clusters = 1
                           Start = 0
                           Length = req.Length
                           Payload = RequestBytes
-                          Fill = KeepExisting }
+                          Head = KeepExisting
+                          Tail = KeepExisting }
 
-                linkInto ctx req (table, draft, link, tableRelease) [ write ] (Compressed(host, uint32 req.Length)) []
+                linkInto ctx (table, draft, link, tableRelease) [ write ] [ req.L2Index, Compressed(host, uint32 req.Length) ] []
     | _ ->
         let at = l1.L2TableOffset + uint64 (req.L2Index * ctx.Geometry.L2EntryBytes)
         Refused(Inconsistent(Structure.L2Table, at, "a compressed write cannot overwrite an allocated cluster"))
@@ -311,8 +372,8 @@ let private planPreallocation (ctx: PlanContext) req (l1: L1Mapping) mapping dra
         | Ok(table, draft, link, tableRelease) ->
             match allocate ctx draft (clusterSize ctx) with
             | Error e -> e
-            | Ok(host, draft) -> linkInto ctx req (table, draft, link, tableRelease) [] (Normal(host, true)) []
-    | _ -> finish ctx draft []
+            | Ok(host, draft) -> linkInto ctx (table, draft, link, tableRelease) [] [ req.L2Index, Normal(host, true) ] []
+    | _ -> finish ctx draft 1 []
 
 /// A zero write as QEMU's qcow2 driver makes it. A cluster is zeroed whole when the request
 /// covers it, or when the rest of it reads as zeros and nothing is stored there; anything else
@@ -333,11 +394,11 @@ let private planZeroes (ctx: PlanContext) req l1 mapping (zero: ZeroWrite) draft
     let zeroable = whole || (zero.RestReadsAsZeroes && storesNothing)
 
     match ctx.Format.Version, mapping with
-    | 3, ZeroPlain when zeroable -> finish ctx draft []
-    | 3, ZeroAllocated _ when zeroable && not zero.MayUnmap -> finish ctx draft []
+    | 3, ZeroPlain when zeroable -> finish ctx draft 1 []
+    | 3, ZeroAllocated _ when zeroable && not zero.MayUnmap -> finish ctx draft 1 []
     | 3, Normal(host, copied) when zeroable && not zero.MayUnmap -> relink ctx req l1 draft [] (ZeroAllocated(host, copied)) []
     | 3, _ when zeroable -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx mapping)
-    | 2, Unallocated when zeroable && not ctx.HasBacking -> finish ctx draft []
+    | 2, Unallocated when zeroable && not ctx.HasBacking -> finish ctx draft 1 []
     | 2, _ when zeroable && not ctx.HasBacking -> relink ctx req l1 draft [] Unallocated (releasesOf ctx mapping)
     | _ -> planData ctx req l1 mapping PayloadZeroes draft
 
@@ -346,14 +407,17 @@ let private planDiscard (ctx: PlanContext) req l1 mapping draft =
     // would expose the backing file's data: with one, QEMU leaves the cluster as it is.
     match ctx.Format.Version, mapping with
     | 1, _
-    | _, ZeroPlain -> finish ctx draft []
-    | 2, _ when ctx.HasBacking -> finish ctx draft []
-    | _, Unallocated when not ctx.HasBacking -> finish ctx draft []
+    | _, ZeroPlain -> finish ctx draft 1 []
+    | 2, _ when ctx.HasBacking -> finish ctx draft 1 []
+    | _, Unallocated when not ctx.HasBacking -> finish ctx draft 1 []
     | 2, _ -> relink ctx req l1 draft [] Unallocated (releasesOf ctx mapping)
     | _ -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx mapping)
 
-/// Plans one cluster's part of a write, zero write or discard. Discards cover whole clusters.
-let plan (ctx: PlanContext) (req: ClusterRequest) : PlanOutcome =
+/// Plans a request's first clusters under one L2 table: a write of bytes carries out the run of
+/// clusters from the first that need new ones (or the first, written in place); zero writes,
+/// discards, compressed writes and preallocation carry out the first cluster. Discards cover
+/// whole clusters.
+let plan (ctx: PlanContext) (req: RunRequest) : PlanOutcome =
     let draft =
         { Steps = []
           Counts = Map.empty
@@ -369,17 +433,29 @@ let plan (ctx: PlanContext) (req: ClusterRequest) : PlanOutcome =
 
     let l1 = l1Mapping ctx req.L1Entry
 
-    let mapping =
-        if l1.L2TableOffset = 0UL then Ok Unallocated else L2Entry.classify ctx.Format req.L2Entry
+    let mappingOf i =
+        if l1.L2TableOffset = 0UL then Ok Unallocated else L2Entry.classify ctx.Format req.L2Entries[i]
 
-    match mapping with
+    // The first cluster's part of the request, for the plans that carry out one cluster.
+    let first = { req with Length = min req.Length (int (clusterSize ctx) - req.Start) }
+
+    match mappingOf 0 with
     | Error problem ->
         let at = l1.L2TableOffset + uint64 (req.L2Index * ctx.Geometry.L2EntryBytes)
         Refused(Inconsistent(Structure.L2Table, at, sprintf "%A" problem))
     | Ok mapping ->
         match req.Kind with
-        | WriteBytes -> planData ctx req l1 mapping RequestBytes draft
-        | WriteZeroes zero -> planZeroes ctx req l1 mapping zero draft
-        | DiscardCluster -> planDiscard ctx req l1 mapping draft
-        | WriteCompressed packAt -> planCompressed ctx req l1 mapping packAt draft
-        | PreallocateCluster -> planPreallocation ctx req l1 mapping draft
+        | WriteBytes when needsNewCluster ctx req l1 mapping ->
+            let needs i =
+                match mappingOf i with
+                | Ok m -> needsNewCluster ctx req l1 m
+                | Error _ -> false
+
+            let rec runEnd i = if i < req.L2Entries.Length && needs i then runEnd (i + 1) else i
+            let run = Array.init (runEnd 1) (fun i -> Result.defaultValue Unallocated (mappingOf i))
+            planRun ctx req l1 run RequestBytes draft
+        | WriteBytes -> planData ctx first l1 mapping RequestBytes draft
+        | WriteZeroes zero -> planZeroes ctx first l1 mapping zero draft
+        | DiscardCluster -> planDiscard ctx first l1 mapping draft
+        | WriteCompressed packAt -> planCompressed ctx first l1 mapping packAt draft
+        | PreallocateCluster -> planPreallocation ctx first l1 mapping draft

@@ -54,4 +54,5 @@ let plan (g: RefcountGeometry) (view: IRefcountView) (oldTableOffset: uint64) (o
                 @ [ CreateRefcountTable(tableOffset, uint32 clusters, entries)
                     SwitchRefcountTable(tableOffset, uint32 clusters) ]
                 @ [ for c in oldFirst .. oldFirst + uint64 oldTableClusters - 1UL -> Release c ]
-              NextFreeCluster = first + inUse }
+              NextFreeCluster = first + inUse
+              Clusters = 0 }

@@ -92,28 +92,38 @@ type private Run =
       Bytes: byte[]
       Failures: string list }
 
-let private runCluster (c: Case) (h: Header) (run: Run) (guest: uint64) (start: int) (length: int) kind (payload: byte[]) =
+/// Plans and runs the request's first clusters under one L2 table (all the clusters it touches
+/// there when `manyClusters`, else the first); returns the run and the bytes carried out.
+let private runRequest (c: Case) (run: Run) (at: int) (length: int) kind (payload: byte[]) (manyClusters: bool) =
     let g = run.Model.Geometry
     let cs = int (Geometry.clusterSize g)
+    let guest = uint64 at
     let a = Geometry.decompose g (GuestOffset.Of guest)
     let l1 = Map.tryFind a.L1Index.L1 run.Model.L1 |> Option.defaultValue 0UL
+    let start = at % cs
+    let first = at - start
+    let tableBytes = cs * Geometry.l2Entries g
+    let tableEnd = (at / tableBytes + 1) * tableBytes
+    let touched = if manyClusters then (min (at + length) tableEnd - first + cs - 1) / cs else 1
+    let length = if manyClusters then min length (tableEnd - at) else min length (cs - start)
 
     let req =
-        { Guest = guest - uint64 start
+        { Guest = uint64 first
           L1Index = a.L1Index.L1
           L1Entry = l1
           L2Index = a.L2Index.L2
-          L2Entry = l2EntryAt run.Model guest
+          L2Entries = Array.init touched (fun i -> l2EntryAt run.Model (uint64 (first + i * cs)))
           Start = start
           Length = length
-          Kind = kind }
+          Kind = kind
+          SearchFrom = 0UL }
 
     let sources =
         { Payload = payload
           Backing = fun at n -> Array.init n (fun i -> if c.HasBacking then backingByte (at + uint64 i) else 0uy)
           Inflate = fun _ _ -> failwith "no compressed clusters here" }
 
-    let rec attempt (run: Run) tries =
+    let rec attempt (run: Run) (req: RunRequest) tries =
         let ctx =
             { Geometry = g
               Refcounts = run.Model.Refcounts
@@ -124,16 +134,17 @@ let private runCluster (c: Case) (h: Header) (run: Run) (guest: uint64) (start: 
         match Planner.plan ctx req with
         | Planned plan ->
             let failures = if crashSafe sources run.Model plan then run.Failures else sprintf "a crash between flush levels leaves a dangling reference: %A" plan.Steps :: run.Failures
-            { run with Model = Interpreter.run sources run.Model plan; Hint = plan.NextFreeCluster; Failures = failures }
+            let covered = min length (plan.Clusters * cs - start)
+            { run with Model = Interpreter.run sources run.Model plan; Hint = plan.NextFreeCluster; Failures = failures }, covered
         | NeedRefcountTableGrowth when tries < 3 ->
             match RefcountGrowth.plan run.Model.Refcounts (view run.Model) run.Model.RefcountTableOffset (uint32 ((run.Model.RefcountTableEntries * 8UL) / uint64 cs)) with
-            | Planned growth -> attempt { run with Model = Interpreter.run sources run.Model growth } (tries + 1)
-            | other -> { run with Failures = sprintf "growth failed: %A" other :: run.Failures }
-        | other -> { run with Failures = sprintf "unexpected outcome %A" other :: run.Failures }
+            | Planned growth -> attempt { run with Model = Interpreter.run sources run.Model growth } req (tries + 1)
+            | other -> { run with Failures = sprintf "growth failed: %A" other :: run.Failures }, length
+        | other -> { run with Failures = sprintf "unexpected outcome %A" other :: run.Failures }, length
 
-    attempt run 0
+    attempt run req 0
 
-let private apply (c: Case) (h: Header) (run: Run) (op: Op) =
+let private apply (c: Case) (run: Run) (op: Op) =
     let cs = 1 <<< c.ClusterBits
     let offset, length, kind, seed =
         match op with
@@ -147,7 +158,6 @@ let private apply (c: Case) (h: Header) (run: Run) (op: Op) =
     while at < offset + length do
         let start = at % cs
         let n = min (offset + length - at) (cs - start)
-        let payload = Array.init n (fun i -> if kind = WriteBytes then seed + byte (at + i) else 0uy)
 
         // The rest of a partly zeroed cluster reads as zeros when the model's bytes there are zeros.
         let clusterKind =
@@ -159,19 +169,21 @@ let private apply (c: Case) (h: Header) (run: Run) (op: Op) =
             | other -> other
 
         match kind with
-        | DiscardCluster when start <> 0 || n <> cs -> ()
+        | DiscardCluster when start <> 0 || n <> cs -> at <- at + n
+        | WriteBytes ->
+            let payload = Array.init (offset + length - at) (fun i -> seed + byte (at + i))
+            let next, covered = runRequest c run at (offset + length - at) kind payload true
+            run <- next
+            Array.blit payload 0 run.Bytes at covered
+            at <- at + covered
         | _ ->
-            run <- runCluster c h run (uint64 at) start n clusterKind payload
+            run <- fst (runRequest c run at n clusterKind (Array.zeroCreate n) false)
 
             match kind with
-            | WriteBytes -> Array.blit payload 0 run.Bytes at n
-            | WriteZeroes _ -> Array.Clear(run.Bytes, at, n)
             | DiscardCluster when c.Version = 2 && c.HasBacking -> ()
-            | DiscardCluster -> Array.Clear(run.Bytes, at, n)
-            | WriteCompressed _
-            | PreallocateCluster -> invalidOp "these runs write bytes, zeros and discards only"
+            | _ -> Array.Clear(run.Bytes, at, n)
 
-        at <- at + n
+            at <- at + n
 
     run
 
@@ -199,7 +211,7 @@ let ``plans keep refcounts equal to references, order their steps, and read back
         let model, h = initialModel c
         let size = c.Clusters <<< c.ClusterBits
         let bytes = Array.init size (fun i -> if c.HasBacking then backingByte (uint64 i) else 0uy)
-        let run = c.Ops |> List.fold (apply c h) { Model = model; Hint = 0UL; Bytes = bytes; Failures = [] }
+        let run = c.Ops |> List.fold (apply c) { Model = model; Hint = 0UL; Bytes = bytes; Failures = [] }
         let cs = 1 <<< c.ClusterBits
         let sources =
             { Payload = [||]

@@ -130,19 +130,12 @@ internal sealed partial class QcowDevice
             ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
             int clusterSize = Layout.ClusterSize;
             WriteBatch batch = WriteBatch.Empty;
-            long runPlacedUntil = offset;
             try
             {
                 for (long done = 0; done < length;)
                 {
                     long guest = offset + done;
-                    if (kind.IsWriteBytes && Layout.HasRefcounts && guest >= runPlacedUntil)
-                    {
-                        runPlacedUntil = PlaceRunOfNewClusters(guest, offset + length);
-                    }
-
                     int inCluster = (int)(guest & (clusterSize - 1));
-                    int n = (int)Math.Min(length - done, clusterSize - inCluster);
                     if (inCluster == 0 && ((ulong)guest & ((1UL << Layout.L1Shift) - 1)) == 0)
                     {
                         // A new L2 table may be loaded, created or evicted from here on: data
@@ -150,8 +143,9 @@ internal sealed partial class QcowDevice
                         batch = batch.Written(this, source);
                     }
 
-                    ReadOnlySpan<byte> piece = kind.IsWriteBytes ? source.Slice((int)done, n) : default;
-                    Placement placement = ChangeCluster(guest, inCluster, n, kind, piece);
+                    (Placement placement, int n) = kind.IsWriteBytes
+                        ? WriteRun(guest, length - done, source[(int)done..])
+                        : ChangeCluster(guest, inCluster, (int)Math.Min(length - done, clusterSize - inCluster), kind);
                     if (placement.Host != ulong.MaxValue)
                     {
                         batch = batch.Joined(placement, (int)done, n, this, source);
@@ -218,8 +212,61 @@ internal sealed partial class QcowDevice
         public static Placement None => new(ulong.MaxValue, null);
     }
 
-    /// <summary>Changes one cluster; returns where the request's bytes are still to be written.</summary>
-    private Placement ChangeCluster(long guest, int inCluster, int length, WriteKind kind, ReadOnlySpan<byte> piece)
+    /// <summary>
+    /// Writes request bytes from <paramref name="guest"/> on, as far as one plan carries them: a
+    /// cluster this image owns (in place, no plan), or the run of clusters under one L2 table that
+    /// the planner gives new clusters. Returns where the bytes are still to be written, and how
+    /// many from <paramref name="guest"/> on that covers.
+    /// </summary>
+    private (Placement Placement, int Length) WriteRun(long guest, long remaining, ReadOnlySpan<byte> source)
+    {
+        int clusterSize = Layout.ClusterSize;
+        int inCluster = (int)(guest & (clusterSize - 1));
+        ulong entry = EntryFor(guest, out int l1Index, out ulong table);
+        if (table != 0)
+        {
+            RefuseBrokenMapping(guest, entry, table, checkEntry: true);
+            if (OwnedHost(guest, entry, l1Index) is { } host)
+            {
+                return (new Placement(host + (ulong)inCluster, null), (int)Math.Min(remaining, clusterSize - inCluster));
+            }
+        }
+
+        // The entries of the clusters the request touches under this table, up to the first one
+        // written in place (where any run ends).
+        long first = guest - inCluster;
+        long end = Math.Min(guest + remaining, ((guest >> Layout.L1Shift) + 1) << Layout.L1Shift);
+        ulong[] entries;
+        if (table == 0)
+        {
+            entries = new ulong[(end - first + clusterSize - 1) / clusterSize];
+        }
+        else
+        {
+            var found = new List<ulong> { entry };
+            for (long at = first + clusterSize; at < end; at += clusterSize)
+            {
+                ulong next = EntryFor(at, out _, out _);
+                RefuseBrokenMapping(at, next, table, checkEntry: true);
+                if (OwnedHost(at, next, l1Index) is not null)
+                {
+                    break;
+                }
+
+                found.Add(next);
+            }
+
+            entries = [.. found];
+        }
+
+        int length = (int)(end - guest);
+        RunRequest request = new((ulong)first, l1Index, _metadata.L1Entry(l1Index), GeometryModule.l2Index(Layout.Geometry, (ulong)first), entries, inCluster, length, WriteKind.WriteBytes, 0);
+        (Placement placement, int clusters) = Run(request, source);
+        return (placement, (int)Math.Min(remaining, ((long)clusters * clusterSize) - inCluster));
+    }
+
+    /// <summary>Changes one cluster by a zero write or discard; returns where nothing is left to write, and the bytes covered.</summary>
+    private (Placement Placement, int Length) ChangeCluster(long guest, int inCluster, int length, WriteKind kind)
     {
         ulong entry = EntryFor(guest, out int l1Index, out ulong table);
         int clusterSize = Layout.ClusterSize;
@@ -229,7 +276,7 @@ internal sealed partial class QcowDevice
         int effective = reachesEnd && inCluster == 0 ? clusterSize : length;
         if (kind.IsDiscardCluster && effective != clusterSize)
         {
-            return Placement.None;
+            return (Placement.None, length);
         }
 
         if (kind is WriteKind.WriteZeroes zero && (inCluster != 0 || effective != clusterSize))
@@ -244,16 +291,16 @@ internal sealed partial class QcowDevice
             RefuseBrokenMapping(guest, entry, table, checkEntry: !kind.IsDiscardCluster);
         }
 
-        if (kind.IsWriteBytes && table != 0 && OwnedHost(guest, entry, l1Index) is { } host)
-        {
-            return new Placement(host + (ulong)inCluster, null);
-        }
-
-        return Run(RequestFor(guest - inCluster, l1Index, entry, inCluster, kind.IsWriteBytes ? length : effective, kind), piece);
+        Run(RequestFor(guest - inCluster, l1Index, entry, inCluster, effective, kind), default);
+        return (Placement.None, length);
     }
 
-    /// <summary>Plans a request, loading refcount blocks and growing the refcount table as the planner asks, and executes the plan.</summary>
-    private Placement Run(ClusterRequest request, ReadOnlySpan<byte> piece)
+    /// <summary>
+    /// Plans a request, loading refcount blocks and growing the refcount table as the planner asks,
+    /// and executes the plan. Returns where the request's bytes are still to be written and how
+    /// many of the request's clusters the plan carried out.
+    /// </summary>
+    private (Placement Placement, int Clusters) Run(RunRequest request, ReadOnlySpan<byte> piece)
     {
         while (true)
         {
@@ -276,9 +323,10 @@ internal sealed partial class QcowDevice
                     }
 
                     _inflatedHost = ulong.MaxValue;
-                    return new Placement(host, afterWrite);
+                    return (new Placement(host, afterWrite), planned.Item.Clusters);
                 case PlanOutcome.NeedRefcountBlock need:
                     _metadata.LoadRefcountBlock(need.tableIndex);
+                    request = request.ResumingAt(need.searchFrom);
                     break;
                 case PlanOutcome.Refused refused:
                     throw FormatErrors.ToException(refused.Item, Path);
@@ -290,61 +338,11 @@ internal sealed partial class QcowDevice
     }
 
     /// <summary>
-    /// Before the first of the consecutive clusters a write must allocate under one L2 table this
-    /// image owns, the allocation hint moves to a free run that holds them all, as QEMU allocates
-    /// a write's new clusters in one piece. Returns where the clusters so considered end.
-    /// </summary>
-    private long PlaceRunOfNewClusters(long guest, long end)
-    {
-        long clusterSize = Layout.ClusterSize;
-        long first = guest & ~(clusterSize - 1);
-        long stop = Math.Min(end, ((guest >> Layout.L1Shift) + 1) << Layout.L1Shift);
-        long count = 0;
-        for (long at = first; at < stop; at += clusterSize)
-        {
-            ulong entry = EntryFor(at, out int l1Index, out ulong table);
-            if (table == 0 || !L1Entry.classify(_metadata.L1Entry(l1Index)).IsCopied || OwnedHost(at, entry, l1Index) is not null)
-            {
-                break;
-            }
-
-            count++;
-        }
-
-        ulong from = 0;
-        while (count >= 2)
-        {
-            var run = Planner.firstFreeRun(Context(), (ulong)count, from);
-            if (run.IsOk)
-            {
-                _metadata.FirstFreeCluster = run.ResultValue;
-                break;
-            }
-
-            (PlanOutcome need, from) = run.ErrorValue;
-            switch (need)
-            {
-                case PlanOutcome.NeedRefcountBlock block:
-                    _metadata.LoadRefcountBlock(block.tableIndex);
-                    break;
-                case PlanOutcome.Refused:
-                    // The cluster's own plan meets the same refusal and reports it.
-                    return first + (count * clusterSize);
-                default:
-                    GrowRefcountTable();
-                    break;
-            }
-        }
-
-        return first + (Math.Max(count, 1) * clusterSize);
-    }
-
-    /// <summary>
     /// A plan that grows the file while enough freed space waits for its release to be durable.
     /// Compressed writes do not wait: their packing cursor is planned against the clusters as
     /// they are before the flush.
     /// </summary>
-    private bool ShouldReuseFreedSpace(Plan plan, ClusterRequest request) =>
+    private bool ShouldReuseFreedSpace(Plan plan, RunRequest request) =>
         Layout.HasRefcounts
         && !request.Kind.IsWriteCompressed
         && (plan.NextFreeCluster << Layout.Geometry.ClusterBits) > _metadata.FileEnd
@@ -422,7 +420,7 @@ internal sealed partial class QcowDevice
             }
 
             ulong entry = EntryFor(offset, out int l1Index, out _);
-            Placement placement = Run(RequestFor(offset, l1Index, entry, 0, n, WriteKind.NewWriteCompressed(_packAt)), compressed.AsSpan(0, n));
+            (Placement placement, _) = Run(RequestFor(offset, l1Index, entry, 0, n, WriteKind.NewWriteCompressed(_packAt)), compressed.AsSpan(0, n));
             ulong host = placement.Host;
             _metadata.WriteData(host, compressed.AsSpan(0, n));
             _executor.RunAfterWrite(placement.AfterWrite);
@@ -483,9 +481,9 @@ internal sealed partial class QcowDevice
         }
     }
 
-    /// <summary>The planner's request for the cluster at <paramref name="cluster"/> (a cluster's first guest byte), as the tables map it now.</summary>
-    private ClusterRequest RequestFor(long cluster, int l1Index, ulong entry, int start, int length, WriteKind kind) =>
-        new((ulong)cluster, l1Index, _metadata.L1Entry(l1Index), GeometryModule.l2Index(Layout.Geometry, (ulong)cluster), entry, start, length, kind);
+    /// <summary>The planner's request for the one cluster at <paramref name="cluster"/> (a cluster's first guest byte), as the tables map it now.</summary>
+    private RunRequest RequestFor(long cluster, int l1Index, ulong entry, int start, int length, WriteKind kind) =>
+        new((ulong)cluster, l1Index, _metadata.L1Entry(l1Index), GeometryModule.l2Index(Layout.Geometry, (ulong)cluster), [entry], start, length, kind, 0);
 
     private PlanContext Context() =>
         new(

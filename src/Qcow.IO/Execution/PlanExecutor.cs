@@ -42,7 +42,7 @@ internal sealed class PlanExecutor
         List<Step>? afterWrite = null;
         for (FSharpList<Step> steps = plan.Steps; !steps.IsEmpty; steps = steps.Tail)
         {
-            if (steps.Head is Step.WriteData { Item: { Fill.IsKeepExisting: true, Payload.IsRequestBytes: true } write })
+            if (steps.Head is Step.WriteData { Item: { Head.IsKeepExisting: true, Tail.IsKeepExisting: true, Payload.IsRequestBytes: true } write })
             {
                 deferred = write.Host + (ulong)write.Start;
             }
@@ -110,25 +110,63 @@ internal sealed class PlanExecutor
         }
     }
 
+    /// <summary>
+    /// Writes a run's bytes: the request's, and around them the first and last clusters' bytes
+    /// from where they came before, each of those clusters written whole with its part of the
+    /// request.
+    /// </summary>
     private void WriteData(DataWrite w, ReadOnlySpan<byte> payload)
     {
         ReadOnlySpan<byte> bytes = w.Payload.IsRequestBytes ? payload[..w.Length] : s_zeroes.AsSpan(0, w.Length);
-        if (w.Fill.IsKeepExisting)
+        int cs = _cluster.Length;
+        if (w.Clusters == 1)
         {
-            _metadata.WriteData(w.Host + (ulong)w.Start, bytes);
+            ClusterFill fill = DataWriteModule.fillOf(w, 0);
+            if (fill.IsKeepExisting)
+            {
+                _metadata.WriteData(w.Host + (ulong)w.Start, bytes);
+            }
+            else
+            {
+                WriteFilled(w, 0, fill, w.Start, bytes);
+            }
+
             return;
         }
 
-        Span<byte> cluster = _cluster;
-        if (w.Fill.IsFillFromBacking)
+        // Request bytes [0, headEnd) go with the first cluster, [tailStart, Length) with the last.
+        int headEnd = w.Head.IsKeepExisting ? 0 : cs - w.Start;
+        int tailStart = w.Tail.IsKeepExisting ? w.Length : (int)(((long)(w.Clusters - 1) * cs) - w.Start);
+        if (headEnd > 0)
         {
-            _backing!.Read((long)w.Guest, cluster);
+            WriteFilled(w, 0, w.Head, w.Start, bytes[..headEnd]);
         }
-        else if (w.Fill is ClusterFill.FillFromHost host)
+
+        if (tailStart > headEnd)
+        {
+            _metadata.WriteData(w.Host + (ulong)(w.Start + headEnd), bytes[headEnd..tailStart]);
+        }
+
+        if (tailStart < w.Length)
+        {
+            WriteFilled(w, w.Clusters - 1, w.Tail, 0, bytes[tailStart..]);
+        }
+    }
+
+    /// <summary>Writes the run's cluster <paramref name="index"/> whole: <paramref name="part"/> at <paramref name="at"/>, the rest from <paramref name="fill"/>.</summary>
+    private void WriteFilled(DataWrite w, int index, ClusterFill fill, int at, ReadOnlySpan<byte> part)
+    {
+        Span<byte> cluster = _cluster;
+        ulong offset = (ulong)index * (ulong)cluster.Length;
+        if (fill.IsFillFromBacking)
+        {
+            _backing!.Read((long)(w.Guest + offset), cluster);
+        }
+        else if (fill is ClusterFill.FillFromHost host)
         {
             cluster[_storage.Read((long)host.oldHost, cluster)..].Clear();
         }
-        else if (w.Fill is ClusterFill.FillFromCompressed compressed)
+        else if (fill is ClusterFill.FillFromCompressed compressed)
         {
             _codec.Inflate(compressed.streamHost, compressed.streamLength, cluster);
         }
@@ -137,7 +175,7 @@ internal sealed class PlanExecutor
             cluster.Clear();
         }
 
-        bytes.CopyTo(cluster[w.Start..]);
-        _metadata.WriteData(w.Host, cluster);
+        part.CopyTo(cluster[at..]);
+        _metadata.WriteData(w.Host + offset, cluster);
     }
 }
