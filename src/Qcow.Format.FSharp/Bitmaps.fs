@@ -34,13 +34,23 @@ module internal Bitmaps =
     [<Literal>]
     let MaxDirectoryBytes = 67108864UL
 
-    /// The directory's `count` entries; an entry that does not fit is an error naming where it starts.
-    let decode (directory: byte[]) (count: uint32) : Result<Bitmap list, struct (int * string)> =
+    /// The directory the extension (at `extensionAt`) names lies within QEMU's limit and the file.
+    let locate (extensionAt: uint64) (directoryOffset: uint64) (directoryBytes: uint64) (fileLength: uint64) =
+        check
+            (directoryBytes <= MaxDirectoryBytes && directoryOffset < fileLength && directoryBytes <= fileLength - directoryOffset)
+            (EntryOutOfRange(Structure.HeaderExtension, extensionAt, directoryOffset))
+
+    /// The directory's `count` entries, the directory read from `directoryOffset`; an entry that
+    /// does not fit is an error naming where it starts.
+    let decode (directoryOffset: uint64) (directory: byte[]) (count: uint32) : Result<Bitmap list, FormatError> =
+        let failAt (position: int) reason =
+            Error(Inconsistent(Structure.HeaderExtension, directoryOffset + uint64 position, reason))
+
         let rec entries i position acc =
             if i = count then
                 Ok(List.rev acc)
             elif position + FixedEntryBytes > directory.Length then
-                Error(struct (position, "the bitmap directory is shorter than its entries"))
+                failAt position "the bitmap directory is shorter than its entries"
             else
                 let e = ReadOnlySpan(directory, position, directory.Length - position)
                 let nameSize = int (BigEndian.u16 e 18)
@@ -48,7 +58,7 @@ module internal Bitmaps =
                 let entryBytes = (int64 FixedEntryBytes + int64 extra + int64 nameSize + 7L) &&& ~~~7L
 
                 if int64 position + entryBytes > int64 directory.Length then
-                    Error(struct (position, "a bitmap directory entry runs past the directory"))
+                    failAt position "a bitmap directory entry runs past the directory"
                 else
                     let bitmap =
                         { Name = Encoding.UTF8.GetString(directory, position + FixedEntryBytes + int extra, nameSize)

@@ -41,6 +41,19 @@ type internal FormatError =
     | BadCompressedData of offset: uint64 * reason: string
     /// The image combines fields in a way QEMU refuses; the text says which.
     | Inconsistent of structure: Structure * offset: uint64 * reason: string
+    /// A table lies past the end of the file: it reads as zeros, but is never written.
+    | TablePastEnd of structure: Structure * offset: uint64
+    /// A table lies where no read reaches it (QEMU's read fails with EIO there).
+    | Unreadable of structure: Structure * offset: uint64
+    /// The image is not in the format the caller named.
+    | WrongFormat of format: string
+    /// A write would have overwritten live metadata: it was refused and the image marked corrupt.
+    | OverlapsMetadata of structure: Structure * offset: uint64 * metadata: string
+    /// The image is marked corrupt, so it takes no writes (`afterOverlap`: marked by this open,
+    /// after a write that would have overwritten metadata).
+    | MarkedCorrupt of afterOverlap: bool
+    /// The image uses something Qcow does not do yet; the text names it.
+    | NotSupportedYet of feature: string
 
 /// Functions over format errors.
 module internal FormatError =
@@ -52,7 +65,13 @@ module internal FormatError =
         | BadMagic _
         | UnsupportedVersion _
         | ForeignFormat _
-        | UnsupportedFeatures _ -> Structure.Header
+        | UnsupportedFeatures _
+        | WrongFormat _
+        | MarkedCorrupt _
+        | NotSupportedYet _ -> Structure.Header
+        | TablePastEnd(s, _)
+        | Unreadable(s, _)
+        | OverlapsMetadata(s, _, _)
         | Truncated(s, _, _)
         | FieldOutOfRange(s, _, _, _, _)
         | Misaligned(s, _, _)
@@ -67,7 +86,13 @@ module internal FormatError =
         match error with
         | BadMagic _
         | ForeignFormat _ -> 0UL
-        | UnsupportedVersion _ -> 4UL
+        | UnsupportedVersion _
+        | WrongFormat _ -> 4UL
+        | MarkedCorrupt _
+        | NotSupportedYet _ -> uint64 HeaderFields.IncompatibleFeatures
+        | TablePastEnd(_, o)
+        | Unreadable(_, o)
+        | OverlapsMetadata(_, o, _)
         | Truncated(_, o, _)
         | FieldOutOfRange(_, o, _, _, _)
         | Misaligned(_, o, _)
@@ -78,7 +103,15 @@ module internal FormatError =
         | BadCompressedData(o, _)
         | Inconsistent(_, o, _) -> o
 
-    /// One sentence saying what is wrong, for people.
+    let private tableName structure =
+        match structure with
+        | Structure.L1Table -> "L1 table"
+        | Structure.RefcountTable -> "refcount table"
+        | Structure.L2Table -> "L2 table"
+        | Structure.RefcountBlock -> "refcount block"
+        | other -> sprintf "%A" other
+
+    /// One sentence saying what is wrong, for people (in QEMU's words where QEMU has them).
     let describe error =
         match error with
         | BadMagic found -> sprintf "not a qcow image: magic is %s, expected 0x514649fb" (hex (uint64 found))
@@ -86,7 +119,7 @@ module internal FormatError =
         | ForeignFormat name -> sprintf "the file is a %s image, a format Qcow does not read (it reads qcow, qcow2 and raw)" name
         | Truncated(s, o, n) -> sprintf "%A at %s is cut short: the file ends before its %d bytes" s (hex o) n
         | FieldOutOfRange(_, o, field, v, limit) -> sprintf "%s is %d at %s; it must be %s" field v (hex o) limit
-        | Misaligned(s, o, v) -> sprintf "%A offset %s (stored at %s) is not cluster-aligned" s (hex v) (hex o)
+        | Misaligned(s, o, v) -> sprintf "%s: the offset %s stored at %s is not cluster-aligned" (tableName s) (hex v) (hex o)
         | ExtensionTooLarge(m, o, len) ->
             sprintf "header extension %s at %s is too large (%d bytes past the extension area)" (hex (uint64 m)) (hex o) len
         | UnsupportedFeatures(_, bits, names) ->
@@ -95,6 +128,15 @@ module internal FormatError =
         | EntryOutOfRange(s, o, e) -> sprintf "%A entry at %s points outside the image: %s" s (hex o) (hex e)
         | BadCompressedData(o, reason) -> sprintf "compressed cluster at %s: %s" (hex o) reason
         | Inconsistent(s, o, reason) -> sprintf "%A at %s: %s" s (hex o) reason
+        | TablePastEnd(s, o) -> sprintf "the %s at %s lies past the end of the file: open the image read-only" (tableName s) (hex o)
+        | Unreadable(s, o) -> sprintf "Could not read %s at %s: Input/output error" (tableName s) (hex o)
+        | WrongFormat format -> sprintf "Image is not in %s format" format
+        | OverlapsMetadata(_, _, metadata) ->
+            sprintf "Preventing invalid write on metadata (overlaps with %s); image marked as corrupt" metadata
+        | MarkedCorrupt true ->
+            "the image was marked corrupt after a write that would have overwritten metadata; it takes no more writes"
+        | MarkedCorrupt false -> "the image is marked corrupt: open it read-only, or repair it"
+        | NotSupportedYet feature -> sprintf "%s is not supported yet" feature
 
 /// `result { }`: sequencing for checks that stop at the first error.
 [<AutoOpen>]

@@ -51,9 +51,9 @@ module internal Luks =
         Encoding.ASCII.GetString(if n < 0 then field else field.Slice(0, n))
 
     /// The header, or None when the bytes (at least HeaderBytes of them) do not start with LUKS's magic.
-    let decode (h: byte[]) =
+    let decode (at: uint64) (h: byte[]) : Result<LuksHeader, FormatError> =
         if h.Length < HeaderBytes || not (ReadOnlySpan(h, 0, 6).SequenceEqual(ReadOnlySpan magic)) then
-            None
+            Error(Inconsistent(Structure.HeaderExtension, at, "the crypto header is not a LUKS header"))
         else
             let u32 at = BigEndian.u32 (ReadOnlySpan h) at
 
@@ -65,7 +65,7 @@ module internal Luks =
                   KeyOffset = int64 (u32 (at + 40)) * 512L
                   Stripes = u32 (at + 44) }
 
-            Some
+            Ok
                 { CipherName = text h 8 32
                   CipherMode = text h 40 32
                   HashSpec = text h 72 32

@@ -49,6 +49,12 @@ module internal Snapshot =
     [<Literal>]
     let MaxTableBytes = 67108864UL
 
+    /// A table of `tableBytes` so far, its next entry at `at`, stays within QEMU's limit.
+    let withinTableLimit (tableBytes: uint64) (at: uint64) =
+        check
+            (tableBytes <= MaxTableBytes)
+            (FieldOutOfRange(Structure.SnapshotTable, at, "the snapshot table's size", tableBytes, "at most 64 MiB (QEMU's limit)"))
+
     /// Bytes an entry found at `at` takes, padding included, from its fixed part. Its extra data
     /// is checked here, before anyone reads it, as QEMU checks it (qcow2_read_snapshots).
     let entryBytes (fixedPart: ReadOnlySpan<byte>) (at: uint64) : Result<uint64, FormatError> =

@@ -5,6 +5,7 @@ using System;
 using System.IO;
 using System.IO.Compression;
 using ZstdSharp;
+using Qcow.Format;
 
 namespace Qcow.IO;
 
@@ -68,12 +69,12 @@ internal sealed class ClusterCodec
         // already, so that is bad data, never an I/O error.
         catch (Exception e) when (e is InvalidDataException or ZstdException or EndOfStreamException)
         {
-            throw new QcowFormatException(_storage.Path, QcowFormatErrorKind.BadCompressedData, QcowStructure.CompressedCluster, (long)host, $"compressed cluster at 0x{host:x} does not inflate: {e.Message}");
+            throw FormatErrors.ToException(FormatError.NewBadCompressedData(host, $"it does not inflate: {e.Message}"), _storage.Path);
         }
 
         if (total != _clusterSize)
         {
-            throw new QcowFormatException(_storage.Path, QcowFormatErrorKind.BadCompressedData, QcowStructure.CompressedCluster, (long)host, $"compressed cluster at 0x{host:x} inflates to {total} bytes, not one cluster ({_clusterSize})");
+            throw FormatErrors.ToException(FormatError.NewBadCompressedData(host, $"it inflates to {total} bytes, not one cluster ({_clusterSize})"), _storage.Path);
         }
     }
 }

@@ -101,10 +101,10 @@ internal sealed partial class QcowDevice
         SnapshotTable snapshots = SnapshotTable.Read(storage, header);
         if (options.Writable)
         {
-            ImageMetadata.RefuseTruncatedForWriting(storage, header.L1TableOffset, (int)header.L1Size, QcowStructure.L1Table);
+            ImageMetadata.RefuseTruncatedForWriting(storage, header.L1TableOffset, (int)header.L1Size, Structure.L1Table);
             if (!HeaderModule.isDirty(header))
             {
-                ImageMetadata.RefuseTruncatedForWriting(storage, header.RefcountTableOffset, (int)Qcow.Format.Refcount.tableEntriesIn(HeaderModule.refcountGeometry(header), header.RefcountTableClusters), QcowStructure.RefcountTable);
+                ImageMetadata.RefuseTruncatedForWriting(storage, header.RefcountTableOffset, (int)Qcow.Format.Refcount.tableEntriesIn(HeaderModule.refcountGeometry(header), header.RefcountTableClusters), Structure.RefcountTable);
             }
         }
 
@@ -174,7 +174,7 @@ internal sealed partial class QcowDevice
 
         if (options.Writable && HeaderModule.isCorrupt(header) && !options.ForceCorrupt)
         {
-            throw new QcowFormatException(path, QcowFormatErrorKind.Inconsistent, QcowStructure.Header, HeaderEncode.IncompatibleFieldOffset, "the image is marked corrupt: open it read-only, or repair it");
+            throw FormatErrors.ToException(FormatError.NewMarkedCorrupt(false), path);
         }
     }
 
@@ -192,7 +192,7 @@ internal sealed partial class QcowDevice
             byte[] name = new byte[header.BackingFileSize];
             if (storage.Read((long)header.BackingFileOffset, name) != name.Length)
             {
-                throw new QcowFormatException(storage.Path, QcowFormatErrorKind.Truncated, QcowStructure.BackingFileName, (long)header.BackingFileOffset, "the backing file name lies past the end of the file");
+                throw FormatErrors.ToException(FormatError.NewTruncated(Structure.BackingFileName, header.BackingFileOffset, header.BackingFileSize), storage.Path);
             }
 
             backingName = HeaderDecode.text(name, 0, name.Length);

@@ -382,7 +382,7 @@ internal sealed partial class QcowDevice
         ulong host = mapping.IsNormal ? mapping.Host : mapping.IsZeroAllocated ? mapping.ZeroHost : 0;
         if (host >= _metadata.FileEnd + Limits.MaxPastEndBytes)
         {
-            throw new QcowFormatException(Path, QcowFormatErrorKind.EntryOutOfRange, QcowStructure.L2Table, (long)entryAt, $"L2 entry 0x{entry:x} for guest offset 0x{guest:x} maps a cluster far past the end of the file");
+            throw FormatErrors.ToException(FormatError.NewEntryOutOfRange(Structure.L2Table, entryAt, entry), Path);
         }
     }
 

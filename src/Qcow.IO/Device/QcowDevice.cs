@@ -90,9 +90,7 @@ internal sealed partial class QcowDevice : IBlockDevice
 
             byte[] bytes = new byte[Luks.HeaderBytes];
             int read = crypt.headerOffset < (ulong)_storage.Length ? _storage.Read((long)crypt.headerOffset, bytes) : 0;
-            return read == bytes.Length && OptionModule.ToObj(Luks.decode(bytes)) is { } luks
-                ? luks
-                : throw new QcowFormatException(Path, QcowFormatErrorKind.Inconsistent, QcowStructure.HeaderExtension, (long)crypt.headerOffset, "the crypto header is not a LUKS header");
+            return Luks.decode(crypt.headerOffset, bytes.AsSpan(0, read).ToArray()).OrThrow(Path);
         }
     }
 
@@ -333,7 +331,7 @@ internal sealed partial class QcowDevice : IBlockDevice
     {
         if (_metadata.IsCorrupt)
         {
-            throw new QcowFormatException(Path, QcowFormatErrorKind.OverlapsMetadata, QcowStructure.Header, HeaderEncode.IncompatibleFieldOffset, "the image was marked corrupt after a write that would have overwritten metadata; it takes no more writes");
+            throw FormatErrors.ToException(FormatError.NewMarkedCorrupt(true), Path);
         }
     }
 }

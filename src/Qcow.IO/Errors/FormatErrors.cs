@@ -20,6 +20,11 @@ internal static class FormatErrors
             FormatError.Tags.ReservedBitsSet => QcowFormatErrorKind.ReservedBitsSet,
             FormatError.Tags.EntryOutOfRange => QcowFormatErrorKind.EntryOutOfRange,
             FormatError.Tags.BadCompressedData => QcowFormatErrorKind.BadCompressedData,
+            FormatError.Tags.TablePastEnd or FormatError.Tags.Unreadable => QcowFormatErrorKind.EntryOutOfRange,
+            FormatError.Tags.WrongFormat => QcowFormatErrorKind.UnsupportedVersion,
+            FormatError.Tags.OverlapsMetadata => QcowFormatErrorKind.OverlapsMetadata,
+            FormatError.Tags.MarkedCorrupt => ((FormatError.MarkedCorrupt)error).afterOverlap ? QcowFormatErrorKind.OverlapsMetadata : QcowFormatErrorKind.Inconsistent,
+            FormatError.Tags.NotSupportedYet => QcowFormatErrorKind.UnsupportedFeature,
             _ => QcowFormatErrorKind.Inconsistent,
         };
         return new QcowFormatException(
@@ -35,5 +40,5 @@ internal static class FormatErrors
         result.IsOk ? result.ResultValue : throw ToException(result.ErrorValue, imagePath);
 
     public static QcowFormatException Unsupported(string imagePath, string feature) =>
-        new(imagePath, QcowFormatErrorKind.UnsupportedFeature, QcowStructure.Header, Qcow.Format.HeaderFields.IncompatibleFeatures, $"{feature} is not supported yet");
+        ToException(FormatError.NewNotSupportedYet(feature), imagePath);
 }

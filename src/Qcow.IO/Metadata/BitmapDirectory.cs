@@ -21,24 +21,13 @@ internal sealed record BitmapDirectory(ulong Offset, ulong Bytes, IReadOnlyList<
             return None;
         }
 
-        long at = HeaderExtensionOffset(header);
-        if (ext.directorySize > Qcow.Format.Bitmaps.MaxDirectoryBytes || ext.directoryOffset >= (ulong)storage.Length || ext.directorySize > (ulong)storage.Length - ext.directoryOffset)
-        {
-            throw new QcowFormatException(storage.Path, QcowFormatErrorKind.EntryOutOfRange, QcowStructure.HeaderExtension, at, "the bitmap directory lies past the end of the file");
-        }
-
+        Qcow.Format.Bitmaps.locate(HeaderExtensionOffset(header), ext.directoryOffset, ext.directorySize, (ulong)storage.Length).OrThrow(storage.Path);
         byte[] directory = new byte[ext.directorySize];
         storage.Read((long)ext.directoryOffset, directory);
-        var decoded = Qcow.Format.Bitmaps.decode(directory, ext.count);
-        if (decoded.IsError)
-        {
-            (int position, string detail) = decoded.ErrorValue;
-            throw new QcowFormatException(storage.Path, QcowFormatErrorKind.Inconsistent, QcowStructure.HeaderExtension, (long)ext.directoryOffset + position, detail);
-        }
-
-        return new BitmapDirectory(ext.directoryOffset, ext.directorySize, [.. decoded.ResultValue]);
+        var bitmaps = Qcow.Format.Bitmaps.decode(ext.directoryOffset, directory, ext.count).OrThrow(storage.Path);
+        return new BitmapDirectory(ext.directoryOffset, ext.directorySize, [.. bitmaps]);
     }
 
     /// <summary>The extension area starts after the header proper; the exact place only names where to look.</summary>
-    private static long HeaderExtensionOffset(Header header) => header.Version >= 3 ? header.HeaderLength : Limits.HeaderV2Length;
+    private static ulong HeaderExtensionOffset(Header header) => header.Version >= 3 ? header.HeaderLength : (ulong)Limits.HeaderV2Length;
 }

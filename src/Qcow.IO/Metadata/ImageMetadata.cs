@@ -36,7 +36,7 @@ internal sealed class ImageMetadata : IRefcountView
         _storage = storage;
         _layout = layout;
         _logger = logger;
-        _l1 = ReadTable(layout.L1Offset, layout.L1Size, QcowStructure.L1Table);
+        _l1 = ReadTable(layout.L1Offset, layout.L1Size, Structure.L1Table);
         int l2Tables = (int)Math.Max(4, Math.Min((ulong)cacheBytes, CoverBytes(layout)) / (ulong)layout.L2TableBytes);
         _l2Cache = new MetadataCache(l2Tables, layout.L2TableBytes, WriteBackL2Table);
         _refcountTable = Array.Empty<ulong>();
@@ -45,7 +45,7 @@ internal sealed class ImageMetadata : IRefcountView
             _refcountTableOffset = layout.RefcountTableOffset;
             _refcountTableClusters = layout.RefcountTableClusters;
             int entries = (int)Qcow.Format.Refcount.tableEntriesIn(layout.Refcounts, layout.RefcountTableClusters);
-            _refcountTable = ReadTable(layout.RefcountTableOffset, entries, QcowStructure.RefcountTable);
+            _refcountTable = ReadTable(layout.RefcountTableOffset, entries, Structure.RefcountTable);
             _blockCache = new MetadataCache(Math.Max(4, l2Tables / 4), layout.ClusterSize, WriteRefcountBlock);
             _overlap = ProtectedMetadata(snapshots);
         }
@@ -115,21 +115,17 @@ internal sealed class ImageMetadata : IRefcountView
             _storage.Flush();
         }
         _logger.LogError("{Image}: a write at 0x{Offset:x} would overlap the {Role}; image marked as corrupt", _layout.Path, offset, MetadataOverlap.Describe(hit));
-        throw Corrupt(
-            QcowFormatErrorKind.OverlapsMetadata,
-            StructureOf(hit),
-            (long)offset,
-            $"Preventing invalid write on metadata (overlaps with {MetadataOverlap.Describe(hit)}); image marked as corrupt");
+        throw Fail(FormatError.NewOverlapsMetadata(StructureOf(hit), offset, MetadataOverlap.Describe(hit)));
     }
 
-    private static QcowStructure StructureOf(MetadataRole role) => role switch
+    private static Structure StructureOf(MetadataRole role) => role switch
     {
-        MetadataRole.ActiveL1 or MetadataRole.InactiveL1 => QcowStructure.L1Table,
-        MetadataRole.ActiveL2 => QcowStructure.L2Table,
-        MetadataRole.RefcountTable => QcowStructure.RefcountTable,
-        MetadataRole.RefcountBlock => QcowStructure.RefcountBlock,
-        MetadataRole.SnapshotTable => QcowStructure.SnapshotTable,
-        _ => QcowStructure.Header,
+        MetadataRole.ActiveL1 or MetadataRole.InactiveL1 => Structure.L1Table,
+        MetadataRole.ActiveL2 => Structure.L2Table,
+        MetadataRole.RefcountTable => Structure.RefcountTable,
+        MetadataRole.RefcountBlock => Structure.RefcountBlock,
+        MetadataRole.SnapshotTable => Structure.SnapshotTable,
+        _ => Structure.Header,
     };
 
     /// <summary>Where the next allocation starts looking: below it every cluster is in use.</summary>
@@ -178,10 +174,10 @@ internal sealed class ImageMetadata : IRefcountView
             return 0;
         }
 
-        long where = (long)_layout.L1Offset + (long)l1Index * 8;
+        ulong where = _layout.L1Offset + ((ulong)l1Index * 8);
         if (_layout.Version >= 2 && !GeometryModule.isClusterAligned(_layout.Geometry, table))
         {
-            throw Corrupt(QcowFormatErrorKind.Misaligned, QcowStructure.L1Table, where, $"L2 table offset 0x{table:x} is not cluster-aligned");
+            throw Fail(FormatError.NewMisaligned(Structure.L1Table, where, table));
         }
 
         return table;
@@ -199,7 +195,7 @@ internal sealed class ImageMetadata : IRefcountView
     {
         if (_tablesPastEnd.Contains(table))
         {
-            throw Corrupt(QcowFormatErrorKind.EntryOutOfRange, QcowStructure.L2Table, (long)table, $"table at 0x{table:x} lies past the end of the file: open the image read-only");
+            throw Fail(FormatError.NewTablePastEnd(Structure.L2Table, table));
         }
     }
 
@@ -207,7 +203,7 @@ internal sealed class ImageMetadata : IRefcountView
     {
         ThrowIfPastEnd(table);
 
-        byte[] data = _l2Cache.TryGet((long)table) ?? LoadTable(_l2Cache, table, _layout.L2TableBytes, QcowStructure.L2Table, (long)table);
+        byte[] data = _l2Cache.TryGet((long)table) ?? LoadTable(_l2Cache, table, _layout.L2TableBytes, Structure.L2Table, table);
         BinaryPrimitives.WriteUInt64BigEndian(data.AsSpan(index * _layout.Geometry.L2EntryBytes), entry);
         _l2Cache.MarkDirty((long)table);
     }
@@ -233,8 +229,8 @@ internal sealed class ImageMetadata : IRefcountView
             return data;
         }
 
-        long where = l1Index < 0 ? (long)table : (long)_layout.L1Offset + (long)l1Index * 8;
-        return LoadTable(_l2Cache, table, _layout.L2TableBytes, QcowStructure.L1Table, where);
+        ulong where = l1Index < 0 ? table : _layout.L1Offset + ((ulong)l1Index * 8);
+        return LoadTable(_l2Cache, table, _layout.L2TableBytes, Structure.L1Table, where);
     }
 
     // ---- Refcounts (the planner's view) ----
@@ -442,14 +438,14 @@ internal sealed class ImageMetadata : IRefcountView
             ulong index = cluster >> Qcow.Format.Refcount.blockBits(_layout.Refcounts);
             if (BlockOffset(index) == 0)
             {
-                throw Corrupt(QcowFormatErrorKind.Inconsistent, QcowStructure.RefcountBlock, (long)(cluster << _layout.Geometry.ClusterBits), "a released cluster has no refcount block");
+                throw Fail(FormatError.NewInconsistent(Structure.RefcountBlock, cluster << _layout.Geometry.ClusterBits, "a released cluster has no refcount block"));
             }
 
             byte[] block = RefcountBlock(index);
             ulong count = Qcow.Format.Refcount.get(order, block, EntryInBlock(cluster));
             if (count == 0)
             {
-                throw Corrupt(QcowFormatErrorKind.Inconsistent, QcowStructure.RefcountBlock, (long)(cluster << _layout.Geometry.ClusterBits), "a released cluster's refcount is already 0");
+                throw Fail(FormatError.NewInconsistent(Structure.RefcountBlock, cluster << _layout.Geometry.ClusterBits, "a released cluster's refcount is already 0"));
             }
 
             Qcow.Format.Refcount.set(order, block, EntryInBlock(cluster), count - 1);
@@ -476,18 +472,18 @@ internal sealed class ImageMetadata : IRefcountView
             return data;
         }
 
-        long where = (long)_refcountTableOffset + (long)index * 8;
+        ulong where = _refcountTableOffset + (index * 8);
         if (!GeometryModule.isClusterAligned(_layout.Geometry, offset))
         {
-            throw Corrupt(QcowFormatErrorKind.Misaligned, QcowStructure.RefcountTable, where, $"refcount block offset 0x{offset:x} is not cluster-aligned");
+            throw Fail(FormatError.NewMisaligned(Structure.RefcountTable, where, offset));
         }
 
-        byte[] loaded = LoadTable(_blockCache, offset, _layout.ClusterSize, QcowStructure.RefcountTable, where);
+        byte[] loaded = LoadTable(_blockCache, offset, _layout.ClusterSize, Structure.RefcountTable, where);
         if (_tablesPastEnd.Contains(offset))
         {
             // Its zeros would hand out clusters that are in use.
             _blockCache.Forget((long)offset);
-            throw Corrupt(QcowFormatErrorKind.EntryOutOfRange, QcowStructure.RefcountTable, where, $"table at 0x{offset:x} lies past the end of the file");
+            throw Fail(FormatError.NewEntryOutOfRange(Structure.RefcountTable, where, offset));
         }
 
         if (!_freeEntries.ContainsKey(index))
@@ -503,11 +499,11 @@ internal sealed class ImageMetadata : IRefcountView
     /// them (an L2 table there maps nothing); such a table is remembered, so that it is never
     /// written: its entries would grow the file to wherever a hostile entry points.
     /// </summary>
-    private byte[] LoadTable(MetadataCache cache, ulong offset, int bytes, QcowStructure pointer, long where)
+    private byte[] LoadTable(MetadataCache cache, ulong offset, int bytes, Structure pointer, ulong where)
     {
         if (offset > Qcow.Format.Limits.MaxRequestEnd - (ulong)bytes)
         {
-            throw Corrupt(QcowFormatErrorKind.EntryOutOfRange, pointer, where, $"table at 0x{offset:x} lies past the largest offset a request can reach");
+            throw Fail(FormatError.NewEntryOutOfRange(pointer, where, offset));
         }
 
         byte[] data = cache.Insert((long)offset, dirty: false);
@@ -527,12 +523,12 @@ internal sealed class ImageMetadata : IRefcountView
     /// Such a table is not written, though: its entries would go wherever a hostile header points
     /// and grow the file that far. An image opened for writing must hold its tables whole.
     /// </summary>
-    private ulong[] ReadTable(ulong offset, int entries, QcowStructure structure)
+    private ulong[] ReadTable(ulong offset, int entries, Structure structure)
     {
         if (offset > Qcow.Format.Limits.MaxRequestEnd || (ulong)entries * 8 > Qcow.Format.Limits.MaxRequestEnd - offset)
         {
             // QEMU's words (its read fails with EIO there), as a format error: the header put it there.
-            throw new QcowFormatException(_layout.Path, QcowFormatErrorKind.EntryOutOfRange, structure, (long)offset, $"Could not read {TableName(structure)} at 0x{offset:x}: Input/output error");
+            throw Fail(FormatError.NewUnreadable(structure, offset));
         }
 
         if (_storage.CanWrite)
@@ -560,15 +556,13 @@ internal sealed class ImageMetadata : IRefcountView
     }
 
     /// <summary>A table that ends past the end of the file reads as zeros there, but is never written to.</summary>
-    public static void RefuseTruncatedForWriting(IStorage storage, ulong offset, int entries, QcowStructure structure)
+    public static void RefuseTruncatedForWriting(IStorage storage, ulong offset, int entries, Structure structure)
     {
         if (offset + (ulong)entries * 8 > (ulong)storage.Length)
         {
-            throw new QcowFormatException(storage.Path, QcowFormatErrorKind.Truncated, structure, (long)offset, $"the {structure} at 0x{offset:x} runs past the end of the file: open the image read-only");
+            throw FormatErrors.ToException(FormatError.NewTruncated(structure, offset, (ulong)entries * 8), storage.Path);
         }
     }
-
-    private static string TableName(QcowStructure structure) => structure == QcowStructure.L1Table ? "L1 table" : "refcount table";
 
     private void WriteChunks(HashSet<int> chunks, ulong[] table, ulong offset, int entries, MetadataRole role)
     {
@@ -600,6 +594,5 @@ internal sealed class ImageMetadata : IRefcountView
         _storage.Write(offset, data);
     }
 
-    private QcowFormatException Corrupt(QcowFormatErrorKind kind, QcowStructure structure, long offset, string detail) =>
-        new(_layout.Path, kind, structure, offset, detail);
+    private QcowFormatException Fail(FormatError error) => FormatErrors.ToException(error, _layout.Path);
 }

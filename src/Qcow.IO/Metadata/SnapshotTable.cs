@@ -18,14 +18,11 @@ internal sealed record SnapshotTable(IReadOnlyList<Snapshot> Entries, ulong Byte
             ulong entryAt = at + tableBytes;
             if (storage.Read((long)entryAt, fixedPart) != fixedPart.Length)
             {
-                throw new QcowFormatException(storage.Path, QcowFormatErrorKind.Truncated, QcowStructure.SnapshotTable, (long)entryAt, "the snapshot table runs past the end of the file");
+                throw FormatErrors.ToException(FormatError.NewTruncated(Structure.SnapshotTable, entryAt, (ulong)fixedPart.Length), storage.Path);
             }
 
             ulong bytes = SnapshotModule.entryBytes(fixedPart, entryAt).OrThrow(storage.Path);
-            if (tableBytes + bytes > SnapshotModule.MaxTableBytes)
-            {
-                throw new QcowFormatException(storage.Path, QcowFormatErrorKind.FieldOutOfRange, QcowStructure.SnapshotTable, (long)entryAt, "the snapshot table is larger than QEMU's 64 MiB limit");
-            }
+            SnapshotModule.withinTableLimit(tableBytes + bytes, entryAt).OrThrow(storage.Path);
 
             byte[] entry = new byte[bytes];
             storage.Read((long)entryAt, entry);

@@ -85,7 +85,7 @@ internal static class ImageOpener
         string full = System.IO.Path.GetFullPath(path);
         if (!chain.Add(full) || chain.Count > MaxChainDepth)
         {
-            throw new QcowFormatException(path, QcowFormatErrorKind.Inconsistent, QcowStructure.BackingFileName, 8, "the backing chain loops back on itself or is too deep");
+            throw FormatErrors.ToException(FormatError.NewInconsistent(Structure.BackingFileName, 8, "the backing chain loops back on itself or is too deep"), path);
         }
 
         IStorage storage = heldFile ?? FileStorage.Open(path, settings.Writable, settings.IgnoreFlushes, settings.ForceShare);
@@ -113,7 +113,7 @@ internal static class ImageOpener
             if (actual != "qcow*" && device.FormatName != actual)
             {
                 device.Dispose();
-                throw new QcowFormatException(path, QcowFormatErrorKind.UnsupportedVersion, QcowStructure.Header, 4, $"Image is not in {actual} format");
+                throw FormatErrors.ToException(FormatError.NewWrongFormat(actual), path);
             }
 
             return device;
