@@ -28,6 +28,15 @@ type internal L1Change =
     /// A larger table, placed past everything in use, with refcounts that count it.
     | MoveL1 of l1Size: uint32
 
+/// Where a resize moves the L1 table: a larger table and refcount structures that count it, laid
+/// out past everything in use, and the header that names both (written once they are durable).
+type internal L1Move =
+    { L1Offset: uint64
+      /// The old table's entries are copied to the start of the new one.
+      L1Bytes: int
+      Refcounts: RefcountRebuild.Rebuilt
+      Header: Header }
+
 module internal Maintenance =
     /// Why a downgrade is refused while zero clusters remain (QEMU expands them; Qcow does not yet).
     [<Literal>]
@@ -78,3 +87,31 @@ module internal Maintenance =
             if l1Size <= h.L1Size then Ok(KeepL1 l1Size)
             elif uint64 l1Size * 8UL <= room then Ok(GrowInPlace l1Size)
             else Ok(MoveL1 l1Size)
+
+    /// The plan for MoveL1: `counts` are the references to each host cluster (the header's
+    /// reference to the old L1 table among them, the refcount structures not), `freeFrom` the
+    /// first cluster past everything in use. The new table takes the clusters from there, the
+    /// refcount structures the clusters after it; once the header names them, nothing refers to
+    /// the old table or the old refcount structures.
+    let moveL1 (h: Header) (counts: uint32[]) (freeFrom: uint64) (newSize: uint64) (l1Size: uint32) : Result<L1Move, FormatError> =
+        let g = Header.geometry h
+        let l1Clusters = Geometry.clustersFor g (uint64 l1Size * 8UL)
+        let oldFirst = h.L1TableOffset >>> g.ClusterBits
+        let oldClusters = Geometry.clustersFor g (uint64 h.L1Size * 8UL)
+
+        let countAfter (c: uint64) =
+            if c >= freeFrom then 1u
+            elif c >= uint64 counts.Length then 0u
+            elif c >= oldFirst && c < oldFirst + oldClusters then counts[int c] - 1u
+            else counts[int c]
+
+        let newCounts = Array.init (int (freeFrom + l1Clusters)) (uint64 >> countAfter)
+
+        RefcountRebuild.layout (Header.refcountGeometry h) newCounts (freeFrom + l1Clusters)
+        |> Result.map (fun rebuilt ->
+            let l1Offset = freeFrom <<< g.ClusterBits
+
+            { L1Offset = l1Offset
+              L1Bytes = int (l1Clusters <<< g.ClusterBits)
+              Refcounts = rebuilt
+              Header = Header.resizedWithRefcounts h newSize l1Offset l1Size rebuilt.TableOffset rebuilt.TableClusters })

@@ -13,6 +13,12 @@ type Rebuilt =
       TableClusters: uint32
       Table: byte[] }
 
+/// The first cluster past everything the tables name (`referenced`: one past the last cluster a
+/// reference names), where new structures can go without landing on one still in use; references
+/// absurdly far past the file's `inFile` clusters (a hostile image) are not followed there.
+let freeFrom (inFile: uint64) (referenced: uint64) (clusterBits: int) =
+    if referenced <= 2UL * inFile + (Limits.MaxPastEndBytes >>> clusterBits) then max inFile referenced else inFile
+
 /// Lays out refcount structures holding `counts` (references per host cluster, index = cluster)
 /// from cluster `start` on, where nothing lives.
 let layout (g: RefcountGeometry) (counts: uint32[]) (start: uint64) : Result<Rebuilt, FormatError> =

@@ -51,3 +51,59 @@ let ``an amend rebuilds refcounts exactly when the width changes, and version 2 
         | Error _ ->
             let version = defaultArg r.Version h.Version
             version = 2 && (defaultArg r.LazyRefcounts false || defaultArg r.RefcountOrder h.RefcountOrder <> 4))
+
+/// The refcount of a cluster as rebuilt structures hold it.
+let private rebuiltRefcount (g: RefcountGeometry) (r: RefcountRebuild.Rebuilt) (cluster: uint64) =
+    let perBlock = Refcount.entriesPerBlock g
+    let cs = 1UL <<< g.ClusterBits
+    let index = int (cluster / perBlock)
+
+    if index * 8 >= r.Table.Length then
+        0UL
+    else
+        match System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(System.ReadOnlySpan(r.Table, index * 8, 8)) with
+        | 0UL -> 0UL
+        | block ->
+            let start, bytes = r.Blocks |> List.find (fun (o, b) -> block >= o && block < o + uint64 b.Length)
+            Refcount.get g.RefcountOrder (System.ReadOnlySpan(bytes, int (block - start), int cs)) (int (cluster % perBlock))
+
+[<Property(MaxTest = 60)>]
+let ``a moved L1 table lies past everything in use, and the rebuilt refcounts count it, themselves and every reference but the old table's`` () =
+    let cases =
+        gen {
+            let! h = headers
+            let g = Header.geometry h
+            let oldEnd = (h.L1TableOffset + uint64 h.L1Size * 8UL + Geometry.clusterSize g - 1UL) >>> g.ClusterBits
+            let! extra = Gen.choose (0, 300)
+            let! counts = Gen.arrayOfLength (int oldEnd + extra) (Gen.frequency [ 3, Gen.constant 0u; 2, Gen.constant 1u; 1, Gen.choose (2, 9) |> Gen.map uint32 ])
+            let! grow = Gen.choose (1, 20000)
+            return h, counts, uint32 (uint64 h.L1Size + uint64 grow)
+        }
+
+    Prop.forAll (Arb.fromGen cases) (fun (h, counts, l1Size) ->
+        let g = Header.geometry h
+        let rg = Header.refcountGeometry h
+        let oldFirst = h.L1TableOffset >>> g.ClusterBits
+        let oldClusters = Geometry.clustersFor g (uint64 h.L1Size * 8UL)
+        // Every cluster of the old table is in use: the header names it.
+        let counts = counts |> Array.mapi (fun c n -> if uint64 c >= oldFirst && uint64 c < oldFirst + oldClusters then max n 1u else n)
+        let freeFrom = uint64 counts.Length
+        let l1Clusters = Geometry.clustersFor g (uint64 l1Size * 8UL)
+
+        match Maintenance.moveL1 h counts freeFrom (uint64 l1Size * Geometry.bytesPerL1Entry g) l1Size with
+        | Error e -> Prop.label (sprintf "refused: %A" e) false
+        | Ok move ->
+            let structuresEnd = (move.Refcounts.TableOffset >>> g.ClusterBits) + uint64 move.Refcounts.TableClusters
+
+            let expected (c: uint64) =
+                if c >= structuresEnd then 0UL
+                elif c >= freeFrom then 1UL
+                elif c >= oldFirst && c < oldFirst + oldClusters then uint64 counts[int c] - 1UL
+                else uint64 counts[int c]
+
+            let wrong = [ 0UL .. structuresEnd + 3UL ] |> List.filter (fun c -> rebuiltRefcount rg move.Refcounts c <> expected c)
+
+            (Prop.label "the new L1 table starts where nothing is in use" (move.L1Offset = (freeFrom <<< g.ClusterBits)))
+            .&. Prop.label "the refcount structures follow the L1 table" (fst move.Refcounts.Blocks.Head >>> g.ClusterBits = freeFrom + l1Clusters)
+            .&. Prop.label "the header names the new table and structures" (move.Header.L1TableOffset = move.L1Offset && move.Header.L1Size = l1Size && move.Header.RefcountTableOffset = move.Refcounts.TableOffset)
+            .&. Prop.label (sprintf "clusters whose rebuilt refcount is wrong: %A" (List.truncate 5 wrong)) (List.isEmpty wrong))

@@ -17,16 +17,9 @@ internal static class RefcountRepair
     public static void FreeLeaks(IStorage storage, Header header) =>
         ImageChecker.Repair(storage, header, RefcountCheck.Repair.Leaks);
 
-    /// <summary>
-    /// The first cluster past everything the tables name, where new structures can go without
-    /// landing on one still in use; references absurdly far past the end (a hostile image) are
-    /// not followed there.
-    /// </summary>
-    public static ulong FreeFrom(ReferenceCounter references, int clusterBits)
-    {
-        ulong inFile = (ulong)references.Counts.Length;
-        return references.ClustersReferenced <= (2 * inFile) + (Limits.MaxPastEndBytes >> clusterBits) ? Math.Max(inFile, references.ClustersReferenced) : inFile;
-    }
+    /// <summary>The first cluster past everything the counted tables name, by the core's rule.</summary>
+    public static ulong FreeFrom(ReferenceCounter references, int clusterBits) =>
+        RefcountRebuild.freeFrom((ulong)references.Counts.Length, references.ClustersReferenced, clusterBits);
 
     /// <summary>
     /// Repairs the refcounts a crash left stale under lazy refcounts, as QEMU does when it opens

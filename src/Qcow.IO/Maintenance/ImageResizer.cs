@@ -176,29 +176,16 @@ internal static class ImageResizer
         }
     }
 
-    /// <summary>A larger L1 table past everything in use, refcounts that count it after it, then one header write.</summary>
+    /// <summary>A larger L1 table past everything in use, refcounts that count it after it, then one header write, as the core laid them out.</summary>
     private static void GrowL1(FileStorage file, Header header, long newSize, uint l1Size)
     {
-        int bits = header.ClusterBits;
         ReferenceCounter references = ReferenceCounter.Count(file, header, refcountStructures: false);
-        ulong l1At = RefcountRepair.FreeFrom(references, bits);
-        ulong l1Clusters = ((ulong)l1Size * 8 + (1UL << bits) - 1) >> bits;
-        uint[] counts = new uint[l1At + l1Clusters];
-        references.Counts.AsSpan(0, (int)Math.Min((ulong)references.Counts.Length, l1At)).CopyTo(counts);
-        counts.AsSpan((int)l1At).Fill(1);
-        // The old table is counted as the header names it now; after the switch nothing does.
-        for (ulong c = header.L1TableOffset >> bits; c <= (header.L1TableOffset + ((ulong)header.L1Size * 8) - 1) >> bits; c++)
-        {
-            counts[c]--;
-        }
-
-        byte[] l1 = new byte[l1Clusters << bits];
+        L1Move move = Maintenance.moveL1(header, references.Counts, RefcountRepair.FreeFrom(references, header.ClusterBits), (ulong)newSize, l1Size).OrThrow(file.Path);
+        byte[] l1 = new byte[move.L1Bytes];
         file.Read((long)header.L1TableOffset, l1.AsSpan(0, (int)header.L1Size * 8));
-
-        RefcountRebuild.Rebuilt rebuilt = RefcountRebuild.layout(HeaderModule.refcountGeometry(header), counts, l1At + l1Clusters).OrThrow(file.Path);
-        file.Write((long)(l1At << bits), l1);
-        RefcountRepair.Write(file, rebuilt);
-        WriteHeader(file, HeaderModule.resizedWithRefcounts(header, (ulong)newSize, l1At << bits, l1Size, rebuilt.TableOffset, rebuilt.TableClusters));
+        file.Write((long)move.L1Offset, l1);
+        RefcountRepair.Write(file, move.Refcounts);
+        WriteHeader(file, move.Header);
     }
 
     private static void WriteHeader(FileStorage file, Header header)
