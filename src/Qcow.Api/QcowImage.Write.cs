@@ -95,23 +95,12 @@ public sealed partial class QcowImage
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
     }
 
-    /// <summary>Makes every completed write durable; completes synchronously.</summary>
+    /// <summary>
+    /// Makes every completed write durable, on a thread-pool thread: the ordered file syncs a
+    /// flush is made of have no asynchronous form on Linux, so, as FileStream.FlushAsync does,
+    /// they block a pool thread instead of the caller.
+    /// </summary>
     /// <exception cref="OperationCanceledException">The token was cancelled before the flush started.</exception>
-    public ValueTask FlushAsync(CancellationToken cancellationToken = default)
-    {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled(cancellationToken);
-        }
-
-        try
-        {
-            Flush();
-            return ValueTask.CompletedTask;
-        }
-        catch (Exception e)
-        {
-            return ValueTask.FromException(e);
-        }
-    }
+    public async ValueTask FlushAsync(CancellationToken cancellationToken = default) =>
+        await Task.Run(Flush, cancellationToken).ConfigureAwait(false);
 }

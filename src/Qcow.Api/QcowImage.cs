@@ -194,12 +194,8 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
     /// <summary>Flushes (when writable) and closes the image and its backing files.</summary>
     public void Dispose() => _device.Dispose();
 
-    /// <summary>Flushes (when writable) and closes the image and its backing files.</summary>
-    public ValueTask DisposeAsync()
-    {
-        Dispose();
-        return ValueTask.CompletedTask;
-    }
+    /// <summary>Flushes (when writable) and closes the image and its backing files, on a thread-pool thread as <see cref="FlushAsync"/> flushes.</summary>
+    public async ValueTask DisposeAsync() => await Task.Run(Dispose).ConfigureAwait(false);
 
     private static bool IsPowerOfTwo(int n) => n > 0 && (n & (n - 1)) == 0;
 

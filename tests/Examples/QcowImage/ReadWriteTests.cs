@@ -79,6 +79,34 @@ public sealed class ReadWriteTests
         Assert.Equal(new byte[] { 1, 2, 3 }, back);
     }
 
+    [OracleFact]
+    public async Task FlushAsync_AndDisposeAsync_LeaveAnImageQemuReadsBack()
+    {
+        using var dir = new TempDir();
+        byte[] data = new byte[200_000];
+        new Random(9).NextBytes(data);
+        await using (QcowImage image = QcowImage.Create(dir.File("a.qcow2"), new QcowCreateOptions { Size = 1 << 20 }))
+        {
+            await image.WriteAsync(3000, data);
+            await image.FlushAsync();
+            await image.WriteAsync(600_000, data);
+        }
+
+        Qemu.Ok("qemu-img", dir.Path, "check", "a.qcow2");
+        Qemu.Ok("qemu-img", dir.Path, "convert", "-O", "raw", "a.qcow2", "a.raw");
+        byte[] raw = File.ReadAllBytes(dir.File("a.raw"));
+        Assert.Equal(data, raw[3000..203_000]);
+        Assert.Equal(data, raw[600_000..800_000]);
+    }
+
+    [Fact]
+    public async Task FlushAsync_Throws_WhenCancelled()
+    {
+        using var dir = new TempDir();
+        using QcowImage image = QcowImage.Create(dir.File("a.qcow2"), new QcowCreateOptions { Size = 4096 });
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await image.FlushAsync(new CancellationToken(true)));
+    }
+
     [Fact]
     public async Task ReadAsync_Throws_WhenCancelled()
     {
