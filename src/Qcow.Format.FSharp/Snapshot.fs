@@ -101,3 +101,30 @@ module internal Snapshot =
                     (FieldOutOfRange(Structure.SnapshotTable, at, "snapshot l1_table_offset", l1, "below 2^63"))
             return snapshot
         }
+
+    /// One entry as QEMU writes it (qcow2_write_snapshots): the fixed part, the extra data (its
+    /// first field, when there is room, the 64-bit VM state size), the ID and the name, padded
+    /// to 8 bytes. The 32-bit vm_state_size holds the low half, as QEMU's does.
+    let encode (s: Snapshot) : byte[] =
+        let id = Encoding.UTF8.GetBytes s.Id
+        let name = Encoding.UTF8.GetBytes s.Name
+        let extra = Array.copy s.ExtraData
+
+        if extra.Length >= 8 then
+            BigEndian.putU64 (Span extra) 0 s.VmStateSize
+
+        let entry = Array.zeroCreate ((FixedBytes + extra.Length + id.Length + name.Length + 7) &&& ~~~7)
+        let span = Span entry
+        BigEndian.putU64 span 0 s.L1TableOffset
+        BigEndian.putU32 span 8 s.L1Size
+        BigEndian.putU16 span 12 (uint16 id.Length)
+        BigEndian.putU16 span 14 (uint16 name.Length)
+        BigEndian.putU32 span 16 s.DateSeconds
+        BigEndian.putU32 span 20 s.DateNanoseconds
+        BigEndian.putU64 span 24 s.VmClockNanoseconds
+        BigEndian.putU32 span 32 (uint32 s.VmStateSize)
+        BigEndian.putU32 span 36 (uint32 extra.Length)
+        extra.CopyTo(span.Slice FixedBytes)
+        id.CopyTo(span.Slice(FixedBytes + extra.Length))
+        name.CopyTo(span.Slice(FixedBytes + extra.Length + id.Length))
+        entry
