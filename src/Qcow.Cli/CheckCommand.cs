@@ -42,7 +42,7 @@ internal static class CheckCommand
         bool qcow2 = opt.Value("f") is { } format ? format == "qcow2" : QcowImage.Probe(path) == QcowImageFormat.Qcow2;
         if (!qcow2)
         {
-            stderr.WriteLine("qcow: This image format does not support checks");
+            stderr.WriteLine($"{Cli.ProgramName}: This image format does not support checks");
             return NoChecks;
         }
 
@@ -59,7 +59,7 @@ internal static class CheckCommand
 
         if (!result.Completed)
         {
-            stderr.WriteLine("qcow: Check failed: Input/output error");
+            stderr.WriteLine($"{Cli.ProgramName}: Check failed: Input/output error");
             return NotCompleted;
         }
 
@@ -74,7 +74,7 @@ internal static class CheckCommand
 
         if (result.CheckErrors > 0)
         {
-            stderr.WriteLine("qcow: Check failed");
+            stderr.WriteLine($"{Cli.ProgramName}: Check failed");
         }
 
         return result.CheckErrors > 0 ? NotCompleted

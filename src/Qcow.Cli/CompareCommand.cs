@@ -33,7 +33,7 @@ internal static class CompareCommand
         }
         catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"qcow: {Cli.Message(e)}");
+            stderr.WriteLine($"{Cli.ProgramName}: {Cli.Message(e)}");
             return Error;
         }
     }

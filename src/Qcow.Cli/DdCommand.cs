@@ -41,7 +41,7 @@ internal static class DdCommand
         if (start > end)
         {
             // qemu-img says so and goes on with nothing to copy.
-            stderr.WriteLine($"qcow: {input}: cannot skip to specified offset");
+            stderr.WriteLine($"{Cli.ProgramName}: {input}: cannot skip to specified offset");
             start = end;
         }
 

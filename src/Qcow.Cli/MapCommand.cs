@@ -34,7 +34,7 @@ internal static class MapCommand
             }
             else if (e.Data && e.HostOffset is null)
             {
-                stderr.WriteLine("qcow: File contains external, encrypted or compressed clusters.");
+                stderr.WriteLine($"{Cli.ProgramName}: File contains external, encrypted or compressed clusters.");
                 return 1;
             }
             else if (e.Data && !e.Zero)

@@ -3,7 +3,7 @@ using System;
 using System.IO;
 using Qcow.Cli;
 
-return Cli.Run(args, Console.Out, Console.Error);
+return Cli.Start(args);
 
 namespace Qcow.Cli
 {
@@ -31,8 +31,52 @@ namespace Qcow.Cli
               io [-f fmt] [-r] [-U] [-c CMD]... FILE   (read, write [-P] [-z] [-c], discard, flush, map, alloc, info, length)
             """;
 
+        /// <summary>
+        /// The name messages begin with: qemu-img or qemu-io when qcow is called by that name (a
+        /// symbolic link, or argv[0] as a wrapper passes it), else qcow.
+        /// </summary>
+        public static string ProgramName { get; private set; } = "qcow";
+
+        /// <summary>The process's entry: called as qemu-io, the arguments are qemu-io's; otherwise a verb comes first.</summary>
+        public static int Start(string[] args)
+        {
+            string name = InvokedAs();
+            ProgramName = name is "qemu-img" or "qemu-io" ? name : "qcow";
+            return ProgramName == "qemu-io"
+                ? Guarded(() => IoCommand.Run(args, Console.In, Console.Out, Console.Error), Console.Error)
+                : Run(args, Console.Out, Console.Error);
+        }
+
+        /// <summary>What --version prints, for the program called <paramref name="name"/>.</summary>
+        public static string VersionText(string name) =>
+            $"{name} version {typeof(Cli).Assembly.GetName().Version?.ToString(3)} (qcow, in QEMU 7.2's place)";
+
+        /// <summary>The base name of argv[0] as the process was started (Linux keeps it in /proc/self/cmdline).</summary>
+        private static string InvokedAs()
+        {
+            try
+            {
+                string first = File.ReadAllText("/proc/self/cmdline").Split('\0')[0];
+                return Path.GetFileName(first);
+            }
+            catch (IOException)
+            {
+                return "qcow";
+            }
+            catch (UnauthorizedAccessException)
+            {
+                return "qcow";
+            }
+        }
+
         public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
         {
+            if (args.Length > 0 && args[0] is "-V" or "--version")
+            {
+                stdout.WriteLine(VersionText(ProgramName));
+                return 0;
+            }
+
             if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
             {
                 stdout.WriteLine(Usage);
@@ -40,9 +84,8 @@ namespace Qcow.Cli
             }
 
             var rest = new ArraySegment<string>(args, 1, args.Length - 1);
-            try
-            {
-                return args[0] switch
+            return Guarded(
+                () => args[0] switch
                 {
                     "create" => CreateCommand.Run(rest, stdout),
                     "info" => InfoCommand.Run(rest, stdout),
@@ -58,19 +101,28 @@ namespace Qcow.Cli
                     "geometry" => GeometryCommand.Run(rest, stdout),
                     "layout" => LayoutCommand.Run(rest, stdout),
                     "convert" => ConvertCommand.Run(rest, stderr),
-                    "io" => IoCommand.Run(rest, stdout, stderr),
+                    "io" => IoCommand.Run(rest, Console.In, stdout, stderr),
                     _ => throw new UsageException($"Command not found: {args[0]}"),
-                };
+                },
+                stderr);
+        }
+
+        /// <summary>Runs a verb, turning its failure into one line on stderr, in the program's name, and status 1.</summary>
+        private static int Guarded(Func<int> verb, TextWriter stderr)
+        {
+            try
+            {
+                return verb();
             }
             catch (UsageException e)
             {
-                stderr.WriteLine($"qcow: {e.Message}");
-                stderr.WriteLine("Try 'qcow --help' for more information");
+                stderr.WriteLine($"{ProgramName}: {e.Message}");
+                stderr.WriteLine($"Try '{ProgramName} --help' for more information");
                 return 1;
             }
             catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or NotSupportedException)
             {
-                stderr.WriteLine($"qcow: {Message(e)}");
+                stderr.WriteLine($"{ProgramName}: {Message(e)}");
                 return 1;
             }
         }

@@ -60,8 +60,8 @@ internal static class ResizeCommand
         }
         catch (InvalidOperationException e) when (e.Message.StartsWith("Use the --shrink", StringComparison.Ordinal))
         {
-            stderr.WriteLine($"qcow: {e.Message}");
-            stderr.WriteLine("qcow: warning: Shrinking an image will delete all data beyond the shrunken image's end. Before performing such an operation, make sure there is no important data there.");
+            stderr.WriteLine($"{Cli.ProgramName}: {e.Message}");
+            stderr.WriteLine($"{Cli.ProgramName}: warning: Shrinking an image will delete all data beyond the shrunken image's end. Before performing such an operation, make sure there is no important data there.");
             return 1;
         }
 

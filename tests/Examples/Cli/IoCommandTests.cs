@@ -44,11 +44,13 @@ public sealed class IoCommandTests
         var storage = new CrashStorage(path, File.ReadAllBytes(path)) { FullFrom = 0 };
         using var image = QcowImage.Of(QcowDevice.Open(storage, new DeviceOptions(true, false, 1 << 20, NullLogger.Instance), (_, _) => null));
         var stdout = new StringWriter();
+        var session = new IoSession(stdout, new StringWriter(), image);
 
-        var e = Assert.Throws<CommandException>(() => IoCommand.Execute(image, "write -P 1 0 64k", stdout));
-        Assert.Equal("write failed: No space left on device", e.Message);
-        IoCommand.Execute(image, "read -P 0 0 64k", stdout);
-        Assert.StartsWith("read 65536/65536 bytes at offset 0", stdout.ToString());
+        Assert.True(session.Execute("write -P 1 0 64k"));
+        Assert.True(session.Failed);
+        Assert.Equal("write failed: No space left on device", stdout.ToString().TrimEnd());
+        Assert.True(session.Execute("read -P 0 0 64k"));
+        Assert.StartsWith("read 65536/65536 bytes at offset 0", stdout.ToString().Split('\n')[1]);
     }
 
     private static void AssertSame(TempDir dir, string format, string image)
