@@ -62,8 +62,10 @@ internal static class CreateCommand
         long? length = unsafeBacking ? null : QcowImage.GetBackingFileLength(path, backing, format);
         if (backingFormat is null)
         {
-            string detected = unsafeBacking ? "" : $"\nDetected format of {VerbOptions.Name(QcowImage.Probe(QcowImage.ResolveBackingFile(path, backing)))}.";
-            throw new ArgumentException($"{path}: Backing file specified without backing format{detected}");
+            string refusal = $"{path}: Backing file specified without backing format";
+            throw unsafeBacking
+                ? new ArgumentException(refusal)
+                : new HintedException(refusal, $"Detected format of {VerbOptions.Name(QcowImage.Probe(QcowImage.ResolveBackingFile(path, backing)))}.");
         }
 
         return length;

@@ -16,6 +16,9 @@ internal sealed class CreateSpec
 
     public bool SizeGiven { get; private init; }
 
+    /// <summary>The backing format named (-F or backing_fmt), which qemu-img echoes even for qcow, which cannot store it.</summary>
+    public string? BackingFormatName { get; private init; }
+
     /// <summary>Text for -o help.</summary>
     public static string Help(string format) => format switch
     {
@@ -104,6 +107,7 @@ internal sealed class CreateSpec
         return new CreateSpec
         {
             SizeGiven = size.HasValue,
+            BackingFormatName = backingFile is null ? null : backingFormat,
             Options = new QcowCreateOptions
             {
                 Size = size,
@@ -137,7 +141,7 @@ internal sealed class CreateSpec
     public string Describe(string path)
     {
         var o = Options;
-        string backing = o.BackingFile is null ? "" : $" backing_file={o.BackingFile}" + (o.BackingFormat is not { } f ? "" : $" backing_fmt={VerbOptions.Name(f)}");
+        string backing = o.BackingFile is null ? "" : $" backing_file={o.BackingFile}" + (BackingFormatName is not { } f ? "" : $" backing_fmt={f}");
         string preallocation = o.Preallocation == QcowPreallocation.Off ? "" : $" preallocation={o.Preallocation.ToString().ToLowerInvariant()}";
         return o.Format switch
         {

@@ -124,3 +124,18 @@ internal sealed class UsageException : Exception
     {
     }
 }
+
+/// <summary>
+/// A refusal with a hint on the next line, printed as QEMU prints an error with an appended hint
+/// that does not end its line (qemu-img's "Detected format of qcow2." ends the output without a newline).
+/// </summary>
+internal sealed class HintedException : Exception
+{
+    public HintedException(string message, string hint)
+        : base(message)
+    {
+        Hint = hint;
+    }
+
+    public string Hint { get; }
+}

@@ -36,9 +36,10 @@ internal static class IoCommand
 
         IoOpenFlags flags = IoOpenFlags.From(opt, imageOpts: opt.Has("image-opts"));
         using var session = new IoSession(stdout, stderr);
-        if (opt.Positional.Count == 1)
+        // An image named on the command line that does not open ends qemu-io there.
+        if (opt.Positional.Count == 1 && !session.Open(opt.Positional[0], flags, []))
         {
-            session.Open(opt.Positional[0], flags, []);
+            return 1;
         }
 
         IReadOnlyList<string> commands = [.. opt.Values("c"), .. opt.Values("cmd")];

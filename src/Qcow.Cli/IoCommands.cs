@@ -173,9 +173,19 @@ internal static class IoCommands
         }
     }
 
+    /// <summary>A pattern byte; anything else (a negative number, text) is refused as qemu-io refuses it.</summary>
     private static byte Pattern(string text)
     {
-        long value = Number(text);
+        long value;
+        try
+        {
+            value = Sizes.Parse(text);
+        }
+        catch (UsageException)
+        {
+            value = -1;
+        }
+
         return value is >= 0 and <= 255 ? (byte)value : throw new IoCommandException($"{text} is not a valid pattern byte");
     }
 

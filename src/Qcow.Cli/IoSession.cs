@@ -73,8 +73,8 @@ internal sealed class IoSession : IDisposable
         return true;
     }
 
-    /// <summary>Opens <paramref name="path"/> as qemu-io's open does; a failure is reported and leaves no image open.</summary>
-    public void Open(string path, IoOpenFlags flags, IReadOnlyList<string> driverOptions)
+    /// <summary>Opens <paramref name="path"/> as qemu-io's open does; a failure is reported, leaves no image open, and returns false.</summary>
+    public bool Open(string path, IoOpenFlags flags, IReadOnlyList<string> driverOptions)
     {
         if (Image != null)
         {
@@ -87,11 +87,13 @@ internal sealed class IoSession : IDisposable
             Image = flags.Snapshot ? OpenSnapshot(file, format, flags) : QcowImage.Open(file, OpenOptions(file, format, flags));
             Path = file;
             Flags = flags;
+            return true;
         }
         catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or NotSupportedException)
         {
-            Error.WriteLine($"{Cli.ProgramName}: can't open device {path}: {Cli.Message(e)}");
+            Error.WriteLine($"{Cli.ProgramName}: can't open device {path}: {(e is QcowFormatException f ? f.Detail : Cli.Message(e))}");
             Failed = true;
+            return false;
         }
     }
 

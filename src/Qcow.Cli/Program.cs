@@ -114,6 +114,11 @@ namespace Qcow.Cli
             {
                 return verb();
             }
+            catch (HintedException e)
+            {
+                stderr.Write($"{ProgramName}: {e.Message}\n{e.Hint}");
+                return 1;
+            }
             catch (UsageException e)
             {
                 stderr.WriteLine($"{ProgramName}: {e.Message}");

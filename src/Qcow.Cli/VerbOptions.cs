@@ -2,11 +2,29 @@
 // -U or --force-share), the format by -f or by probing, cache sizes by the work a verb does, and
 // the --output choice.
 using System;
+using System.IO;
 
 namespace Qcow.Cli;
 
 internal static class VerbOptions
 {
+    /// <summary>Opens an image for a verb; a failure says, as qemu-img says it, "Could not open 'PATH': " and why.</summary>
+    public static QcowImage Open(string path, Func<QcowOpenOptions> options)
+    {
+        try
+        {
+            return QcowImage.Open(path, options());
+        }
+        catch (QcowFormatException e)
+        {
+            throw new IOException($"Could not open '{path}': {e.Detail}", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"Could not open '{path}': {SystemErrors.Text(e.Message)}", e);
+        }
+    }
+
     /// <summary>L2 cache for verbs that walk a whole image: convert, map, compare, measure, dd, bench, io.</summary>
     public const long WalkingCache = 32 << 20;
 

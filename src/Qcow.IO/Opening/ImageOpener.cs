@@ -153,7 +153,19 @@ internal static class ImageOpener
             throw new ArgumentException($"{imagePath}: Could not open backing file: Unknown driver '{named}'");
         }
 
-        return Open(resolved, format, settings with { Writable = false, ForceCorrupt = false }, chain);
+        try
+        {
+            return Open(resolved, format, settings with { Writable = false, ForceCorrupt = false }, chain);
+        }
+        catch (FileNotFoundException e)
+        {
+            // QEMU's words: the backing file's own error, after what was being opened.
+            throw new FileNotFoundException($"Could not open backing file: {e.Message}", e.FileName, e);
+        }
+        catch (UnauthorizedAccessException e) when (e.Message.StartsWith("Could not open '", StringComparison.Ordinal))
+        {
+            throw new UnauthorizedAccessException($"Could not open backing file: {e.Message}", e);
+        }
     }
 
     /// <summary>

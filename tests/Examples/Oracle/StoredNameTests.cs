@@ -44,8 +44,8 @@ public sealed class StoredNameTests
         var (code, _, stderr) = Qemu.Run("qemu-img", dir.Path, "convert", "-O", "raw", "top.qcow2", "theirs.raw");
         var mine = QcowTool.Run("convert", "-O", "raw", dir.File("top.qcow2"), dir.File("mine.raw"));
         Assert.Equal(code, mine.Code);
-        Assert.Contains("Could not open 'base': No such file or directory", stderr);
-        Assert.Equal($"qcow: Could not open '{dir.File("base")}': No such file or directory\n", mine.Stderr);
+        Assert.Contains("Could not open 'top.qcow2': Could not open backing file: Could not open 'base': No such file or directory", stderr);
+        Assert.Equal($"qcow: Could not open '{dir.File("top.qcow2")}': Could not open backing file: Could not open '{dir.File("base")}': No such file or directory\n", mine.Stderr);
     }
 
     [OracleFact]
