@@ -40,7 +40,7 @@ internal static class BenchCommand
 
         string cache = opt.Value("t") ?? "writeback";
         string path = opt.Positional[0];
-        using QcowImage device = VerbOptions.Open(path, () => VerbOptions.Reading(opt, path, opt.Value("f"), VerbOptions.WalkingCache) with { ReadOnly = !write, IgnoreFlushes = cache == "unsafe" });
+        using QcowImage device = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache) with { ReadOnly = !write, IgnoreFlushes = cache == "unsafe" });
         if (device.Length < size)
         {
             throw new UsageException("Image size must be larger than the buffer size");

@@ -25,8 +25,8 @@ internal static class CompareCommand
         {
             string first = opt.Positional[0];
             string second = opt.Positional[1];
-            using QcowImage a = VerbOptions.Open(first, () => VerbOptions.Reading(opt, first, opt.Value("f"), VerbOptions.WalkingCache));
-            using QcowImage b = VerbOptions.Open(second, () => VerbOptions.Reading(opt, second, opt.Value("F") ?? opt.Value("f"), VerbOptions.WalkingCache));
+            using QcowImage a = VerbOptions.Open(first, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache));
+            using QcowImage b = VerbOptions.Open(second, opt.Value("F") ?? opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache));
             QcowComparison result = QcowImage.Compare(a, b, opt.Has("s"), opt.Has("p") ? new ProgressBar(stderr) : null);
             say.WriteLine(Verdict(result));
             return result.Identical ? Identical : Different;

@@ -58,7 +58,7 @@ internal static class ConvertCommand
             for (int i = 0; i < opt.Positional.Count - 1; i++)
             {
                 string path = opt.Positional[i];
-                sources.Add(VerbOptions.Open(path, () => VerbOptions.Reading(opt, path, opt.Value("f"), VerbOptions.WalkingCache)));
+                sources.Add(VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache)));
             }
 
             var options = new QcowConvertOptions

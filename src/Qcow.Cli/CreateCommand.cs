@@ -23,7 +23,9 @@ internal static class CreateCommand
             throw new UsageException("Expecting image file name");
         }
 
-        string path = opt.Positional[0];
+        // file:PATH names the file protocol: the image is PATH.
+        string name = opt.Positional[0];
+        string path = name.StartsWith("file:", StringComparison.Ordinal) ? name["file:".Length..] : name;
         long? size = opt.Positional.Count == 2 ? Sizes.Parse(opt.Positional[1]) : null;
         CreateSpec spec = CreateSpec.From(format, options, opt.Value("b"), opt.Value("F"), size, path);
         bool unsafeBacking = opt.Has("u");
@@ -43,7 +45,7 @@ internal static class CreateCommand
 
         if (!opt.Has("q"))
         {
-            stdout.WriteLine(spec.Describe(path));
+            stdout.WriteLine(spec.Describe(name));
         }
 
         // The backing file was opened above, as qemu-img opens it; the new image is not opened with it.

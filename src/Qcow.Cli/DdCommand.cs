@@ -34,7 +34,7 @@ internal static class DdCommand
             throw new UsageException($"invalid number: '{b}'");
         }
 
-        using QcowImage source = VerbOptions.Open(input, () => VerbOptions.Reading(opt, input, opt.Value("f"), VerbOptions.WalkingCache));
+        using QcowImage source = VerbOptions.Open(input, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache));
         // As qemu-img reckons it: count blocks from the start of the input, of which skip are left out.
         long end = operands.TryGetValue("count", out string? count) ? Math.Min(source.Length, checked(Sizes.Parse(count) * bs)) : source.Length;
         long start = operands.TryGetValue("skip", out string? skip) ? checked(Sizes.Parse(skip) * bs) : 0;

@@ -24,7 +24,7 @@ internal static class ExplainCommand
 
         bool json = VerbOptions.Json(opt);
         string path = opt.Positional[0];
-        using QcowImage image = VerbOptions.Open(path, () => VerbOptions.Reading(opt, path, opt.Value("f"), VerbOptions.HeaderCache));
+        using QcowImage image = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.HeaderCache));
         long offset = Sizes.Parse(opt.Positional[1]);
         if (offset >= image.Length)
         {

@@ -23,7 +23,7 @@ internal static class InfoCommand
         // As qemu-img info, backing files are opened only to describe them.
         bool chain = opt.Has("backing-chain");
         string path = opt.Positional[0];
-        using QcowImage image = VerbOptions.Open(path, () => VerbOptions.Reading(opt, path, opt.Value("f"), VerbOptions.HeaderCache, openBackingFiles: chain));
+        using QcowImage image = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.HeaderCache, openBackingFiles: chain));
         var layers = new List<QcowInfo>();
         for (QcowInfo? layer = image.Info; layer != null; layer = layer.Backing)
         {

@@ -13,22 +13,26 @@ internal static class IoImageOptions
         "cache-size", "l2-cache-size", "l2-cache-entry-size", "refcount-cache-size", "cache-clean-interval",
         "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot", "pass-discard-other", "discard-no-unref",
         "overlap-check", "file.locking", "file.aio", "file.cache.direct", "file.cache.no-flush", "cache.direct", "cache.no-flush",
-        "read-only", "auto-read-only", "force-share", "discard", "detect-zeroes",
+        "read-only", "auto-read-only", "force-share", "discard", "detect-zeroes", "locking",
     };
 
     /// <summary>The file to open and its format (null: probe it), from the image name (or, with --image-opts, the options it is) and open's -o options.</summary>
     public static (string File, string? Format) Resolve(string image, IoOpenFlags flags, IReadOnlyList<string> driverOptions)
     {
         var options = new List<string>();
-        string? file = image;
+        string? file = null;
+        string? format = flags.Format;
         if (flags.ImageOpts)
         {
-            file = null;
             options.Add(image);
+        }
+        else if (image.Length > 0)
+        {
+            (file, string? named) = ImageName.Resolve(image);
+            format = named ?? format;
         }
 
         options.AddRange(driverOptions);
-        string? format = flags.Format;
         foreach (string list in options)
         {
             foreach (string option in list.Split(',', StringSplitOptions.RemoveEmptyEntries))
@@ -39,7 +43,8 @@ internal static class IoImageOptions
                 switch (key)
                 {
                     case "driver":
-                        format = value;
+                        // The file protocol alone is the file's bytes: raw.
+                        format = value == "file" ? "raw" : value;
                         break;
                     case "file.filename" or "filename":
                         file = value;

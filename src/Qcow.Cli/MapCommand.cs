@@ -19,7 +19,7 @@ internal static class MapCommand
 
         bool json = VerbOptions.Json(opt);
         string path = opt.Positional[0];
-        using QcowImage image = VerbOptions.Open(path, () => VerbOptions.Reading(opt, path, opt.Value("f"), VerbOptions.WalkingCache));
+        using QcowImage image = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache));
         long start = opt.Value("start-offset") is { } s ? Sizes.Parse(s) : 0;
         long? length = opt.Value("max-length") is { } m ? Sizes.Parse(m) : null;
         IEnumerable<QcowExtent> extents = image.Map(start, length);

@@ -34,7 +34,7 @@ internal static class MeasureCommand
         }
 
         QcowImage? source = opt.Positional.Count == 1
-            ? VerbOptions.Open(opt.Positional[0], () => VerbOptions.Reading(opt, opt.Positional[0], opt.Value("f"), VerbOptions.WalkingCache))
+            ? VerbOptions.Open(opt.Positional[0], opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache))
             : null;
         QcowMeasurement m;
         using (source)

@@ -27,8 +27,9 @@ namespace Qcow.Cli
               explain [-f fmt] [--output=human|json] FILE OFFSET
               layout [--svg OUT] [-U] FILE
               geometry [-o cluster_size=..,refcount_bits=..,extended_l2=..] [--output=human|json] SIZE
-            qemu-io's commands:
-              io [-f fmt] [-r] [-U] [-c CMD]... FILE   (read, write [-P] [-z] [-c], discard, flush, map, alloc, info, length)
+            qemu-io's commands (or call qcow as qemu-io):
+              io [-f fmt] [-r] [-s] [-U] [-t cache] [-i aio] [-d discard] [--image-opts] [-c CMD]... [FILE]
+                 without -c, commands are read from standard input
             """;
 
         /// <summary>

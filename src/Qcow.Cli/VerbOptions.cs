@@ -8,20 +8,25 @@ namespace Qcow.Cli;
 
 internal static class VerbOptions
 {
-    /// <summary>Opens an image for a verb; a failure says, as qemu-img says it, "Could not open 'PATH': " and why.</summary>
-    public static QcowImage Open(string path, Func<QcowOpenOptions> options)
+    /// <summary>
+    /// Opens an image a user named (a path, file:PATH or json:{...}) for a verb, with the options
+    /// made for the file it names and the format given (-f) or named in its JSON; a failure says,
+    /// as qemu-img says it, "Could not open 'NAME': " and why.
+    /// </summary>
+    public static QcowImage Open(string name, string? format, Func<string, string?, QcowOpenOptions> options)
     {
         try
         {
-            return QcowImage.Open(path, options());
+            (string file, string? named) = ImageName.Resolve(name);
+            return QcowImage.Open(file, options(file, named ?? format));
         }
         catch (QcowFormatException e)
         {
-            throw new IOException($"Could not open '{path}': {e.Detail}", e);
+            throw new IOException($"Could not open '{name}': {e.Detail}", e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new IOException($"Could not open '{path}': {SystemErrors.Text(e.Message)}", e);
+            throw new IOException($"Could not open '{name}': {SystemErrors.Text(e.Message)}", e);
         }
     }
 

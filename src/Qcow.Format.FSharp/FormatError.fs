@@ -27,6 +27,8 @@ type internal FormatError =
     | Truncated of structure: Structure * offset: uint64 * needed: uint64
     /// A header field is outside QEMU's limits; the text names the field and the limit.
     | FieldOutOfRange of structure: Structure * offset: uint64 * field: string * value: uint64 * limit: string
+    /// A header field is outside QEMU's limits, refused in QEMU's words (what qemu-img prints).
+    | OutsideQemuLimit of structure: Structure * offset: uint64 * field: string * value: uint64 * words: string
     /// A table or cluster that must be cluster-aligned is not.
     | Misaligned of structure: Structure * offset: uint64 * value: uint64
     /// A header extension runs past the end of the extension area.
@@ -74,6 +76,7 @@ module internal FormatError =
         | OverlapsMetadata(s, _, _)
         | Truncated(s, _, _)
         | FieldOutOfRange(s, _, _, _, _)
+        | OutsideQemuLimit(s, _, _, _, _)
         | Misaligned(s, _, _)
         | ReservedBitsSet(s, _, _)
         | EntryOutOfRange(s, _, _)
@@ -95,6 +98,7 @@ module internal FormatError =
         | OverlapsMetadata(_, o, _)
         | Truncated(_, o, _)
         | FieldOutOfRange(_, o, _, _, _)
+        | OutsideQemuLimit(_, o, _, _, _)
         | Misaligned(_, o, _)
         | ExtensionTooLarge(_, o, _)
         | UnsupportedFeatures(o, _, _)
@@ -119,6 +123,7 @@ module internal FormatError =
         | ForeignFormat name -> sprintf "the file is a %s image, a format Qcow does not read (it reads qcow, qcow2 and raw)" name
         | Truncated(s, o, n) -> sprintf "%A at %s is cut short: the file ends before its %d bytes" s (hex o) n
         | FieldOutOfRange(_, o, field, v, limit) -> sprintf "%s is %d at %s; it must be %s" field v (hex o) limit
+        | OutsideQemuLimit(_, _, _, _, words) -> words
         | Misaligned(s, o, v) -> sprintf "%s: the offset %s stored at %s is not cluster-aligned" (tableName s) (hex v) (hex o)
         | ExtensionTooLarge(m, o, len) ->
             sprintf "header extension %s at %s is too large (%d bytes past the extension area)" (hex (uint64 m)) (hex o) len

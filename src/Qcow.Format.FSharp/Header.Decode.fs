@@ -118,21 +118,21 @@ let private validate (h: Header) (available: int) =
         do!
             check
                 (h.RefcountOrder <= Limits.MaxRefcountOrder)
-                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.RefcountOrder, "refcount_order", uint64 h.RefcountOrder, "at most 6"))
+                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.RefcountOrder, "refcount_order", uint64 h.RefcountOrder, "Reference count entry width too large; may not exceed 64 bits"))
         do!
             check
                 (h.CryptMethod <= 2u)
-                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.CryptMethod, "crypt_method", uint64 h.CryptMethod, "0, 1 or 2"))
+                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.CryptMethod, "crypt_method", uint64 h.CryptMethod, sprintf "Unsupported encryption method: %d" h.CryptMethod))
         do!
             check
                 (h.BackingFileOffset <= cs)
-                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.BackingFileOffset, "backing_file_offset", h.BackingFileOffset, "inside the first cluster"))
+                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.BackingFileOffset, "backing_file_offset", h.BackingFileOffset, "Invalid backing file offset"))
         do!
             check
                 (h.BackingFileOffset = 0UL
                  || h.BackingFileSize <= Limits.MaxBackingNameLength
                     && uint64 h.BackingFileSize <= cs - h.BackingFileOffset)
-                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.BackingFileSize, "backing_file_size", uint64 h.BackingFileSize, "at most 1023 and inside the first cluster"))
+                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.BackingFileSize, "backing_file_size", uint64 h.BackingFileSize, "Backing file name too long"))
         do!
             check
                 (h.RefcountTableClusters <> 0u)
@@ -141,19 +141,19 @@ let private validate (h: Header) (available: int) =
         do!
             check
                 (reftableBytes <= Limits.MaxRefcountTableBytes)
-                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.RefcountTableClusters, "refcount_table_clusters", uint64 h.RefcountTableClusters, "at most 8 MiB of table"))
+                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.RefcountTableClusters, "refcount_table_clusters", uint64 h.RefcountTableClusters, "Reference count table too large"))
         do! table h Structure.RefcountTable 48UL h.RefcountTableOffset reftableBytes
         do!
             check
                 (h.SnapshotCount <= Limits.MaxSnapshots)
-                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.SnapshotCount, "nb_snapshots", uint64 h.SnapshotCount, "at most 65536"))
+                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.SnapshotCount, "nb_snapshots", uint64 h.SnapshotCount, "Too many snapshots"))
         // QEMU counts the table as nb_snapshots fixed parts of 40 bytes (qcow2_validate_table).
         do! table h Structure.SnapshotTable 64UL h.SnapshotsOffset (uint64 h.SnapshotCount * 40UL)
         let l1Bytes = uint64 h.L1Size * 8UL
         do!
             check
                 (l1Bytes <= Limits.MaxL1Bytes)
-                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.L1Size, "l1_size", uint64 h.L1Size, "at most 4194304 entries (32 MiB)"))
+                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.L1Size, "l1_size", uint64 h.L1Size, "Active L1 table too large"))
         let needed = Geometry.l1EntriesFor (Header.geometry h) h.Size
         do!
             check
@@ -162,7 +162,7 @@ let private validate (h: Header) (available: int) =
         do!
             check
                 (uint64 h.L1Size >= needed)
-                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.L1Size, "l1_size", uint64 h.L1Size, sprintf "at least %d for this size" needed))
+                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.L1Size, "l1_size", uint64 h.L1Size, "L1 table is too small"))
         do! table h Structure.L1Table 40UL h.L1TableOffset l1Bytes
         let compressionField = h.HeaderLength > uint32 HeaderFields.CompressionType
         do!
@@ -206,7 +206,7 @@ let decode (bytes: byte[]) (available: int) : Result<Header, FormatError> =
         do!
             check
                 (bits >= uint32 Limits.MinClusterBits && bits <= uint32 Limits.MaxClusterBits)
-                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.ClusterBits, "cluster_bits", uint64 bits, "between 9 and 21"))
+                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.ClusterBits, "cluster_bits", uint64 bits, sprintf "Unsupported cluster size: 2^%d" bits))
         do! check (v = 2u || available >= Limits.HeaderV3MinLength) (Truncated(Structure.Header, 0UL, uint64 Limits.HeaderV3MinLength))
         let h = fixedFields bytes available
         do! check (int (Header.clusterSize h) <= bytes.Length) (Truncated(Structure.Header, 0UL, Header.clusterSize h))

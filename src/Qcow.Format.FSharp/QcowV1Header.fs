@@ -59,28 +59,28 @@ module internal QcowV1Header =
                   L1TableOffset = BigEndian.u64 bytes 40 }
 
             result {
-                do! check (h.Size > 1UL) (FieldOutOfRange(Structure.Header, 24UL, "size", h.Size, "at least 2 bytes"))
+                do! check (h.Size > 1UL) (OutsideQemuLimit(Structure.Header, 24UL, "size", h.Size, "Image size is too small (must be at least 2 bytes)"))
                 do!
                     check
                         (h.ClusterBits >= Limits.MinClusterBitsV1 && h.ClusterBits <= Limits.MaxClusterBitsV1)
-                        (FieldOutOfRange(Structure.Header, 32UL, "cluster_bits", uint64 h.ClusterBits, "between 9 and 16"))
+                        (OutsideQemuLimit(Structure.Header, 32UL, "cluster_bits", uint64 h.ClusterBits, "Cluster size must be between 512 and 64k"))
                 do!
                     check
                         (h.L2Bits >= Limits.MinL2BitsV1 && h.L2Bits <= Limits.MaxL2BitsV1)
-                        (FieldOutOfRange(Structure.Header, 33UL, "l2_bits", uint64 h.L2Bits, "between 6 and 13"))
+                        (OutsideQemuLimit(Structure.Header, 33UL, "l2_bits", uint64 h.L2Bits, "L2 table size must be between 512 and 64k"))
                 do!
                     check
                         (h.CryptMethod <= 1u)
-                        (FieldOutOfRange(Structure.Header, 36UL, "crypt_method", uint64 h.CryptMethod, "0 or 1"))
+                        (OutsideQemuLimit(Structure.Header, 36UL, "crypt_method", uint64 h.CryptMethod, "invalid encryption method in qcow header"))
                 let shift = h.ClusterBits + h.L2Bits
                 do!
                     check
                         (h.Size <= UInt64.MaxValue - (1UL <<< shift))
-                        (FieldOutOfRange(Structure.Header, 24UL, "size", h.Size, "small enough to map"))
+                        (OutsideQemuLimit(Structure.Header, 24UL, "size", h.Size, "Image too large"))
                 do!
                     check
                         (l1Size h <= uint64 (Int32.MaxValue / 8))
-                        (FieldOutOfRange(Structure.Header, 24UL, "size", h.Size, "small enough for an L1 table of at most 2^28 entries"))
+                        (OutsideQemuLimit(Structure.Header, 24UL, "size", h.Size, "Image too large"))
                 do!
                     check
                         (h.L1TableOffset <= Limits.MaxFileOffset - l1Size h * 8UL)
@@ -88,7 +88,7 @@ module internal QcowV1Header =
                 do!
                     check
                         (h.BackingFileOffset = 0UL || h.BackingFileSize <= Limits.MaxBackingNameLength)
-                        (FieldOutOfRange(Structure.Header, 16UL, "backing_file_size", uint64 h.BackingFileSize, "at most 1023"))
+                        (OutsideQemuLimit(Structure.Header, 16UL, "backing_file_size", uint64 h.BackingFileSize, "Backing file name too long"))
                 do!
                     check
                         (h.BackingFileOffset <= Limits.MaxFileOffset - uint64 h.BackingFileSize)

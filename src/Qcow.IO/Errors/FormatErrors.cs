@@ -13,7 +13,7 @@ internal static class FormatErrors
             FormatError.Tags.UnsupportedVersion => QcowFormatErrorKind.UnsupportedVersion,
             FormatError.Tags.ForeignFormat => QcowFormatErrorKind.UnsupportedFormat,
             FormatError.Tags.Truncated => QcowFormatErrorKind.Truncated,
-            FormatError.Tags.FieldOutOfRange => QcowFormatErrorKind.FieldOutOfRange,
+            FormatError.Tags.FieldOutOfRange or FormatError.Tags.OutsideQemuLimit => QcowFormatErrorKind.FieldOutOfRange,
             FormatError.Tags.Misaligned => QcowFormatErrorKind.Misaligned,
             FormatError.Tags.ExtensionTooLarge => QcowFormatErrorKind.ExtensionTooLarge,
             FormatError.Tags.UnsupportedFeatures => QcowFormatErrorKind.UnsupportedFeature,
