@@ -165,9 +165,14 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
 
     internal static Create.Qcow2Options Qcow2Options(QcowCreateOptions options, ulong size)
     {
-        if (!IsPowerOfTwo(options.ClusterSize) || !IsPowerOfTwo(options.RefcountBits))
+        if (!IsPowerOfTwo(options.ClusterSize))
         {
-            throw new ArgumentException("cluster size and refcount bits must be powers of two", nameof(options));
+            throw new ArgumentException("Cluster size must be a power of two between 512 and 2048k", nameof(options));
+        }
+
+        if (!IsPowerOfTwo(options.RefcountBits))
+        {
+            throw new ArgumentException("Refcount width must be a power of two and may not exceed 64 bits", nameof(options));
         }
 
         return new Create.Qcow2Options(

@@ -26,7 +26,7 @@ internal static class CreateCommand
         // file:PATH names the file protocol: the image is PATH.
         string name = opt.Positional[0];
         string path = name.StartsWith("file:", StringComparison.Ordinal) ? name["file:".Length..] : name;
-        long? size = opt.Positional.Count == 2 ? Sizes.Parse(opt.Positional[1]) : null;
+        long? size = opt.Positional.Count == 2 ? ImageSize(opt.Positional[1]) : null;
         CreateSpec spec = CreateSpec.From(format, options, opt.Value("b"), opt.Value("F"), size, path);
         bool unsafeBacking = opt.Has("u");
         if (spec.Options.BackingFile is { } backing)
@@ -49,8 +49,31 @@ internal static class CreateCommand
         }
 
         // The backing file was opened above, as qemu-img opens it; the new image is not opened with it.
-        QcowImage.Create(path, spec.Options with { OpenBackingFile = false }).Dispose();
+        try
+        {
+            QcowImage.Create(path, spec.Options with { OpenBackingFile = false }).Dispose();
+        }
+        catch (ArgumentException e) when (!e.Message.StartsWith(path, StringComparison.Ordinal))
+        {
+            // qemu-img names the image an option is refused for.
+            throw new ArgumentException($"{name}: {Cli.Message(e)}", e);
+        }
         return 0;
+    }
+
+    /// <summary>The size argument, refused in qemu-img's two lines.</summary>
+    private static long ImageSize(string text)
+    {
+        try
+        {
+            return Sizes.Parse(text);
+        }
+        catch (UsageException)
+        {
+            throw new HintedException(
+                "Invalid image size specified. You may use k, M, G, T, P or E suffixes for",
+                $"{Cli.ProgramName}: kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.\n");
+        }
     }
 
     /// <summary>

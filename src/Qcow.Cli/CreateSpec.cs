@@ -16,6 +16,9 @@ internal sealed class CreateSpec
 
     public bool SizeGiven { get; private init; }
 
+    /// <summary>-o preallocation was given (qemu-img then echoes it, off too).</summary>
+    public bool PreallocationGiven { get; private init; }
+
     /// <summary>The backing format named (-F or backing_fmt), which qemu-img echoes even for qcow, which cannot store it.</summary>
     public string? BackingFormatName { get; private init; }
 
@@ -101,13 +104,23 @@ internal sealed class CreateSpec
         backingFormat ??= o.GetValueOrDefault("backing_fmt");
         if (o.TryGetValue("size", out string? sizeText))
         {
-            size = Sizes.Parse(sizeText);
+            try
+            {
+                size = Sizes.Parse(sizeText);
+            }
+            catch (UsageException)
+            {
+                throw new HintedException(
+                    $"{path}: Parameter 'size' expects a non-negative number below 2^64",
+                    "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.\n");
+            }
         }
 
         return new CreateSpec
         {
             SizeGiven = size.HasValue,
             BackingFormatName = backingFile is null ? null : backingFormat,
+            PreallocationGiven = o.ContainsKey("preallocation"),
             Options = new QcowCreateOptions
             {
                 Size = size,
@@ -142,12 +155,13 @@ internal sealed class CreateSpec
     {
         var o = Options;
         string backing = o.BackingFile is null ? "" : $" backing_file={o.BackingFile}" + (BackingFormatName is not { } f ? "" : $" backing_fmt={f}");
-        string preallocation = o.Preallocation == QcowPreallocation.Off ? "" : $" preallocation={o.Preallocation.ToString().ToLowerInvariant()}";
+        // qemu-img echoes preallocation when it is not off, or when it was given.
+        string preallocation = o.Preallocation == QcowPreallocation.Off && !PreallocationGiven ? "" : $" preallocation={o.Preallocation.ToString().ToLowerInvariant()}";
         return o.Format switch
         {
             QcowImageFormat.Qcow2 => $"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")}{preallocation} compression_type={(o.CompressionType == QcowCompressionType.Zstd ? "zstd" : "zlib")} size={o.Size}{(o.Compat == QcowCompat.V1_1 ? "" : " compat=0.10")}{backing}{(o.DataFile is null ? "" : $" data_file={o.DataFile}")}{(o.DataFileRaw ? " data_file_raw=on" : "")} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}",
             QcowImageFormat.Qcow => $"Formatting '{path}', fmt=qcow size={o.Size}{backing}",
-            _ => $"Formatting '{path}', fmt=raw size={o.Size}",
+            _ => $"Formatting '{path}', fmt=raw size={o.Size}{preallocation}",
         };
     }
 

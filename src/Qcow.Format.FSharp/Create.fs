@@ -53,10 +53,10 @@ let private validate (o: Qcow2Options) =
         do!
             check
                 (o.ClusterBits >= Limits.MinClusterBits && o.ClusterBits <= Limits.MaxClusterBits)
-                "cluster size must be a power of two between 512 and 2 MiB"
-        do! check (o.RefcountOrder >= 0 && o.RefcountOrder <= Limits.MaxRefcountOrder) "refcount_bits must be a power of two up to 64"
-        do! check (o.Version = 3 || o.RefcountOrder = 4) "compat=0.10 supports only refcount_bits=16"
-        do! check (o.Version = 3 || not o.LazyRefcounts) "lazy refcounts need compat=1.1"
+                "Cluster size must be a power of two between 512 and 2048k"
+        do! check (o.RefcountOrder >= 0 && o.RefcountOrder <= Limits.MaxRefcountOrder) "Refcount width must be a power of two and may not exceed 64 bits"
+        do! check (o.Version = 3 || o.RefcountOrder = 4) "Different refcount widths than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)"
+        do! check (o.Version = 3 || not o.LazyRefcounts) "Lazy refcounts only supported with compatibility level 1.1 and above (use compat=1.1 or greater)"
         do! check (o.Version = 3 || o.CompressionType = 0uy) "zstd compression needs compat=1.1"
         do! check (o.CompressionType <= 1uy) "compression_type must be zlib or zstd"
         do! check (not o.DataFileRaw || o.DataFile.IsSome) "data-file-raw requires data-file"
@@ -64,7 +64,7 @@ let private validate (o: Qcow2Options) =
         do! check (not (o.DataFileRaw && o.ExtendedL2)) "data_file_raw with extended_l2 is not supported by qcow yet"
         do! check (not o.ExtendedL2 || o.Version = 3) "Extended L2 entries are only supported with compatibility level 1.1 and above"
         do! check (not o.ExtendedL2 || o.ClusterBits >= 14) "Extended L2 entries are only supported with cluster sizes of at least 16384 bytes"
-        do! check (o.Size <= (Limits.MaxL1Bytes / 8UL) * Geometry.bytesPerL1Entry (geometryOf o)) "image size is too large for this cluster size"
+        do! check (o.Size <= (Limits.MaxL1Bytes / 8UL) * Geometry.bytesPerL1Entry (geometryOf o)) "The image size is too large for file format 'qcow2' (try using a larger cluster size)"
         do!
             check
                 (o.BackingFormat.IsNone || o.BackingFormat.Value.Length <= Limits.MaxBackingFormatLength)
