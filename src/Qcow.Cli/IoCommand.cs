@@ -81,10 +81,7 @@ internal sealed record IoOpenFlags(bool ReadOnly, bool Snapshot, bool ForceShare
     public static IoOpenFlags From(GetOpt opt, bool imageOpts)
     {
         string cache = opt.Has("n") || opt.Has("nocache") ? "none" : opt.Value("t") ?? opt.Value("cache") ?? "writeback";
-        if (cache is not ("none" or "off" or "writeback" or "writethrough" or "directsync" or "unsafe"))
-        {
-            throw new ArgumentException($"Invalid cache option: {cache}");
-        }
+        bool ignoreFlushes = IgnoresFlushes(cache);
 
         if ((opt.Value("i") ?? opt.Value("aio")) is { } aio && aio is not ("threads" or "native" or "io_uring"))
         {
@@ -105,7 +102,15 @@ internal sealed record IoOpenFlags(bool ReadOnly, bool Snapshot, bool ForceShare
             opt.Has("U") || opt.Has("force-share"),
             opt.Value("f") ?? opt.Value("format"),
             imageOpts,
-            cache == "unsafe",
+            ignoreFlushes,
             unmap);
     }
+
+    /// <summary>Whether a cache mode QEMU knows skips flushes ("unsafe"); any other name is refused in QEMU's words.</summary>
+    public static bool IgnoresFlushes(string cache) => cache switch
+    {
+        "none" or "off" or "writeback" or "writethrough" or "directsync" => false,
+        "unsafe" => true,
+        _ => throw new ArgumentException($"Invalid cache option: {cache}"),
+    };
 }

@@ -127,7 +127,7 @@ internal static class IoCommands
                 Reopen(s, Options(name, args, "co", "rw", 0));
                 break;
             case "sigraise":
-                Raise(s, int.Parse(Options(name, args, "", "", 1, 1).Positional[0], CultureInfo.InvariantCulture));
+                Raise(s, (int)Number(Options(name, args, "", "", 1, 1).Positional[0]));
                 break;
             case "abort":
                 Options(name, args, "", "", 0, 0);
@@ -491,13 +491,8 @@ internal static class IoCommands
             IoImageOptions.Resolve(s.Path!, current with { ImageOpts = false }, [options]);
         }
 
-        string cache = opt.Value("c") ?? (current.IgnoreFlushes ? "unsafe" : "writeback");
-        if (cache is not ("none" or "off" or "writeback" or "writethrough" or "directsync" or "unsafe"))
-        {
-            throw new IoCommandException($"Invalid cache option: {cache}", toStderr: true);
-        }
-
-        s.Reopen(current with { ReadOnly = opt.Has("r") || (current.ReadOnly && !opt.Has("w")), IgnoreFlushes = cache == "unsafe" });
+        bool ignoreFlushes = opt.Value("c") is { } cache ? IoOpenFlags.IgnoresFlushes(cache) : current.IgnoreFlushes;
+        s.Reopen(current with { ReadOnly = opt.Has("r") || (current.ReadOnly && !opt.Has("w")), IgnoreFlushes = ignoreFlushes });
     }
 
     /// <summary>sigraise and abort: the signal is raised in this process, as qemu-io raises it (9 kills it with nothing flushed).</summary>
