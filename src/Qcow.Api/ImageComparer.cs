@@ -14,6 +14,7 @@ internal static class ImageComparer
     /// <summary>qemu-img's verdict: the first difference, or that the images read the same.</summary>
     public static QcowComparison Compare(IBlockDevice a, IBlockDevice b, bool strict, IProgress<double>? progress, CancellationToken cancellationToken)
     {
+        var compared = new Compared(Math.Max(a.Length, b.Length), progress);
         if (a.Length != b.Length && strict)
         {
             return new QcowComparison(QcowComparisonVerdict.SizeMismatch, null, true);
@@ -46,7 +47,7 @@ internal static class ImageComparer
             }
 
             offset += chunk;
-            progress?.Report(100.0 * offset / Math.Max(a.Length, b.Length));
+            compared.Add(chunk);
         }
 
         IBlockDevice longer = a.Length > b.Length ? a : b;
@@ -54,16 +55,42 @@ internal static class ImageComparer
         {
             cancellationToken.ThrowIfCancellationRequested();
             BlockStatus s = Run(longer, offset, longer.Length);
-            long chunk = Math.Min(s.Length, ChunkBytes);
+            long chunk = s.Present && !s.Zero ? Math.Min(s.Length, ChunkBytes) : s.Length;
             if (s.Present && !s.Zero && FirstNonZero(longer, offset, (int)chunk, bufferA) is { } at)
             {
                 return new QcowComparison(QcowComparisonVerdict.ContentMismatch, at, a.Length != b.Length);
             }
 
             offset += chunk;
+            compared.Add(chunk);
         }
 
         return new QcowComparison(QcowComparisonVerdict.Identical, null, a.Length != b.Length);
+    }
+
+    /// <summary>
+    /// The percentage compared, as qemu-img works it out and shows it: each chunk's share added to a
+    /// float, from 0 (reported at the start); a comparison that stops at a difference ends below 100.
+    /// </summary>
+    private sealed class Compared
+    {
+        private readonly long _total;
+        private readonly IProgress<double>? _progress;
+        private float _percent;
+
+        public Compared(long total, IProgress<double>? progress)
+        {
+            _total = total;
+            _progress = progress;
+            progress?.Report(0);
+        }
+
+        public void Add(long chunk)
+        {
+            float share = (float)chunk / _total * 100;
+            _percent += share / 100 * 100;
+            _progress?.Report(_percent);
+        }
     }
 
     /// <summary>Block status from offset on, merged across clusters while it stays the same.</summary>
@@ -71,7 +98,7 @@ internal static class ImageComparer
     {
         BlockStatus first = device.Status(offset, end - offset);
         long length = first.Length;
-        while (offset + length < end && length < ChunkBytes)
+        while (offset + length < end)
         {
             BlockStatus next = device.Status(offset + length, end - offset - length);
             if ((next.Present, next.Zero, next.Data, next.HasOffset) != (first.Present, first.Zero, first.Data, first.HasOffset))

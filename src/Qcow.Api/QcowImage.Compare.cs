@@ -38,7 +38,7 @@ public sealed partial class QcowImage
     /// <param name="first">One image.</param>
     /// <param name="second">The other.</param>
     /// <param name="strict">qemu-img's -s.</param>
-    /// <param name="progress">Receives the percentage done, from 0 to 100.</param>
+    /// <param name="progress">Receives the percentage compared, from 0 to 100 as qemu-img shows it; a comparison that stops at a difference ends below 100.</param>
     /// <param name="cancellationToken">Stops the comparison between chunks.</param>
     /// <exception cref="QcowFormatException">Metadata on the way is malformed.</exception>
     /// <exception cref="System.IO.IOException">A file cannot be read.</exception>
@@ -47,8 +47,6 @@ public sealed partial class QcowImage
     {
         ArgumentNullException.ThrowIfNull(first);
         ArgumentNullException.ThrowIfNull(second);
-        QcowComparison result = ImageComparer.Compare(first.Device, second.Device, strict, progress, cancellationToken);
-        progress?.Report(100);
-        return result;
+        return ImageComparer.Compare(first.Device, second.Device, strict, progress, cancellationToken);
     }
 }

@@ -27,8 +27,10 @@ internal static class CompareCommand
             string second = opt.Positional[1];
             using QcowImage a = VerbOptions.Open(first, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache));
             using QcowImage b = VerbOptions.Open(second, opt.Value("F") ?? opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache));
-            QcowComparison result = QcowImage.Compare(a, b, opt.Has("s"), opt.Has("p") ? new ProgressBar(stderr) : null);
-            say.WriteLine(Verdict(result));
+            ProgressBar? bar = opt.Has("p") ? new ProgressBar(stdout, ProgressBar.CompareStep) : null;
+            QcowComparison result = QcowImage.Compare(a, b, opt.Has("s"), bar);
+            say.WriteLine(Verdict(result, Math.Min(a.Length, b.Length)));
+            bar?.End();
             return result.Identical ? Identical : Different;
         }
         catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException)
@@ -38,10 +40,10 @@ internal static class CompareCommand
         }
     }
 
-    /// <summary>qemu-img's words for the verdict.</summary>
-    private static string Verdict(QcowComparison result)
+    /// <summary>qemu-img's words for the verdict; the size warning comes once the common part has compared equal.</summary>
+    private static string Verdict(QcowComparison result, long common)
     {
-        string warning = result.SizesDiffer ? "Warning: Image size mismatch!\n" : "";
+        string warning = result.SizesDiffer && (result.Offset ?? common) >= common ? "Warning: Image size mismatch!\n" : "";
         return result.Verdict switch
         {
             QcowComparisonVerdict.SizeMismatch => "Strict mode: Image size mismatch!",

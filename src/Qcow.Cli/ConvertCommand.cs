@@ -8,7 +8,7 @@ namespace Qcow.Cli;
 
 internal static class ConvertCommand
 {
-    public static int Run(IReadOnlyList<string> args, TextWriter stderr)
+    public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
         GetOpt opt = GetOpt.Parse(args, "fOotTSmBF", "pqUcnW", [], ["target-is-zero", "force-share"]);
         string cache = opt.Value("t") ?? "unsafe";
@@ -71,7 +71,9 @@ internal static class ConvertCommand
                 Parallelism = coroutines,
                 IgnoreFlushes = cache == "unsafe",
             };
-            QcowImage.Convert(sources, target, options, opt.Has("p") ? new ProgressBar(stderr) : null);
+            ProgressBar? bar = opt.Has("p") ? new ProgressBar(stdout) : null;
+            QcowImage.Convert(sources, target, options, bar);
+            bar?.End();
         }
         finally
         {

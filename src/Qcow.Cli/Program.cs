@@ -101,7 +101,7 @@ namespace Qcow.Cli
                     "explain" => ExplainCommand.Run(rest, stdout),
                     "geometry" => GeometryCommand.Run(rest, stdout),
                     "layout" => LayoutCommand.Run(rest, stdout),
-                    "convert" => ConvertCommand.Run(rest, stderr),
+                    "convert" => ConvertCommand.Run(rest, stdout, stderr),
                     "io" => IoCommand.Run(rest, Console.In, stdout, stderr),
                     _ => throw new UsageException($"Command not found: {args[0]}"),
                 },

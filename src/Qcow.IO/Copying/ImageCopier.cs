@@ -41,6 +41,8 @@ internal static class ImageCopier
     public static void Copy(IBlockDevice input, IBlockDevice output, CopyOptions options, IProgress<double>? progress, CancellationToken cancellationToken)
     {
         long length = input.Length;
+        WorkProgress? work = progress is null ? null : WorkProgress.Of(input, options, options.Compressed ? ((QcowDevice)output).Layout.ClusterSize : ChunkBytes);
+        progress?.Report(0);
         var filled = Channel.CreateBounded<Chunk>(options.Buffers - 1);
         var free = Channel.CreateUnbounded<byte[]>();
         for (int i = 0; i < options.Buffers; i++)
@@ -109,7 +111,7 @@ internal static class ImageCopier
                     }
 
                     free.Writer.TryWrite(chunk.Buffer);
-                    progress?.Report(100.0 * (chunk.Offset + chunk.Length) / length);
+                    work?.ReportThrough(chunk.Offset + chunk.Length, progress!);
                 }
             }
         }
@@ -125,19 +127,60 @@ internal static class ImageCopier
         progress?.Report(100.0);
     }
 
-    /// <summary>A chunk's ranges by block status, neighbours of one kind joined; with -S 0 zeros are data too (a fully allocated target).</summary>
+    /// <summary>
+    /// The figures qemu-img's progress shows. Before copying it adds up the work (the ranges it
+    /// will write as data), then counts that work in pieces of at most one buffer, each run of
+    /// block status cut from its own start; the figures are those pieces' running totals. This
+    /// copy's chunks are cut differently, so the pieces are kept and reported as the copy passes them.
+    /// </summary>
+    private sealed class WorkProgress
+    {
+        /// <summary>The most one block-status query covers (QEMU's largest request, 2 GiB less a sector).</summary>
+        private const long LargestQuery = int.MaxValue & ~511L;
+
+        private readonly List<(long Start, long DoneAfter)> _pieces = [];
+        private long _total;
+        private int _next;
+
+        public static WorkProgress Of(IBlockDevice input, CopyOptions options, int pieceBytes)
+        {
+            var work = new WorkProgress();
+            for (long at = 0; at < input.Length;)
+            {
+                BlockStatus s = input.Status(at, Math.Min(input.Length - at, LargestQuery));
+                if (KindOf(input, s, options) == RunKind.Data)
+                {
+                    for (long piece = 0; piece < s.Length; piece += pieceBytes)
+                    {
+                        work._total += Math.Min(pieceBytes, s.Length - piece);
+                        work._pieces.Add((at + piece, work._total));
+                    }
+                }
+
+                at += s.Length;
+            }
+
+            return work;
+        }
+
+        /// <summary>Reports each piece that starts before <paramref name="end"/> and was not reported yet.</summary>
+        public void ReportThrough(long end, IProgress<double> progress)
+        {
+            for (; _next < _pieces.Count && _pieces[_next].Start < end; _next++)
+            {
+                progress.Report(100.0 * _pieces[_next].DoneAfter / _total);
+            }
+        }
+    }
+
+    /// <summary>A chunk's ranges by block status, neighbours of one kind joined.</summary>
     private static List<Piece> Pieces(IBlockDevice input, long offset, int length, CopyOptions options)
     {
         var runs = new List<Piece>();
-        bool sourceHasBacking = input is QcowDevice { Backing: not null };
         for (int done = 0; done < length;)
         {
             BlockStatus s = input.Status(offset + done, length - done);
-            // As qemu-img: with -B, what the source's own backing file answers is left to the
-            // target's; a source without one reads zeros there, which are written as zeros.
-            RunKind kind = options.TargetHasBacking && (s.Depth > 0 || (sourceHasBacking && !s.Present)) ? RunKind.Backing
-                : s.Zero && options.MinSparse != 0 ? RunKind.Zero
-                : RunKind.Data;
+            RunKind kind = KindOf(input, s, options);
             int n = (int)s.Length;
             if (runs.Count > 0 && runs[^1].Kind == kind)
             {
@@ -153,6 +196,16 @@ internal static class ImageCopier
 
         return runs;
     }
+
+    /// <summary>
+    /// What a run asks of the target. As qemu-img: with -B, what the source's own backing file
+    /// answers is left to the target's; a source without one reads zeros there, which are written
+    /// as zeros; with -S 0 zeros are data too (a fully allocated target).
+    /// </summary>
+    private static RunKind KindOf(IBlockDevice input, BlockStatus s, CopyOptions options) =>
+        options.TargetHasBacking && (s.Depth > 0 || (input is QcowDevice { Backing: not null } && !s.Present)) ? RunKind.Backing
+        : s.Zero && options.MinSparse != 0 ? RunKind.Zero
+        : RunKind.Data;
 
     /// <summary>Each cluster of the chunk that is not all zeros, compressed (a new target reads zeros elsewhere).</summary>
     private static void WriteCompressed(QcowDevice output, long offset, ReadOnlySpan<byte> bytes)

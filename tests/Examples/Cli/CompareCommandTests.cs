@@ -39,6 +39,21 @@ public sealed class CompareCommandTests
         AssertSame(dir, "a.qcow2", "missing.qcow2");
     }
 
+    [OracleFact]
+    public void CompareWithProgress_DrawsTheFiguresQemuImgDraws()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "a.qcow2", "64M");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "big.qcow2", "80M");
+        Qemu.Io(dir.Path, "a.qcow2", "write -P 1 0 1M", "write -P 2 8M 3M", "write -z 20M 1M");
+        Qemu.Ok("qemu-img", dir.Path, "convert", "-O", "qcow2", "a.qcow2", "b.qcow2");
+        Qemu.Io(dir.Path, "big.qcow2", "write -P 1 0 1M", "write -P 2 8M 3M", "write -P 3 70M 64k");
+        AssertSame(dir, "-p", "a.qcow2", "b.qcow2");
+        AssertSame(dir, "-p", "-s", "a.qcow2", "big.qcow2");
+        Qemu.Io(dir.Path, "b.qcow2", "write -P 9 9M 512");
+        AssertSame(dir, "-p", "a.qcow2", "b.qcow2");
+    }
+
     private static void AssertSame(TempDir dir, params string[] args)
     {
         var theirs = Qemu.Run("qemu-img", dir.Path, ["compare", .. args]);

@@ -77,6 +77,22 @@ public sealed class ConvertCommandTests
         Qemu.Ok("qemu-io", dir.Path, "-f", "raw", "-c", "write -P 4 1M 8k", "b.raw");
     }
 
+    [OracleTheory]
+    [InlineData("-O", "qcow2")]
+    [InlineData("-O", "qcow2", "-S", "0")]
+    [InlineData("-O", "raw")]
+    public void ConvertWithProgress_DrawsTheFiguresQemuImgDraws(params string[] options)
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "a.qcow2", "64M");
+        Qemu.Io(dir.Path, "a.qcow2", "write -P 1 0 1M", "write -P 2 8M 3M", "write -z 20M 1M", "write -P 3 30M 5M");
+        string theirs = Qemu.Ok("qemu-img", dir.Path, ["convert", "-p", .. options, "a.qcow2", "theirs.img"]);
+        var stdout = new StringWriter();
+        int code = Cli.Cli.Run(["convert", "-p", .. options, dir.File("a.qcow2"), dir.File("mine.img")], stdout, new StringWriter());
+        Assert.Equal(0, code);
+        Assert.Equal(theirs, stdout.ToString());
+    }
+
     private static void Convert(TempDir dir, string[] theirs, string[] mine)
     {
         Qemu.Ok("qemu-img", dir.Path, ["convert", .. theirs]);
