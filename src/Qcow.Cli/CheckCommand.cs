@@ -17,7 +17,7 @@ internal static class CheckCommand
 
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
-        GetOpt opt = GetOpt.Parse(args, "fr", "qU", ["output"], ["force-share"]);
+        GetOpt opt = GetOpt.Parse(args, "fr", "qU", ["output"], ["force-share", "image-opts"]);
         if (opt.Positional.Count != 1)
         {
             throw new UsageException("Expecting one image file name");
@@ -39,16 +39,22 @@ internal static class CheckCommand
             throw new UsageException("force-share=on can only be used with read-only images");
         }
 
-        bool qcow2 = opt.Value("f") is { } format ? format == "qcow2" : QcowImage.Probe(path) == QcowImageFormat.Qcow2;
-        if (!qcow2)
-        {
-            stderr.WriteLine($"{Cli.ProgramName}: This image format does not support checks");
-            return NoChecks;
-        }
-
+        // As qemu-img: the image is opened first (a failure is "Could not open"), then asked for a check.
         QcowCheckResult result;
-        using (QcowImage image = QcowImage.Open(path, new QcowOpenOptions { ReadOnly = mode == QcowCheckMode.ReportOnly, ForceCorrupt = true, ForceShare = shared }))
+        using (QcowImage image = VerbOptions.Open(path, opt.Value("f"), (file, format) => new QcowOpenOptions
         {
+            Format = VerbOptions.Format(file, format),
+            ReadOnly = mode == QcowCheckMode.ReportOnly,
+            ForceCorrupt = true,
+            ForceShare = shared,
+        }, imageOpts: opt.Has("image-opts")))
+        {
+            if (image.Info.Format != QcowImageFormat.Qcow2)
+            {
+                stderr.WriteLine($"{Cli.ProgramName}: This image format does not support checks");
+                return NoChecks;
+            }
+
             result = image.Check(mode);
         }
 

@@ -127,8 +127,8 @@ module internal FormatError =
         | Misaligned(s, o, v) -> sprintf "%s: the offset %s stored at %s is not cluster-aligned" (tableName s) (hex v) (hex o)
         | ExtensionTooLarge(m, o, len) ->
             sprintf "header extension %s at %s is too large (%d bytes past the extension area)" (hex (uint64 m)) (hex o) len
-        | UnsupportedFeatures(_, bits, names) ->
-            sprintf "unsupported incompatible feature(s): %s (bits %s)" (String.concat ", " names) (hex bits)
+        | UnsupportedFeatures(_, _, names) ->
+            sprintf "Unsupported qcow2 feature(s): %s" (String.concat ", " names)
         | ReservedBitsSet(s, o, e) -> sprintf "%A entry at %s has reserved bits set: %s" s (hex o) (hex e)
         | EntryOutOfRange(s, o, e) -> sprintf "%A entry at %s points outside the image: %s" s (hex o) (hex e)
         | BadCompressedData(o, reason) -> sprintf "compressed cluster at %s: %s" (hex o) reason

@@ -13,14 +13,18 @@ let text (b: byte[]) at length =
     let nul = Array.IndexOf(b, 0uy, at, length)
     Encoding.UTF8.GetString(b, at, (if nul < 0 then length else nul - at))
 
+/// The feature name table's 48-byte entries; a last entry the extension cuts short is read as
+/// QEMU reads it, padded with zeros.
 let private featureNames (b: byte[]) at length =
-    [ for i in 0 .. length / 48 - 1 ->
-          let e = at + i * 48
-          let name = ReadOnlySpan(b, e + 2, 46)
+    let data = Array.zeroCreate<byte> ((length + 47) / 48 * 48)
+    Array.blit b at data 0 length
+
+    [ for e in 0..48 .. data.Length - 48 ->
+          let name = ReadOnlySpan(data, e + 2, 46)
           let used = match name.IndexOf 0uy with -1 -> 46 | n -> n
-          { Kind = LanguagePrimitives.EnumOfValue b[e]
-            Bit = b[e + 1]
-            Name = text b (e + 2) used } ]
+          { Kind = LanguagePrimitives.EnumOfValue data[e]
+            Bit = data[e + 1]
+            Name = text data (e + 2) used } ]
 
 let private decodeExtension (h: Header) (b: byte[]) (at: int) (magic: uint32) (length: int) =
     let where = uint64 (at - 8)
@@ -158,7 +162,7 @@ let private validate (h: Header) (available: int) =
         do!
             check
                 (needed <= uint64 Int32.MaxValue)
-                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.Size, "size", h.Size, "small enough for an L1 table"))
+                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.Size, "size", h.Size, "Image is too big"))
         do!
             check
                 (uint64 h.L1Size >= needed)
@@ -181,18 +185,26 @@ let private validate (h: Header) (available: int) =
                 (Inconsistent(Structure.Header, uint64 HeaderFields.AutoclearFeatures, "raw external data needs an external data file"))
     }
 
-/// Names for the given incompatible bits, from the image's feature name table when it has one.
+/// What QEMU names the given incompatible bits by: the image's own feature name table, in table
+/// order up to its first nameless entry, then one "Unknown incompatible feature: MASK" for the
+/// bits it does not name (an image without a table names none).
 let featureNamesFor (h: Header) (bits: uint64) =
     let table =
         h.Extensions
         |> List.tryPick (function FeatureNameTable t -> Some t | _ -> None)
-        |> Option.defaultValue Header.standardFeatureTable
+        |> Option.defaultValue []
+        |> List.takeWhile (fun f -> f.Name <> "")
 
-    [ for bit in 0..63 do
-          if bits &&& (1UL <<< bit) <> 0UL then
-              match table |> List.tryFind (fun f -> f.Kind = FeatureKind.Incompatible && int f.Bit = bit) with
-              | Some f -> f.Name
-              | None -> sprintf "unknown incompatible feature: %x" (1UL <<< bit) ]
+    let named, rest =
+        table
+        |> List.fold
+            (fun (names, left) f ->
+                let bit = 1UL <<< int f.Bit
+                if f.Kind = FeatureKind.Incompatible && f.Bit < 64uy && left &&& bit <> 0UL then f.Name :: names, left &&& ~~~bit
+                else names, left)
+            ([], bits)
+
+    List.rev named @ (if rest <> 0UL then [ sprintf "Unknown incompatible feature: %x" rest ] else [])
 
 /// Decodes the first cluster of an image. `bytes` holds the first cluster (zero-filled past the
 /// end of the file, as QEMU reads it); `available` is how many of them the file really has.
