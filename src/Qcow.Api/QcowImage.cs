@@ -63,20 +63,43 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
             throw new ArgumentException("ForceShare can only be used with read-only opens, as qemu-img's -U", nameof(options));
         }
 
-        var settings = new OpenSettings(
-            !options.ReadOnly,
-            options.ForceCorrupt,
-            options.CacheSize,
-            options.LoggerFactory ?? NullLoggerFactory.Instance,
-            options.ReferencedFiles,
-            IgnoreFlushes: options.IgnoreFlushes,
-            ForceShare: options.ForceShare,
-            OpenBackingFiles: options.OpenBackingFiles);
+        OpenSettings settings = Settings(options);
         IBlockDevice device = options.Format is { } format
             ? ImageOpener.Open(path, FormatNames.Name(format), settings)
             : ImageOpener.OpenQcow(path, settings);
         return new QcowImage(device);
     }
+
+    /// <summary>
+    /// Opens an image stored in a stream: a file Qcow does not open itself, or another image's
+    /// virtual disk (QEMU's format over format: <c>QcowImage.Open(container.AsStream(closeImage: true))</c>). No
+    /// image locks are taken; the stream's owner decides who else may use it.
+    /// </summary>
+    /// <param name="stream">Readable and seekable; writable unless <see cref="QcowOpenOptions.ReadOnly"/>.</param>
+    /// <param name="options">How to open it; null for the defaults (read-write, qcow or qcow2).</param>
+    /// <param name="name">What messages call the image, and the place relative backing file names are resolved from; null: "stream".</param>
+    /// <param name="leaveOpen">Leave the stream open when the image is disposed.</param>
+    /// <exception cref="QcowFormatException">The bytes are not a valid image of the format, or use an unsupported feature.</exception>
+    /// <exception cref="ArgumentException">The stream cannot be read, sought or (for a read-write open) written.</exception>
+    /// <exception cref="IOException">The stream cannot be read.</exception>
+    public static QcowImage Open(Stream stream, QcowOpenOptions? options = null, string? name = null, bool leaveOpen = false)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        options ??= new QcowOpenOptions();
+        // From here the device owns the storage: a failed open disposes it (and so the stream, unless left open).
+        var storage = new StreamStorage(stream, name ?? "stream", !options.ReadOnly, leaveOpen);
+        return new QcowImage(ImageOpener.Open(storage, options.Format is { } format ? FormatNames.Name(format) : null, Settings(options)));
+    }
+
+    private static OpenSettings Settings(QcowOpenOptions options) => new(
+        !options.ReadOnly,
+        options.ForceCorrupt,
+        options.CacheSize,
+        options.LoggerFactory ?? NullLoggerFactory.Instance,
+        options.ReferencedFiles,
+        IgnoreFlushes: options.IgnoreFlushes,
+        ForceShare: options.ForceShare,
+        OpenBackingFiles: options.OpenBackingFiles);
 
     /// <summary>Wraps a device the library opened itself (tests open devices over their own storage).</summary>
     internal static QcowImage Of(IBlockDevice device) => new(device);
@@ -193,8 +216,9 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
     /// <exception cref="IOException">The file cannot be written.</exception>
     public void Flush() => _device.Flush();
 
-    /// <summary>Returns a seekable <see cref="Stream"/> over the virtual disk; disposing it leaves the image open.</summary>
-    public Stream AsStream() => new QcowStream(this);
+    /// <summary>Returns a seekable <see cref="Stream"/> over the virtual disk.</summary>
+    /// <param name="closeImage">Disposing the stream disposes the image too (for a stream handed to an owner, such as an image stored inside this one); false leaves the image open.</param>
+    public Stream AsStream(bool closeImage = false) => new QcowStream(this, closeImage);
 
     /// <summary>Flushes (when writable) and closes the image and its backing files.</summary>
     public void Dispose() => _device.Dispose();

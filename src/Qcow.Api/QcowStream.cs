@@ -9,11 +9,23 @@ namespace Qcow;
 internal sealed class QcowStream : Stream
 {
     private readonly QcowImage _image;
+    private readonly bool _closeImage;
     private long _position;
 
-    public QcowStream(QcowImage image)
+    public QcowStream(QcowImage image, bool closeImage)
     {
         _image = image;
+        _closeImage = closeImage;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && _closeImage)
+        {
+            _image.Dispose();
+        }
+
+        base.Dispose(disposing);
     }
 
     public override bool CanRead => true;

@@ -14,7 +14,7 @@ internal static class BenchCommand
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stdout)
     {
-        GetOpt opt = GetOpt.Parse(args, "cdfiostS", "nqwU", ["flush-interval", "pattern"], ["no-drain", "force-share"]);
+        GetOpt opt = GetOpt.Parse(args, "cdfiostS", "nqwU", ["flush-interval", "pattern"], ["no-drain", "force-share", "image-opts"]);
         if (opt.Positional.Count != 1)
         {
             throw new UsageException("Expecting one image file name");
@@ -40,7 +40,7 @@ internal static class BenchCommand
 
         string cache = opt.Value("t") ?? "writeback";
         string path = opt.Positional[0];
-        using QcowImage device = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache) with { ReadOnly = !write, IgnoreFlushes = cache == "unsafe" });
+        using QcowImage device = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache) with { ReadOnly = !write, IgnoreFlushes = cache == "unsafe" }, imageOpts: opt.Has("image-opts"));
         if (device.Length < size)
         {
             throw new UsageException("Image size must be larger than the buffer size");

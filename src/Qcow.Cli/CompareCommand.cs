@@ -14,7 +14,7 @@ internal static class CompareCommand
 
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
-        GetOpt opt = GetOpt.Parse(args, "fF", "spqU", [], ["force-share"]);
+        GetOpt opt = GetOpt.Parse(args, "fF", "spqU", [], ["force-share", "image-opts"]);
         if (opt.Positional.Count != 2)
         {
             throw new UsageException("Expecting two image file names");
@@ -25,8 +25,8 @@ internal static class CompareCommand
         {
             string first = opt.Positional[0];
             string second = opt.Positional[1];
-            using QcowImage a = VerbOptions.Open(first, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache));
-            using QcowImage b = VerbOptions.Open(second, opt.Value("F") ?? opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache));
+            using QcowImage a = VerbOptions.Open(first, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache), imageOpts: opt.Has("image-opts"));
+            using QcowImage b = VerbOptions.Open(second, opt.Value("F") ?? opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache), imageOpts: opt.Has("image-opts"));
             ProgressBar? bar = opt.Has("p") ? new ProgressBar(stdout, ProgressBar.CompareStep) : null;
             QcowComparison result = QcowImage.Compare(a, b, opt.Has("s"), bar);
             say.WriteLine(Verdict(result, Math.Min(a.Length, b.Length)));

@@ -10,7 +10,7 @@ internal static class ConvertCommand
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
-        GetOpt opt = GetOpt.Parse(args, "fOotTSmBF", "pqUcnW", [], ["target-is-zero", "force-share"]);
+        GetOpt opt = GetOpt.Parse(args, "fOotTSmBF", "pqUcnW", [], ["target-is-zero", "force-share", "image-opts"]);
         string cache = opt.Value("t") ?? "unsafe";
         if (cache is not ("unsafe" or "writeback" or "writethrough" or "none" or "directsync"))
         {
@@ -58,7 +58,7 @@ internal static class ConvertCommand
             for (int i = 0; i < opt.Positional.Count - 1; i++)
             {
                 string path = opt.Positional[i];
-                sources.Add(VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache)));
+                sources.Add(VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache), imageOpts: opt.Has("image-opts")));
             }
 
             var options = new QcowConvertOptions

@@ -9,7 +9,7 @@ internal static class DdCommand
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stderr)
     {
-        GetOpt opt = GetOpt.Parse(args, "fO", "U", [], ["force-share"]);
+        GetOpt opt = GetOpt.Parse(args, "fO", "U", [], ["force-share", "image-opts"]);
         var operands = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (string operand in opt.Positional)
         {
@@ -34,7 +34,7 @@ internal static class DdCommand
             throw new UsageException($"invalid number: '{b}'");
         }
 
-        using QcowImage source = VerbOptions.Open(input, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache));
+        using QcowImage source = VerbOptions.Open(input, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache), imageOpts: opt.Has("image-opts"));
         // As qemu-img reckons it: count blocks from the start of the input, of which skip are left out.
         long end = operands.TryGetValue("count", out string? count) ? Math.Min(source.Length, checked(Sizes.Parse(count) * bs)) : source.Length;
         long start = operands.TryGetValue("skip", out string? skip) ? checked(Sizes.Parse(skip) * bs) : 0;

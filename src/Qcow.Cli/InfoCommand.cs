@@ -12,7 +12,7 @@ internal static class InfoCommand
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stdout)
     {
-        GetOpt opt = GetOpt.Parse(args, "f", "U", ["output"], ["force-share", "backing-chain"]);
+        GetOpt opt = GetOpt.Parse(args, "f", "U", ["output"], ["force-share", "backing-chain", "image-opts"]);
         if (opt.Positional.Count != 1)
         {
             throw new UsageException("Expecting one image file name");
@@ -23,7 +23,7 @@ internal static class InfoCommand
         // As qemu-img info, backing files are opened only to describe them.
         bool chain = opt.Has("backing-chain");
         string path = opt.Positional[0];
-        using QcowImage image = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.HeaderCache, openBackingFiles: chain));
+        using QcowImage image = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.HeaderCache, openBackingFiles: chain), imageOpts: opt.Has("image-opts"));
         var layers = new List<QcowInfo>();
         for (QcowInfo? layer = image.Info; layer != null; layer = layer.Backing)
         {

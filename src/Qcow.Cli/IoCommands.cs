@@ -488,7 +488,7 @@ internal static class IoCommands
 
         foreach (string options in opt.Values("o"))
         {
-            IoImageOptions.Resolve(s.Path!, current with { ImageOpts = false }, [options]);
+            BlockOptions.Resolve(s.Path!, current.Format, imageOpts: false, [options]);
         }
 
         bool ignoreFlushes = opt.Value("c") is { } cache ? IoOpenFlags.IgnoresFlushes(cache) : current.IgnoreFlushes;

@@ -83,15 +83,17 @@ internal sealed class IoSession : IDisposable
 
         try
         {
-            (string file, string? format) = IoImageOptions.Resolve(path, flags, driverOptions);
-            Image = flags.Snapshot ? OpenSnapshot(file, format, flags) : QcowImage.Open(file, OpenOptions(file, format, flags));
-            Path = file;
+            BlockTarget target = BlockOptions.Resolve(path, flags.Format, flags.ImageOpts, driverOptions);
+            Image = flags.Snapshot ? OpenSnapshot(target.File, target.Format, flags) : target.Open((file, format) => OpenOptions(file, format, flags));
+            Path = target.File;
             Flags = flags;
             return true;
         }
         catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or NotSupportedException)
         {
-            Error.WriteLine($"{Cli.ProgramName}: can't open device {path}: {(e is QcowFormatException f ? f.Detail : Cli.Message(e))}");
+            // qemu-io names the device only when it was given a name.
+            string device = path.Length > 0 && !flags.ImageOpts ? $" device {path}" : "";
+            Error.WriteLine($"{Cli.ProgramName}: can't open{device}: {(e is QcowFormatException f ? f.Detail : Cli.Message(e))}");
             Failed = true;
             return false;
         }

@@ -11,7 +11,7 @@ internal static class MapCommand
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
-        GetOpt opt = GetOpt.Parse(args, "f", "U", ["output", "start-offset", "max-length"], ["force-share"]);
+        GetOpt opt = GetOpt.Parse(args, "f", "U", ["output", "start-offset", "max-length"], ["force-share", "image-opts"]);
         if (opt.Positional.Count != 1)
         {
             throw new UsageException("Expecting one image file name");
@@ -19,7 +19,7 @@ internal static class MapCommand
 
         bool json = VerbOptions.Json(opt);
         string path = opt.Positional[0];
-        using QcowImage image = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache));
+        using QcowImage image = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache), imageOpts: opt.Has("image-opts"));
         long start = opt.Value("start-offset") is { } s ? Sizes.Parse(s) : 0;
         long? length = opt.Value("max-length") is { } m ? Sizes.Parse(m) : null;
         IEnumerable<QcowExtent> extents = image.Map(start, length);

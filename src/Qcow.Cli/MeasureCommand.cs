@@ -10,7 +10,7 @@ internal static class MeasureCommand
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stdout)
     {
-        GetOpt opt = GetOpt.Parse(args, "fOo", "U", ["output", "size"], ["force-share"]);
+        GetOpt opt = GetOpt.Parse(args, "fOo", "U", ["output", "size"], ["force-share", "image-opts"]);
         bool json = VerbOptions.Json(opt);
 
         if ((opt.Value("size") is null) == (opt.Positional.Count == 0) || opt.Positional.Count > 1)
@@ -34,7 +34,7 @@ internal static class MeasureCommand
         }
 
         QcowImage? source = opt.Positional.Count == 1
-            ? VerbOptions.Open(opt.Positional[0], opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache))
+            ? VerbOptions.Open(opt.Positional[0], opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache), imageOpts: opt.Has("image-opts"))
             : null;
         QcowMeasurement m;
         using (source)

@@ -13,12 +13,16 @@ internal static class VerbOptions
     /// made for the file it names and the format given (-f) or named in its JSON; a failure says,
     /// as qemu-img says it, "Could not open 'NAME': " and why.
     /// </summary>
-    public static QcowImage Open(string name, string? format, Func<string, string?, QcowOpenOptions> options)
+    public static QcowImage Open(string name, string? format, Func<string, string?, QcowOpenOptions> options, bool imageOpts = false)
     {
+        if (imageOpts && format is not null)
+        {
+            throw new UsageException("--image-opts and --format are mutually exclusive");
+        }
+
         try
         {
-            (string file, string? named) = ImageName.Resolve(name);
-            return QcowImage.Open(file, options(file, named ?? format));
+            return BlockOptions.Resolve(name, format, imageOpts, []).Open(options);
         }
         catch (QcowFormatException e)
         {

@@ -74,6 +74,13 @@ internal static class ImageOpener
     };
 
     /// <summary>
+    /// Opens an image over storage the caller opened (a stream); the device owns it from here.
+    /// <paramref name="format"/> null means qcow or qcow2, whichever the header says.
+    /// </summary>
+    public static IBlockDevice Open(IStorage storage, string? format, OpenSettings settings) =>
+        Open(storage.Path, format ?? "qcow*", settings, new HashSet<string>(StringComparer.Ordinal), storage);
+
+    /// <summary>
     /// Opens a qcow or qcow2 image over a file already open (an offline change holds one handle,
     /// and so one lock, from start to end); disposing the device leaves the file open.
     /// </summary>

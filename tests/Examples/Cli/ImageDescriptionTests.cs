@@ -1,0 +1,54 @@
+// The ways QEMU's tools let a user describe what to open, against qemu-io: json: (with QEMU's
+// single quotes), file:, blkdebug: with no rules, --image-opts, open -o with a nested format, a
+// protocol driver refusing what is not its kind of file, and "backing": null. Each reads (or is
+// refused) as qemu-io reads it; the run happens in the images' folder so names print the same.
+using System.IO;
+using Qcow.Examples.Oracle;
+using Xunit;
+
+namespace Qcow.Examples.CliTests;
+
+public sealed class ImageDescriptionTests
+{
+    [OracleTheory]
+    [InlineData("-c", "read -q -P 1 0 64k", "json:{'driver':'qcow2','file':{'driver':'file','filename':'top.qcow2'}}")]
+    [InlineData("-c", "read -q -P 0 0 64k", "json:{'driver':'qcow2','file':{'filename':'top.qcow2'},'backing':null}")]
+    [InlineData("-c", "read -q -P 2 1M 64k", "file:top.qcow2")]
+    [InlineData("-c", "read -q -P 2 1M 64k", "blkdebug::top.qcow2")]
+    [InlineData("--image-opts", "-c", "read -q -P 1 0 64k", "driver=qcow2,file.driver=file,file.filename=top.qcow2")]
+    [InlineData("-c", "open -o driver=qcow2,file.driver=qcow2,file.file.filename=outer.qcow2", "-c", "read -q -P 1 0 512")]
+    [InlineData("-c", "open -r -o driver=file,filename=sub")]
+    [InlineData("-c", "open -o driver=file,filename=sub")]
+    [InlineData("-c", "open -r -o driver=host_device,filename=sub")]
+    [InlineData("-c", "open -o driver=qcow2,file.bogus=1 top.qcow2")]
+    public void ADescription_OpensAsQemuIoOpensIt(params string[] args)
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "base.qcow2", "4M");
+        Qemu.Io(dir.Path, "base.qcow2", "write -P 1 0 64k", "write -P 2 1M 64k");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "top.qcow2");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "inner.qcow2", "1M");
+        Qemu.Io(dir.Path, "inner.qcow2", "write -P 1 0 512");
+        Qemu.Ok("qemu-img", dir.Path, "convert", "-f", "raw", "-O", "qcow2", "inner.qcow2", "outer.qcow2");
+        Directory.CreateDirectory(dir.File("sub"));
+
+        var theirs = Qemu.Run("qemu-io", dir.Path, args);
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        string before = Directory.GetCurrentDirectory();
+        int code;
+        try
+        {
+            Directory.SetCurrentDirectory(dir.Path);
+            code = Cli.Cli.Run(["io", .. args], stdout, stderr);
+        }
+        finally
+        {
+            Directory.SetCurrentDirectory(before);
+        }
+
+        Assert.Equal(theirs.ExitCode, code);
+        Assert.Equal(theirs.Stdout, stdout.ToString());
+        Assert.Equal(theirs.Stderr.Replace("qemu-io:", "qcow:"), stderr.ToString());
+    }
+}
