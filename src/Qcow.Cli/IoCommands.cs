@@ -62,6 +62,18 @@ internal static class IoCommands
             // qemu-io names the request and the system's error, and goes on with the next command.
             throw new IoCommandException($"{RequestName(name)} failed: {SystemErrors.Text(e.Message)}");
         }
+        catch (QcowFormatException e)
+        {
+            // QEMU's driver fails the request with EIO, announcing a fatal corruption event as it
+            // marks the image; the image then answers no more requests (QEMU drops its driver).
+            if (e.MarksImageCorrupt)
+            {
+                s.Error.WriteLine($"qcow2: Marking image as corrupt: {e.Detail}; further corruption events will be suppressed");
+            }
+
+            string reason = e.Kind == QcowFormatErrorKind.OverlapsMetadata && !e.MarksImageCorrupt ? "No medium found" : "Input/output error";
+            throw new IoCommandException($"{RequestName(name)} failed: {reason}");
+        }
     }
 
     /// <summary>The request qemu-io names when a command's I/O fails (the AIO forms report as the vector ones).</summary>

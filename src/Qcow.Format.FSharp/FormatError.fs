@@ -51,6 +51,9 @@ type internal FormatError =
     | WrongFormat of format: string
     /// A write would have overwritten live metadata: it was refused and the image marked corrupt.
     | OverlapsMetadata of structure: Structure * offset: uint64 * metadata: string
+    /// Metadata met on the way to a write is broken in a way QEMU treats as fatal: the request
+    /// failed and the image was marked corrupt. `reason` is QEMU's wording.
+    | CorruptionFound of structure: Structure * offset: uint64 * reason: string
     /// The image is marked corrupt, so it takes no writes (`afterOverlap`: marked by this open,
     /// after a write that would have overwritten metadata).
     | MarkedCorrupt of afterOverlap: bool
@@ -74,6 +77,7 @@ module internal FormatError =
         | TablePastEnd(s, _)
         | Unreadable(s, _)
         | OverlapsMetadata(s, _, _)
+        | CorruptionFound(s, _, _)
         | Truncated(s, _, _)
         | FieldOutOfRange(s, _, _, _, _)
         | OutsideQemuLimit(s, _, _, _, _)
@@ -96,6 +100,7 @@ module internal FormatError =
         | TablePastEnd(_, o)
         | Unreadable(_, o)
         | OverlapsMetadata(_, o, _)
+        | CorruptionFound(_, o, _)
         | Truncated(_, o, _)
         | FieldOutOfRange(_, o, _, _, _)
         | OutsideQemuLimit(_, o, _, _, _)
@@ -137,7 +142,8 @@ module internal FormatError =
         | Unreadable(s, o) -> sprintf "Could not read %s at %s: Input/output error" (tableName s) (hex o)
         | WrongFormat format -> sprintf "Image is not in %s format" format
         | OverlapsMetadata(_, _, metadata) ->
-            sprintf "Preventing invalid write on metadata (overlaps with %s); image marked as corrupt" metadata
+            sprintf "Preventing invalid write on metadata (overlaps with %s)" metadata
+        | CorruptionFound(_, _, reason) -> reason
         | MarkedCorrupt true ->
             "the image was marked corrupt after a write that would have overwritten metadata; it takes no more writes"
         | MarkedCorrupt false -> "the image is marked corrupt: open it read-only, or repair it"

@@ -32,7 +32,8 @@ internal static class FormatErrors
             kind,
             (QcowStructure)FormatErrorModule.structure(error),
             (long)FormatErrorModule.offset(error),
-            FormatErrorModule.describe(error));
+            FormatErrorModule.describe(error),
+            marksImageCorrupt: error.Tag is FormatError.Tags.OverlapsMetadata or FormatError.Tags.CorruptionFound);
     }
 
     /// <summary>Throws for an error result; returns the value otherwise.</summary>

@@ -73,7 +73,8 @@ public sealed class QcowFormatException : Exception
     /// <param name="structure">The structure it was found in.</param>
     /// <param name="offset">The byte offset in the image file.</param>
     /// <param name="detail">One sentence saying what is wrong.</param>
-    public QcowFormatException(string imagePath, QcowFormatErrorKind kind, QcowStructure structure, long offset, string detail)
+    /// <param name="marksImageCorrupt">Finding the problem marked the image corrupt, as QEMU marks it.</param>
+    public QcowFormatException(string imagePath, QcowFormatErrorKind kind, QcowStructure structure, long offset, string detail, bool marksImageCorrupt = false)
         : base($"{imagePath}: {detail}")
     {
         ImagePath = imagePath;
@@ -81,7 +82,14 @@ public sealed class QcowFormatException : Exception
         Structure = structure;
         Offset = offset;
         Detail = detail;
+        MarksImageCorrupt = marksImageCorrupt;
     }
+
+    /// <summary>
+    /// Finding the problem marked the image corrupt (QEMU's fatal corruption event: the corrupt
+    /// bit set in a version 3 header, no more writes this open); <see cref="Detail"/> is then the reason in QEMU's words.
+    /// </summary>
+    public bool MarksImageCorrupt { get; }
 
     /// <summary>The image file the problem was found in.</summary>
     public string ImagePath { get; }

@@ -103,8 +103,16 @@ internal sealed class ImageMetadata : IRefcountView
             return;
         }
 
+        MarkCorrupt();
+        _logger.LogError("{Image}: a write at 0x{Offset:x} would overlap the {Role}; image marked as corrupt", _layout.Path, offset, MetadataOverlap.Describe(hit));
+        throw Fail(FormatError.NewOverlapsMetadata(StructureOf(hit), offset, MetadataOverlap.Describe(hit)));
+    }
+
+    /// <summary>QEMU's fatal corruption event: no more writes this open, and (version 3, writable) the corrupt bit on disk.</summary>
+    private void MarkCorrupt()
+    {
         IsCorrupt = true;
-        if (_layout.Version >= 3)
+        if (_layout.Version >= 3 && _storage.CanWrite)
         {
             // Version 2 has no corrupt bit (byte 72 starts its extensions): the image is then
             // corrupt for this open only, as QEMU keeps it.
@@ -114,8 +122,6 @@ internal sealed class ImageMetadata : IRefcountView
             _storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(incompatible));
             _storage.Flush();
         }
-        _logger.LogError("{Image}: a write at 0x{Offset:x} would overlap the {Role}; image marked as corrupt", _layout.Path, offset, MetadataOverlap.Describe(hit));
-        throw Fail(FormatError.NewOverlapsMetadata(StructureOf(hit), offset, MetadataOverlap.Describe(hit)));
     }
 
     private static Structure StructureOf(MetadataRole role) => role switch
@@ -475,7 +481,9 @@ internal sealed class ImageMetadata : IRefcountView
         ulong where = _refcountTableOffset + (index * 8);
         if (!GeometryModule.isClusterAligned(_layout.Geometry, offset))
         {
-            throw Fail(FormatError.NewMisaligned(Structure.RefcountTable, where, offset));
+            // As QEMU: a refcount block it would have to use, misplaced, is fatal corruption.
+            MarkCorrupt();
+            throw Fail(FormatError.NewCorruptionFound(Structure.RefcountTable, where, $"Refblock offset 0x{offset:x} unaligned (reftable index: {(index == 0 ? "0" : $"0x{index:x}")})"));
         }
 
         byte[] loaded = LoadTable(_blockCache, offset, _layout.ClusterSize, Structure.RefcountTable, where);
