@@ -91,7 +91,7 @@ public sealed class QcowInfo
 
     internal static QcowInfo Of(IBlockDevice device)
     {
-        long actual = FileStorage.AllocatedBytesOf(device.Path);
+        long actual = device.AllocatedFileBytes;
         if (device is not QcowDevice q)
         {
             return new QcowInfo { Path = device.Path, Format = QcowImageFormat.Raw, VirtualSize = device.Length, ActualSize = actual };

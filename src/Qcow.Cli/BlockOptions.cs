@@ -35,6 +35,18 @@ internal static class BlockOptions
         "x-check-cache-dropped", "read-only", "auto-read-only", "force-share", "discard", "detect-zeroes", "node-name",
     };
 
+    /// <summary>What a filter without options of its own takes.</summary>
+    private static readonly HashSet<string> s_filterOptions = new(StringComparer.Ordinal)
+    {
+        "node-name", "read-only", "auto-read-only", "force-share", "discard", "detect-zeroes",
+    };
+
+    /// <summary>The null drivers' options.</summary>
+    private static readonly HashSet<string> s_nullOptions = new(StringComparer.Ordinal)
+    {
+        "size", "latency-ns", "read-zeroes", "node-name", "read-only", "auto-read-only", "force-share", "discard", "detect-zeroes",
+    };
+
     /// <summary>blkdebug's request limits: they change how requests are cut, never what is read or written.</summary>
     private static readonly HashSet<string> s_blkdebugOptions = new(StringComparer.Ordinal)
     {
@@ -107,6 +119,14 @@ internal static class BlockOptions
             return Blkdebug(options, filename);
         }
 
+        if (driver == "compress")
+        {
+            // QEMU's compress filter: every write to the format below it is a compressed one.
+            Dictionary<string, string> below = Child(options, "file", out string? belowName);
+            Refuse(options, s_filterOptions, "Block format 'compress' does not support the option");
+            return Node(below, belowName ?? filename, isChild: true) with { CompressWrites = true };
+        }
+
         if (driver is not null && s_protocols.Contains(driver))
         {
             Refuse(options, s_protocolOptions, $"Block protocol '{driver}' doesn't support the option");
@@ -115,7 +135,10 @@ internal static class BlockOptions
 
         if (driver is "null-co" or "null-aio")
         {
-            throw new NotSupportedException($"the '{driver}' driver is not supported by qcow yet");
+            Refuse(options, s_nullOptions, $"Block protocol '{driver}' doesn't support the option");
+            string size = options.GetValueOrDefault("size") ?? "1073741824";
+            return new BlockTarget($"{driver}://", [], driver, NullSize: long.TryParse(size, out long zeros) && zeros >= 0
+                ? zeros : throw new ArgumentException($"Parameter 'size' expects a non-negative number below 2^64"));
         }
 
         if (isChild && driver is null)
@@ -196,6 +219,11 @@ internal static class BlockOptions
         if (name.StartsWith("json:", StringComparison.Ordinal))
         {
             return FlattenJson(name["json:".Length..]);
+        }
+
+        if (name is "null-co://" or "null-aio://")
+        {
+            return new(StringComparer.Ordinal) { ["driver"] = name[..^3] };
         }
 
         return new(StringComparer.Ordinal) { ["filename"] = name };

@@ -11,7 +11,9 @@ namespace Qcow.Cli;
 /// <param name="Formats">The formats over it, outermost first; empty: the file's bytes as they are (raw).</param>
 /// <param name="Protocol">The protocol driver named for the file (file, host_device, host_cdrom), or null when none was.</param>
 /// <param name="NoBacking">"backing": null: the top image's backing file is not opened.</param>
-internal sealed record BlockTarget(string File, IReadOnlyList<string?> Formats, string? Protocol, bool NoBacking = false)
+/// <param name="NullSize">For the null drivers (null-co, null-aio): the size of the disk of zeros they are.</param>
+/// <param name="CompressWrites">QEMU's compress filter on top: every write is written compressed, whole clusters at a time.</param>
+internal sealed record BlockTarget(string File, IReadOnlyList<string?> Formats, string? Protocol, bool NoBacking = false, long NullSize = 0, bool CompressWrites = false)
 {
     /// <summary>The top image's format as named (null: probe it).</summary>
     public string? Format => Formats.Count > 0 ? Formats[0] : "raw";
@@ -22,6 +24,13 @@ internal sealed record BlockTarget(string File, IReadOnlyList<string?> Formats, 
     /// </summary>
     public QcowImage Open(Func<string, string?, QcowOpenOptions> options)
     {
+        if (Protocol is "null-co" or "null-aio")
+        {
+            return Formats is [] or [null] or ["raw"]
+                ? QcowImage.Open(new NullStream(NullSize), options(File, "raw") with { Format = QcowImageFormat.Raw }, File)
+                : throw new NotSupportedException($"a format over the '{Protocol}' driver is not supported by qcow yet");
+        }
+
         QcowOpenOptions top = options(File, Format);
         CheckProtocol(top.ReadOnly);
         if (Formats.Count <= 1)

@@ -366,7 +366,7 @@ internal static class IoCommands
             }
             else
             {
-                s.Current.Write(offset, buffer);
+                WriteData(s, offset, buffer);
             }
         }
 
@@ -392,7 +392,7 @@ internal static class IoCommands
         }
         else
         {
-            s.Current.Write(offset, Filled(length, opt.Value("P") is { } p ? Pattern(p) : DefaultPattern));
+            WriteData(s, offset, Filled(length, opt.Value("P") is { } p ? Pattern(p) : DefaultPattern));
         }
 
         if (opt.Has("f"))
@@ -422,6 +422,28 @@ internal static class IoCommands
         }
 
         return buffer;
+    }
+
+    /// <summary>
+    /// A data write; under the compress filter, the whole clusters it touches are read, merged
+    /// and written compressed (QEMU's block layer aligns the request to the filter's cluster-sized
+    /// alignment the same way).
+    /// </summary>
+    private static void WriteData(IoSession s, long offset, byte[] buffer)
+    {
+        if (!s.CompressWrites)
+        {
+            s.Current.Write(offset, buffer);
+            return;
+        }
+
+        long cs = s.Current.Info.ClusterSize;
+        long start = offset / cs * cs;
+        long end = Math.Min((offset + buffer.Length + cs - 1) / cs * cs, s.Current.Length);
+        byte[] clusters = new byte[end - start];
+        s.Current.Read(start, clusters);
+        buffer.CopyTo(clusters.AsSpan((int)(offset - start)));
+        WriteCompressed(s.Current, start, clusters);
     }
 
     /// <summary>qemu-io's write -c: whole clusters (the last may end with the image), each compressed.</summary>

@@ -35,6 +35,9 @@ internal sealed class IoSession : IDisposable
 
     public IoOpenFlags? Flags { get; private set; }
 
+    /// <summary>The image was opened under QEMU's compress filter: every write is a compressed one.</summary>
+    public bool CompressWrites { get; private set; }
+
     /// <summary>A command failed (or an image failed to open): qemu-io then exits with status 1.</summary>
     public bool Failed { get; set; }
 
@@ -87,6 +90,14 @@ internal sealed class IoSession : IDisposable
             Image = flags.Snapshot ? OpenSnapshot(target.File, target.Format, flags) : target.Open((file, format) => OpenOptions(file, format, flags));
             Path = target.File;
             Flags = flags;
+            CompressWrites = target.CompressWrites;
+            if (target.Formats is [null] && Image.Info.Format == QcowImageFormat.Raw && !flags.ReadOnly)
+            {
+                // QEMU's raw driver warns when probing chose it for a writable open.
+                Error.WriteLine($"WARNING: Image format was not specified for '{target.File}' and probing guessed raw.");
+                Error.WriteLine("         Automatically detecting the format is dangerous for raw images, write operations on block 0 will be restricted.");
+                Error.WriteLine("         Specify the 'raw' format explicitly to remove the restrictions.");
+            }
             return true;
         }
         catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or NotSupportedException)

@@ -2,6 +2,7 @@
 // sources. The parts stay their opener's: disposing the whole leaves them open.
 using System;
 using System.Collections.Generic;
+using System.Linq;
 namespace Qcow.IO;
 
 internal sealed class ConcatenatedDevice : IBlockDevice
@@ -20,6 +21,8 @@ internal sealed class ConcatenatedDevice : IBlockDevice
     }
 
     public string Path => _parts[0].Path;
+
+    public long AllocatedFileBytes => _parts.Sum(p => p.AllocatedFileBytes);
 
     public string FormatName => _parts[0].FormatName;
 

@@ -16,6 +16,9 @@ internal interface IBlockDevice : IDisposable
     /// <summary>Virtual size in bytes.</summary>
     long Length { get; }
 
+    /// <summary>The bytes the file behind the device takes on disk (qemu-img's "disk size").</summary>
+    long AllocatedFileBytes { get; }
+
     bool CanWrite { get; }
 
     /// <summary>Reads guest bytes; bytes past <see cref="Length"/> read as zeros.</summary>

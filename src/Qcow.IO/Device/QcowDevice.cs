@@ -113,6 +113,8 @@ internal sealed partial class QcowDevice : IBlockDevice
 
     public string Path => _storage.Path;
 
+    public long AllocatedFileBytes => _storage.AllocatedBytes;
+
     public string FormatName => Layout.Version == 1 ? "qcow" : "qcow2";
 
     /// <summary>QEMU counts whole sectors: a size that is not a multiple of 512 is rounded down.</summary>

@@ -17,6 +17,8 @@ internal sealed class RawDevice : IBlockDevice
 
     public string Path => _storage.Path;
 
+    public long AllocatedFileBytes => _storage.AllocatedBytes;
+
     public string FormatName => "raw";
 
     public long Length => _storage.Length;

@@ -200,13 +200,6 @@ internal sealed class FileStorage : IStorage
     /// <summary>Bytes the file system has allocated to the file (st_blocks × 512, QEMU's actual size).</summary>
     public long AllocatedBytes => Allocated(_handle);
 
-    /// <summary>The allocated bytes of a file by name, without taking image locks.</summary>
-    public static long AllocatedBytesOf(string path)
-    {
-        using SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        return Allocated(handle);
-    }
-
     private static long Allocated(SafeFileHandle handle)
     {
         if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess)

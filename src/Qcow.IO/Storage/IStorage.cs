@@ -16,6 +16,9 @@ internal interface IStorage : IDisposable
 
     long Length { get; }
 
+    /// <summary>The bytes the storage takes where it is kept (a sparse file's allocated blocks); by default its length.</summary>
+    long AllocatedBytes => Length;
+
     /// <summary>Reads at most <c>buffer.Length</c> bytes; fewer only at the end of the file.</summary>
     int Read(long offset, Span<byte> buffer);
 

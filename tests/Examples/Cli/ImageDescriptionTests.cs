@@ -1,6 +1,7 @@
 // The ways QEMU's tools let a user describe what to open, against qemu-io: json: (with QEMU's
 // single quotes), file:, blkdebug: with no rules, --image-opts, open -o with a nested format, a
-// protocol driver refusing what is not its kind of file, and "backing": null. Each reads (or is
+// protocol driver refusing what is not its kind of file, "backing": null, the null drivers and
+// the compress filter. Each reads (or is
 // refused) as qemu-io reads it; the run happens in the images' folder so names print the same.
 using System.IO;
 using Qcow.Examples.Oracle;
@@ -21,6 +22,8 @@ public sealed class ImageDescriptionTests
     [InlineData("-c", "open -o driver=file,filename=sub")]
     [InlineData("-c", "open -r -o driver=host_device,filename=sub")]
     [InlineData("-c", "open -o driver=qcow2,file.bogus=1 top.qcow2")]
+    [InlineData("-c", "read -q -P 0 1M 64k", "json:{'driver':'null-co','size':4194304,'read-zeroes':true}")]
+    [InlineData("-c", "length", "null-co://")]
     public void ADescription_OpensAsQemuIoOpensIt(params string[] args)
     {
         using var dir = new TempDir();
@@ -50,5 +53,25 @@ public sealed class ImageDescriptionTests
         Assert.Equal(theirs.ExitCode, code);
         Assert.Equal(theirs.Stdout, stdout.ToString());
         Assert.Equal(theirs.Stderr.Replace("qemu-io:", "qcow:"), stderr.ToString());
+    }
+
+    [OracleFact]
+    public void TheCompressFilter_WritesTheClustersQemuIoWrites()
+    {
+        using var dir = new TempDir();
+        foreach (string image in new[] { "theirs.qcow2", "mine.qcow2" })
+        {
+            Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-o", "cluster_size=4k", image, "1M");
+            Qemu.Io(dir.Path, image, "write -P 1 0 64k");
+        }
+
+        string[] commands = ["-c", "write -q -P 5 70000 9000", "-c", "write -q -P 6 200000 4096"];
+        Qemu.Ok("qemu-io", dir.Path, ["--image-opts", .. commands, "driver=compress,file.driver=qcow2,file.file.filename=theirs.qcow2"]);
+        Assert.Equal(0, Cli.Cli.Run(["io", "--image-opts", .. commands, $"driver=compress,file.driver=qcow2,file.file.filename={dir.File("mine.qcow2")}"], new StringWriter(), new StringWriter()));
+
+        Assert.Equal(Qemu.RawBytes(dir.Path, "theirs.qcow2"), Qemu.RawBytes(dir.Path, "mine.qcow2"));
+        Assert.Equal(
+            Qemu.Ok("qemu-img", dir.Path, "check", "--output=json", "theirs.qcow2").Replace("theirs", "mine"),
+            Qemu.Ok("qemu-img", dir.Path, "check", "--output=json", "mine.qcow2"));
     }
 }
