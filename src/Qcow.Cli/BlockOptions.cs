@@ -25,7 +25,7 @@ internal static class BlockOptions
         "cache-size", "l2-cache-size", "l2-cache-entry-size", "refcount-cache-size", "cache-clean-interval",
         "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot", "pass-discard-other", "discard-no-unref",
         "overlap-check", "cache.direct", "cache.no-flush", "read-only", "auto-read-only", "force-share", "discard",
-        "detect-zeroes", "node-name",
+        "detect-zeroes", "node-name", "backing.node-name",
     };
 
     /// <summary>The file protocol's options: taken, with no effect here.</summary>
@@ -261,6 +261,18 @@ internal static class BlockOptions
                 throw new ArgumentException($"{words} '{key}'");
             }
         }
+    }
+
+    /// <summary>The options key=value lists give, flat (later lists win).</summary>
+    public static Dictionary<string, string> Parse(IEnumerable<string> lists)
+    {
+        var options = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string list in lists)
+        {
+            AddList(options, list);
+        }
+
+        return options;
     }
 
     /// <summary>QEMU's key=value[,key=value...] list ("on" for a bare key).</summary>

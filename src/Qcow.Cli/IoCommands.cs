@@ -119,7 +119,7 @@ internal static class IoCommands
                 break;
             case "info":
                 Options(name, args, "", "", 0, 0);
-                Info(s.Current, s.Out);
+                Info(s, s.Out);
                 break;
             case "map":
                 Options(name, args, "", "", 0, 0);
@@ -520,11 +520,7 @@ internal static class IoCommands
             throw new IoCommandException("Only one -r/-w option may be given", toStderr: true);
         }
 
-        foreach (string options in opt.Values("o"))
-        {
-            BlockOptions.Resolve(s.Path!, current.Format, imageOpts: false, [options]);
-        }
-
+        ReopenRules.Check(s, opt);
         bool ignoreFlushes = opt.Value("c") is { } cache ? IoOpenFlags.IgnoresFlushes(cache) : current.IgnoreFlushes;
         s.Reopen(current with { ReadOnly = opt.Has("r") || (current.ReadOnly && !opt.Has("w")), IgnoreFlushes = ignoreFlushes });
     }
@@ -585,9 +581,18 @@ internal static class IoCommands
     }
 
     /// <summary>qemu-io's info: format, cluster size, where VM state would go, and the format's own facts.</summary>
-    private static void Info(QcowImage image, TextWriter stdout)
+    private static void Info(IoSession s, TextWriter stdout)
     {
-        QcowInfo info = image.Info;
+        if (s.Target is { Protocol: "null-co" or "null-aio", Formats: [] } target)
+        {
+            // A protocol node open by itself: qemu-io names its driver as format and as protocol,
+            // and the null drivers give no further facts.
+            stdout.WriteLine($"format name: {target.Protocol}");
+            stdout.WriteLine($"format name: {target.Protocol}");
+            return;
+        }
+
+        QcowInfo info = s.Current.Info;
         stdout.WriteLine($"format name: {VerbOptions.Name(info.Format)}");
         stdout.WriteLine($"cluster size: {Sizes.Io(info.ClusterSize)}");
         stdout.WriteLine($"vm state offset: {Sizes.Io(info.VmStateOffset)}");

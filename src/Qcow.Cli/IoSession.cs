@@ -35,6 +35,12 @@ internal sealed class IoSession : IDisposable
 
     public IoOpenFlags? Flags { get; private set; }
 
+    /// <summary>What the open image was opened as.</summary>
+    public BlockTarget? Target { get; private set; }
+
+    /// <summary>The options the open named (open -o, --image-opts), flat: reopen may not change some of them.</summary>
+    public IReadOnlyDictionary<string, string> OpenedWith { get; private set; } = new Dictionary<string, string>();
+
     /// <summary>The image was opened under QEMU's compress filter: every write is a compressed one.</summary>
     public bool CompressWrites { get; private set; }
 
@@ -90,6 +96,8 @@ internal sealed class IoSession : IDisposable
             Image = flags.Snapshot ? OpenSnapshot(target.File, target.Format, flags) : target.Open((file, format) => OpenOptions(file, format, flags));
             Path = target.File;
             Flags = flags;
+            Target = target;
+            OpenedWith = BlockOptions.Parse(flags.ImageOpts ? [path, .. driverOptions] : driverOptions);
             CompressWrites = target.CompressWrites;
             if (target.Formats is [null] && Image.Info.Format == QcowImageFormat.Raw && !flags.ReadOnly)
             {
@@ -138,7 +146,9 @@ internal sealed class IoSession : IDisposable
         }
         finally
         {
-            Image = QcowImage.Open(file, OpenOptions(file, _overlay != null ? null : Flags!.Format, flags));
+            Image = _overlay != null || Target is null
+                ? QcowImage.Open(file, OpenOptions(file, _overlay != null ? null : Flags!.Format, flags))
+                : Target.Open((f, format) => OpenOptions(f, format, flags));
             Flags = flags with { Snapshot = _overlay != null };
         }
     }
