@@ -22,7 +22,7 @@ public sealed partial class QcowImage
     /// <param name="progress">Receives the percentage done, from 0 to 100.</param>
     /// <param name="cancellationToken">Stops the copy between chunks; a target it created is left as far as it got.</param>
     /// <exception cref="ArgumentException">An option is out of range or the combination is not allowed.</exception>
-    /// <exception cref="NotSupportedException">Compression into a raw target, or with a backing file on the target.</exception>
+    /// <exception cref="NotSupportedException">Compression into a raw target.</exception>
     /// <exception cref="QcowFormatException">A source's metadata is malformed.</exception>
     /// <exception cref="System.IO.IOException">A file cannot be read or written ("error while writing at byte N" names where).</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
@@ -52,9 +52,9 @@ public sealed partial class QcowImage
         }
 
         bool targetHasBacking = options.Target.BackingFile != null;
-        if (options.Compress && targetHasBacking)
+        if (targetHasBacking && sources.Count > 1)
         {
-            throw new NotSupportedException("-c with -B is not supported by qcow yet");
+            throw new ArgumentException("Having a backing file for the target makes no sense when concatenating multiple input images", nameof(options));
         }
 
         IBlockDevice input = sources.Count == 1 ? sources[0].Device : new ConcatenatedDevice([.. sources.Select(s => s.Device)]);

@@ -23,14 +23,20 @@ internal static class ConvertCommand
         }
 
         Dictionary<string, string> o = CreateSpec.ParseOptions(opt.Values("o"));
-        if (opt.Value("B") is not null && opt.Value("F") is null && !o.ContainsKey("backing_fmt"))
+        if (opt.Has("n") && o.Count > 0)
         {
-            throw new ArgumentException("Use of backing file requires explicit backing format");
+            throw new ArgumentException("-o has no effect when skipping image creation");
         }
 
-        if (opt.Has("c") && opt.Value("B") is not null)
+        if (opt.Value("B") is not null && opt.Positional.Count > 2)
         {
-            throw new UsageException("-c with -B is not supported by qcow yet");
+            throw new ArgumentException("Having a backing file for the target makes no sense when concatenating multiple input images");
+        }
+
+        // Only a target convert creates needs the backing file's format named.
+        if (opt.Value("B") is not null && opt.Value("F") is null && !o.ContainsKey("backing_fmt") && !opt.Has("n"))
+        {
+            throw new ArgumentException("Use of backing file requires explicit backing format");
         }
 
         if (opt.Has("target-is-zero") && !opt.Has("n"))

@@ -62,13 +62,14 @@ internal static class ImageCopier
                     List<Piece> runs = Pieces(input, offset, n, options);
                     foreach (Piece run in runs)
                     {
-                        if (run.Kind == RunKind.Data)
+                        // Compressed output is written a whole cluster at a time: a cluster only
+                        // partly left to the backing file holds the backing file's bytes too.
+                        if (run.Kind == RunKind.Data || (options.Compressed && run.Kind == RunKind.Backing))
                         {
                             input.Read(offset + run.Start, buffer.AsSpan(run.Start, run.Length));
                         }
                         else if (options.Compressed)
                         {
-                            // Compressed output is written a whole cluster at a time, zeros and all.
                             buffer.AsSpan(run.Start, run.Length).Clear();
                         }
                     }
@@ -93,7 +94,7 @@ internal static class ImageCopier
                     cancellationToken.ThrowIfCancellationRequested();
                     if (options.Compressed)
                     {
-                        WriteCompressed((QcowDevice)output, chunk.Offset, chunk.Buffer.AsSpan(0, chunk.Length));
+                        WriteCompressed((QcowDevice)output, chunk, options);
                     }
                     else
                     {
@@ -207,20 +208,35 @@ internal static class ImageCopier
         : s.Zero && options.MinSparse != 0 ? RunKind.Zero
         : RunKind.Data;
 
-    /// <summary>Each cluster of the chunk that is not all zeros, compressed (a new target reads zeros elsewhere).</summary>
-    private static void WriteCompressed(QcowDevice output, long offset, ReadOnlySpan<byte> bytes)
+    /// <summary>
+    /// Each cluster of the chunk compressed, as qemu-img convert -c writes them: a cluster wholly
+    /// left to the target's backing file is skipped; an all-zero one is skipped where the target
+    /// reads zeros already, written as zeros where it may not, and compressed like any other with -S 0.
+    /// </summary>
+    private static void WriteCompressed(QcowDevice output, Chunk chunk, CopyOptions options)
     {
         int cs = output.Layout.ClusterSize;
-        for (int at = 0; at < bytes.Length; at += cs)
+        for (int at = 0; at < chunk.Length; at += cs)
         {
-            ReadOnlySpan<byte> cluster = bytes.Slice(at, Math.Min(cs, bytes.Length - at));
-            if (!cluster.ContainsAnyExcept((byte)0))
+            ReadOnlySpan<byte> cluster = chunk.Buffer.AsSpan(at, Math.Min(cs, chunk.Length - at));
+            long offset = chunk.Offset + at;
+            if (options.TargetHasBacking && LeftToBacking(chunk.Pieces, at, cluster.Length))
             {
                 continue;
             }
 
+            if (options.MinSparse != 0 && !cluster.ContainsAnyExcept((byte)0))
+            {
+                if (!options.TargetReadsZero)
+                {
+                    output.WriteZeroes(offset, cluster.Length);
+                }
+
+                continue;
+            }
+
             // A source that ends inside a sector leaves the target's last cluster to be padded with zeros.
-            int whole = (int)Math.Min(cs, output.Length - (offset + at));
+            int whole = (int)Math.Min(cs, output.Length - offset);
             if (whole > cluster.Length)
             {
                 byte[] padded = new byte[whole];
@@ -228,8 +244,22 @@ internal static class ImageCopier
                 cluster = padded;
             }
 
-            output.WriteCompressed(offset + at, cluster);
+            output.WriteCompressed(offset, cluster);
         }
+    }
+
+    /// <summary>Whether the chunk's pieces leave all of [start, start + length) to the backing file.</summary>
+    private static bool LeftToBacking(List<Piece> pieces, int start, int length)
+    {
+        foreach (Piece p in pieces)
+        {
+            if (p.Start < start + length && p.Start + p.Length > start && p.Kind != RunKind.Backing)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private static void WriteRun(IBlockDevice output, long offset, ReadOnlySpan<byte> bytes, RunKind kind, CopyOptions options)

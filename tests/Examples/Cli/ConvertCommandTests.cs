@@ -54,16 +54,19 @@ public sealed class ConvertCommandTests
         Qemu.Ok("qemu-img", dir.Path, "compare", "-f", format, "-F", format, "theirs.img", "mine.img");
     }
 
-    [OracleFact]
-    public void Convert_WithB_LeavesTheBackingFilesDataToTheTargetsBackingFile()
+    [OracleTheory]
+    [InlineData]
+    [InlineData("-c")]
+    [InlineData("-c", "-S", "0")]
+    public void Convert_WithB_LeavesTheBackingFilesDataToTheTargetsBackingFile(params string[] options)
     {
         using var dir = new TempDir();
         Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "base.qcow2", "8M");
         Qemu.Io(dir.Path, "base.qcow2", "write -P 1 0 4M");
         Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "top.qcow2");
-        Qemu.Io(dir.Path, "top.qcow2", "write -P 2 1M 64k", "write -z 2M 64k");
+        Qemu.Io(dir.Path, "top.qcow2", "write -P 2 1M 64k", "write -z 2M 64k", "write -P 3 3M 1k", "write -P 0 6M 64k");
 
-        Convert(dir, ["-O", "qcow2", "-B", "base.qcow2", "-F", "qcow2", "top.qcow2", "theirs.qcow2"], ["-O", "qcow2", "-B", "base.qcow2", "-F", "qcow2", "top.qcow2", "mine.qcow2"]);
+        Convert(dir, ["-O", "qcow2", .. options, "-B", "base.qcow2", "-F", "qcow2", "top.qcow2", "theirs.qcow2"], ["-O", "qcow2", .. options, "-B", "base.qcow2", "-F", "qcow2", "top.qcow2", "mine.qcow2"]);
 
         Qemu.Ok("qemu-img", dir.Path, "compare", "top.qcow2", "mine.qcow2");
         Assert.Equal(Map(dir, "qcow2", "theirs.qcow2"), Map(dir, "qcow2", "mine.qcow2"));
