@@ -99,7 +99,8 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
         options.ReferencedFiles,
         IgnoreFlushes: options.IgnoreFlushes,
         ForceShare: options.ForceShare,
-        OpenBackingFiles: options.OpenBackingFiles);
+        OpenBackingFiles: options.OpenBackingFiles,
+        PassDiscards: options.PassDiscards);
 
     /// <summary>Wraps a device the library opened itself (tests open devices over their own storage).</summary>
     internal static QcowImage Of(IBlockDevice device) => new(device);

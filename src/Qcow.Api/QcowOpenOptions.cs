@@ -44,6 +44,13 @@ public sealed record QcowOpenOptions
     /// </summary>
     public bool IgnoreFlushes { get; init; }
 
+    /// <summary>
+    /// The clusters a discard (or a zero write that may unmap) frees give their space back to the
+    /// file system: holes are punched in the file, as QEMU does with discard=unmap (qemu-io's
+    /// default). Default: false, the file keeps its blocks for reuse.
+    /// </summary>
+    public bool PassDiscards { get; init; }
+
     /// <summary>Where the library logs; null logs nowhere.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 

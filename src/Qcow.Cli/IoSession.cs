@@ -164,6 +164,7 @@ internal sealed class IoSession : IDisposable
         Format = VerbOptions.Format(file, format),
         ForceShare = flags.ForceShare,
         IgnoreFlushes = flags.IgnoreFlushes,
+        PassDiscards = flags.Unmap,
     };
 
     /// <summary>

@@ -98,7 +98,7 @@ let apply (s: Sources) (m: ModelImage) (step: Step) =
         { m with
             RefcountTableOffset = offset
             RefcountTableEntries = Refcount.tableEntriesIn m.Refcounts (uint64 clusters) }
-    | Release cluster -> adjust m cluster -1L
+    | Release(cluster, _) -> adjust m cluster -1L
 
 /// Applies a whole plan.
 let run (s: Sources) (m: ModelImage) (plan: Plan) = List.fold (apply s) m plan.Steps

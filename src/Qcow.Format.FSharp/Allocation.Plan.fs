@@ -70,8 +70,10 @@ type internal Step =
     | CreateRefcountTable of tableOffset: uint64 * clusters: uint32 * entries: uint64[]
     /// The header now names the new refcount table.
     | SwitchRefcountTable of tableOffset: uint64 * clusters: uint32
-    /// A cluster loses one reference; at zero it is free.
-    | Release of cluster: uint64
+    /// A cluster loses one reference; at zero it is free. `discarded`: a discard (or a zero
+    /// write that may unmap) freed it, so an open that passes discards down gives its space back
+    /// to the file system, as QEMU's pass-discard-request does; a mapping replaced by a write does not.
+    | Release of cluster: uint64 * discarded: bool
 
 /// The one statement of write ordering, as QEMU's cache dependencies make it (fixed for every
 /// plan): a step becomes durable only after every step of a lower level before it. The metadata
@@ -170,6 +172,9 @@ type internal WriteKind =
     | WriteBytes
     | WriteZeroes of ZeroWrite
     | DiscardCluster
+    /// A whole cluster past a shrink's new end loses its mapping outright (QEMU's full discard:
+    /// unallocated whatever the version, since nothing past the end is read).
+    | DropCluster
     /// A whole cluster as a compressed stream of Length bytes, packed at `packAt` (after the
     /// previous stream) when it fits there; 0 starts a new cluster.
     | WriteCompressed of packAt: uint64

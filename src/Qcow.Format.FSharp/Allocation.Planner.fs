@@ -100,15 +100,16 @@ let rec private allocate (ctx: PlanContext) draft (bytes: uint64) =
                         Hint = cluster + 1UL }
                 )
 
-/// Clusters whose reference the old mapping held, released once the new mapping is durable.
-let private releasesOf (ctx: PlanContext) (mapping: L2Mapping) =
+/// Clusters whose reference the old mapping held, released once the new mapping is durable
+/// (`discarded`: by a discard, rather than replaced by a write).
+let private releasesOf (ctx: PlanContext) discarded (mapping: L2Mapping) =
     match ctx.Source, mapping with
     | AppendOnly _, _ -> []
     | _, Normal(host, _)
-    | _, ZeroAllocated(host, _) -> [ Release(host >>> ctx.Geometry.ClusterBits) ]
+    | _, ZeroAllocated(host, _) -> [ Release(host >>> ctx.Geometry.ClusterBits, discarded) ]
     | _, Compressed(host, length) ->
         let struct (first, last) = L2Entry.compressedClusters ctx.Geometry.ClusterBits host length
-        [ for c in first..last -> Release c ]
+        [ for c in first..last -> Release(c, discarded) ]
     | _ -> []
 
 /// A table the request may change: the L2 table itself when only this L1 entry owns it;
@@ -125,7 +126,7 @@ let private writableTable (ctx: PlanContext) (req: RunRequest) (l1: L1Mapping) d
 
             let release =
                 match ctx.Source with
-                | Refcounted _ when l1.L2TableOffset <> 0UL -> [ Release(l1.L2TableOffset >>> ctx.Geometry.ClusterBits) ]
+                | Refcounted _ when l1.L2TableOffset <> 0UL -> [ Release(l1.L2TableOffset >>> ctx.Geometry.ClusterBits, false) ]
                 | _ -> []
 
             Ok(table, draft, link, release)
@@ -253,7 +254,7 @@ let private planRun (ctx: PlanContext) (req: RunRequest) (l1: L1Mapping) (mappin
                           Tail = if int64 req.Start + length < runBytes then fillFrom ctx last else KeepExisting }
 
                 let entries = [ for i in 0 .. count - 1 -> req.L2Index + i, Normal(host + uint64 i * cs, true) ]
-                let released = [ for i in 0 .. count - 1 do yield! releasesOf ctx mappings[i] ]
+                let released = [ for i in 0 .. count - 1 do yield! releasesOf ctx false mappings[i] ]
                 linkInto ctx (table, draft, link, tableRelease) [ write ] entries released
 
 /// One cluster's bytes: in place, into its own preallocated zero cluster, or into a new cluster.
@@ -397,9 +398,9 @@ let private planZeroes (ctx: PlanContext) req l1 mapping (zero: ZeroWrite) draft
     | 3, ZeroPlain when zeroable -> finish ctx draft 1 []
     | 3, ZeroAllocated _ when zeroable && not zero.MayUnmap -> finish ctx draft 1 []
     | 3, Normal(host, copied) when zeroable && not zero.MayUnmap -> relink ctx req l1 draft [] (ZeroAllocated(host, copied)) []
-    | 3, _ when zeroable -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx mapping)
+    | 3, _ when zeroable -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx zero.MayUnmap mapping)
     | 2, Unallocated when zeroable && not ctx.HasBacking -> finish ctx draft 1 []
-    | 2, _ when zeroable && not ctx.HasBacking -> relink ctx req l1 draft [] Unallocated (releasesOf ctx mapping)
+    | 2, _ when zeroable && not ctx.HasBacking -> relink ctx req l1 draft [] Unallocated (releasesOf ctx zero.MayUnmap mapping)
     | _ -> planData ctx req l1 mapping PayloadZeroes draft
 
 let private planDiscard (ctx: PlanContext) req l1 mapping draft =
@@ -410,8 +411,13 @@ let private planDiscard (ctx: PlanContext) req l1 mapping draft =
     | _, ZeroPlain -> finish ctx draft 1 []
     | 2, _ when ctx.HasBacking -> finish ctx draft 1 []
     | _, Unallocated when not ctx.HasBacking -> finish ctx draft 1 []
-    | 2, _ -> relink ctx req l1 draft [] Unallocated (releasesOf ctx mapping)
-    | _ -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx mapping)
+    | 2, _ -> relink ctx req l1 draft [] Unallocated (releasesOf ctx true mapping)
+    | _ -> relink ctx req l1 draft [] ZeroPlain (releasesOf ctx true mapping)
+
+let private planDrop (ctx: PlanContext) req l1 mapping draft =
+    match mapping with
+    | Unallocated -> finish ctx draft 1 []
+    | _ -> relink ctx req l1 draft [] Unallocated (releasesOf ctx true mapping)
 
 /// Plans a request's first clusters under one L2 table: a write of bytes carries out the run of
 /// clusters from the first that need new ones (or the first, written in place); zero writes,
@@ -457,5 +463,6 @@ let plan (ctx: PlanContext) (req: RunRequest) : PlanOutcome =
         | WriteBytes -> planData ctx first l1 mapping RequestBytes draft
         | WriteZeroes zero -> planZeroes ctx first l1 mapping zero draft
         | DiscardCluster -> planDiscard ctx first l1 mapping draft
+        | DropCluster -> planDrop ctx first l1 mapping draft
         | WriteCompressed packAt -> planCompressed ctx first l1 mapping packAt draft
         | PreallocateCluster -> planPreallocation ctx first l1 mapping draft

@@ -53,6 +53,6 @@ let plan (g: RefcountGeometry) (view: IRefcountView) (oldTableOffset: uint64) (o
                 [ for b in newBlocks -> CreateRefcountBlock b ]
                 @ [ CreateRefcountTable(tableOffset, uint32 clusters, entries)
                     SwitchRefcountTable(tableOffset, uint32 clusters) ]
-                @ [ for c in oldFirst .. oldFirst + uint64 oldTableClusters - 1UL -> Release c ]
+                @ [ for c in oldFirst .. oldFirst + uint64 oldTableClusters - 1UL -> Release(c, false) ]
               NextFreeCluster = first + inUse
               Clusters = 0 }

@@ -7,7 +7,8 @@ namespace Qcow.IO;
 /// <param name="ForceCorrupt">Open read-write even when the corrupt bit is set (for repair).</param>
 /// <param name="CacheBytes">Memory for L2 tables; refcount blocks get a quarter of it.</param>
 /// <param name="Logger">Where the shell logs.</param>
-internal sealed record DeviceOptions(bool Writable, bool ForceCorrupt, long CacheBytes, ILogger Logger);
+/// <param name="PassDiscards">Clusters a discard frees give their space back to the file system (holes punched), as QEMU's discard=unmap.</param>
+internal sealed record DeviceOptions(bool Writable, bool ForceCorrupt, long CacheBytes, ILogger Logger, bool PassDiscards = false);
 
 /// <summary>Opens the image an image names as its backing file, read-only; null leaves it unopened (qemu-img info without --backing-chain).</summary>
 internal delegate IBlockDevice? BackingOpener(string name, string? format);

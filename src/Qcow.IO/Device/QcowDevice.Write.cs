@@ -25,6 +25,9 @@ internal sealed partial class QcowDevice
     /// <summary>Discards whole clusters only, as QEMU does; a partial cluster keeps its data.</summary>
     public void Discard(long offset, long length) => Change(offset, length, WriteKind.DiscardCluster, default);
 
+    /// <summary>Unmaps whole clusters outright, whatever the version: a shrink's clusters past the new end, as QEMU's full discard.</summary>
+    public void Drop(long offset, long length) => Change(offset, length, WriteKind.DropCluster, default);
+
     /// <summary>
     /// Writes as <see cref="Write"/> does; the bytes of clusters this image alone owns go out as
     /// asynchronous file writes outside the lock (counted in flight, as reads are, so that no
@@ -274,7 +277,7 @@ internal sealed partial class QcowDevice
         // A request that reaches the end of the image covers the last, partial cluster whole.
         bool reachesEnd = guest + length >= Length;
         int effective = reachesEnd && inCluster == 0 ? clusterSize : length;
-        if (kind.IsDiscardCluster && effective != clusterSize)
+        if ((kind.IsDiscardCluster || kind.IsDropCluster) && effective != clusterSize)
         {
             return (Placement.None, length);
         }
@@ -288,7 +291,7 @@ internal sealed partial class QcowDevice
 
         if (table != 0)
         {
-            RefuseBrokenMapping(guest, entry, table, checkEntry: !kind.IsDiscardCluster);
+            RefuseBrokenMapping(guest, entry, table, checkEntry: !(kind.IsDiscardCluster || kind.IsDropCluster));
         }
 
         Run(RequestFor(guest - inCluster, l1Index, entry, inCluster, effective, kind), default);

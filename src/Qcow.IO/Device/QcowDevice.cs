@@ -244,7 +244,7 @@ internal sealed partial class QcowDevice : IBlockDevice
     /// <summary>The tables' cache and the plan executor for an image laid out as the header says.</summary>
     private (ImageMetadata, PlanExecutor) MetadataFor(ImageLayout layout, Header? header)
     {
-        var metadata = new ImageMetadata(_storage, layout, _logger, _options.CacheBytes, _snapshotTable is null ? null : (_snapshotTable, header!.SnapshotsOffset));
+        var metadata = new ImageMetadata(_storage, layout, _logger, _options.CacheBytes, _snapshotTable is null ? null : (_snapshotTable, header!.SnapshotsOffset), _options.PassDiscards);
         metadata.FileEnd = (ulong)_storage.Length;
         return (metadata, new PlanExecutor(_storage, metadata, _codec, Backing, layout.ClusterSize));
     }

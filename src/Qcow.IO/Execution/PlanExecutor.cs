@@ -105,7 +105,7 @@ internal sealed class PlanExecutor
                 _metadata.SwitchRefcountTable(s.tableOffset, s.clusters);
                 break;
             case Step.Release s:
-                _metadata.Release(s.cluster);
+                _metadata.Release(s.cluster, s.discarded);
                 break;
         }
     }

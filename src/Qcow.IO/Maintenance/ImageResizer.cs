@@ -150,16 +150,16 @@ internal static class ImageResizer
         long from = (newSize + cs - 1) / cs * cs;
         if (from < device.Length)
         {
-            device.Discard(from, device.Length - from);
+            device.Drop(from, device.Length - from);
         }
 
         device.Flush();
         logger.LogDebug("{Image}: discarded 0x{From:x} to 0x{To:x} before shrinking", file.Path, from, header.Size);
     }
 
-    /// <summary>How a step of the resize opens the image as a device over the held file.</summary>
+    /// <summary>How a step of the resize opens the image as a device over the held file; what a shrink frees goes back to the file system, as QEMU always gives it back.</summary>
     private static OpenSettings Settings(bool openBackingFiles, long cacheBytes) =>
-        new(true, false, cacheBytes, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, OpenBackingFiles: openBackingFiles);
+        new(true, false, cacheBytes, NullLoggerFactory.Instance, ReferencedFilePolicy.Default, OpenBackingFiles: openBackingFiles, PassDiscards: true);
 
     /// <summary>
     /// The same L1 table, or a shorter one: the header drops the L1 entries past the new end;

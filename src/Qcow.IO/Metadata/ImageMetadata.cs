@@ -21,7 +21,10 @@ internal sealed class ImageMetadata : IRefcountView
     private readonly MetadataCache? _blockCache;
     private readonly HashSet<int> _dirtyL1Chunks = new();
     private readonly HashSet<int> _dirtyTableChunks = new();
-    private readonly List<ulong> _pendingReleases = new();
+    private readonly List<(ulong Cluster, bool Discarded)> _pendingReleases = new();
+
+    /// <summary>A cluster a discard frees has its space given back to the file system (QEMU's discard=unmap).</summary>
+    private readonly bool _passDiscards;
     private readonly HashSet<ulong> _tablesPastEnd = new();
     private readonly Dictionary<ulong, long> _freeEntries = new();
     private readonly MetadataOverlap? _overlap;
@@ -31,8 +34,9 @@ internal sealed class ImageMetadata : IRefcountView
     private uint _refcountTableClusters;
 
     // snapshots: the snapshot table and where it starts (qcow2 only), kept from being overwritten.
-    public ImageMetadata(IStorage storage, ImageLayout layout, ILogger logger, long cacheBytes, (SnapshotTable Table, ulong Offset)? snapshots)
+    public ImageMetadata(IStorage storage, ImageLayout layout, ILogger logger, long cacheBytes, (SnapshotTable Table, ulong Offset)? snapshots, bool passDiscards = false)
     {
+        _passDiscards = passDiscards;
         _storage = storage;
         _layout = layout;
         _logger = logger;
@@ -368,7 +372,7 @@ internal sealed class ImageMetadata : IRefcountView
     }
 
     /// <summary>Queues a release; it is applied once the mapping that dropped it is durable.</summary>
-    public void Release(ulong cluster) => _pendingReleases.Add(cluster);
+    public void Release(ulong cluster, bool discarded) => _pendingReleases.Add((cluster, discarded));
 
     /// <summary>How many releases wait for the next flush.</summary>
     public int PendingReleases => _pendingReleases.Count;
@@ -436,10 +440,10 @@ internal sealed class ImageMetadata : IRefcountView
     {
         // Taken off the list before any is applied: a failure part-way then leaks clusters
         // rather than releasing one twice when the flush is retried.
-        ulong[] releases = _pendingReleases.ToArray();
+        (ulong Cluster, bool Discarded)[] releases = _pendingReleases.ToArray();
         _pendingReleases.Clear();
         int order = _layout.Refcounts.RefcountOrder;
-        foreach (ulong cluster in releases)
+        foreach ((ulong cluster, bool discarded) in releases)
         {
             ulong index = cluster >> Qcow.Format.Refcount.blockBits(_layout.Refcounts);
             if (BlockOffset(index) == 0)
@@ -461,6 +465,12 @@ internal sealed class ImageMetadata : IRefcountView
             {
                 FirstFreeCluster = Math.Min(FirstFreeCluster, cluster);
                 _l2Cache.Forget((long)(cluster << _layout.Geometry.ClusterBits));
+                if (discarded && _passDiscards)
+                {
+                    // No durable mapping names the cluster any more (releases wait for that), so
+                    // its bytes may go: QEMU discards them in the file as it frees the cluster.
+                    _storage.Discard((long)(cluster << _layout.Geometry.ClusterBits), _layout.ClusterSize);
+                }
             }
         }
     }

@@ -17,7 +17,8 @@ namespace Qcow.IO;
 /// <param name="IgnoreFlushes">QEMU's cache=unsafe: writes reach the file, flushes never force them to disk.</param>
 /// <param name="ForceShare">qemu-img's -U: a read-only open that lets others write the image meanwhile.</param>
 /// <param name="OpenBackingFiles">False leaves backing files unopened, for reading headers only (qemu-img info).</param>
-internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false, bool ForceShare = false, bool OpenBackingFiles = true);
+/// <param name="PassDiscards">Clusters a discard frees have their space given back to the file system.</param>
+internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false, bool ForceShare = false, bool OpenBackingFiles = true, bool PassDiscards = false);
 
 internal static class ImageOpener
 {
@@ -111,7 +112,7 @@ internal static class ImageOpener
                 return new RawDevice(storage);
             }
 
-            var options = new DeviceOptions(settings.Writable, settings.ForceCorrupt, settings.CacheBytes, settings.LoggerFactory.CreateLogger("Qcow"));
+            var options = new DeviceOptions(settings.Writable, settings.ForceCorrupt, settings.CacheBytes, settings.LoggerFactory.CreateLogger("Qcow"), settings.PassDiscards);
             QcowDevice device = QcowDevice.Open(
                 storage,
                 options,

@@ -24,6 +24,8 @@ internal sealed class BorrowedStorage(IStorage file) : IStorage
 
     public void SetLength(long length) => file.SetLength(length);
 
+    public void Discard(long offset, long length) => file.Discard(offset, length);
+
     public void Flush() => file.Flush();
 
     /// <summary>The file stays open: it is its holder's to close.</summary>

@@ -160,6 +160,15 @@ internal sealed class FileStorage : IStorage
 
     public void SetLength(long length) => RandomAccess.SetLength(_handle, length);
 
+    /// <summary>Punches a hole (the size stays): the file system takes the blocks back, the range reads as zeros. Where it cannot, nothing changes, which a discard allows.</summary>
+    public void Discard(long offset, long length)
+    {
+        if (CanWrite && OperatingSystem.IsLinux())
+        {
+            _ = Fallocate((int)_handle.DangerousGetHandle(), PunchHole | KeepSize, offset, length);
+        }
+    }
+
     public void Flush()
     {
         if (!_ignoreFlushes)
@@ -226,6 +235,8 @@ internal sealed class FileStorage : IStorage
     private const int SeekData = 3;
     private const int SeekHole = 4;
     private const int NoSuchDeviceOrAddress = 6;
+    private const int KeepSize = 0x01;
+    private const int PunchHole = 0x02;
 
 #pragma warning disable SYSLIB1054 // LibraryImport would need unsafe code for one call.
     [DllImport("libc", EntryPoint = "lseek", SetLastError = true)]
@@ -233,5 +244,8 @@ internal sealed class FileStorage : IStorage
 
     [DllImport("libc", EntryPoint = "fstat", SetLastError = true)]
     private static extern int FileStatus(int fd, byte[] stat);
+
+    [DllImport("libc", EntryPoint = "fallocate", SetLastError = true)]
+    private static extern int Fallocate(int fd, int mode, long offset, long length);
 #pragma warning restore SYSLIB1054
 }

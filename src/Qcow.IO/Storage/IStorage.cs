@@ -38,6 +38,11 @@ internal interface IStorage : IDisposable
 
     void SetLength(long length);
 
+    /// <summary>Gives the range's space back where the storage can (a hole punched in a file); it then reads as zeros or as before.</summary>
+    void Discard(long offset, long length)
+    {
+    }
+
     /// <summary>Makes every completed write durable (fsync).</summary>
     void Flush();
 }
