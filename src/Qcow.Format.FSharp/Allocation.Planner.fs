@@ -365,15 +365,20 @@ let private planCompressed (ctx: PlanContext) req (l1: L1Mapping) mapping packAt
 
 /// Preallocation maps an unallocated cluster to a new host cluster and writes nothing: the table
 /// first, then the cluster, as for any allocation. Anything already mapped stays as it is.
+/// A host cluster for a guest cluster that has none; one that reads as zeros by its flag keeps
+/// the flag (QEMU preallocates it as an allocated zero cluster).
 let private planPreallocation (ctx: PlanContext) req (l1: L1Mapping) mapping draft =
     match mapping with
-    | Unallocated ->
+    | Unallocated
+    | ZeroPlain ->
         match writableTable ctx req l1 draft with
         | Error e -> e
         | Ok(table, draft, link, tableRelease) ->
             match allocate ctx draft (clusterSize ctx) with
             | Error e -> e
-            | Ok(host, draft) -> linkInto ctx (table, draft, link, tableRelease) [] [ req.L2Index, Normal(host, true) ] []
+            | Ok(host, draft) ->
+                let mapped = if mapping = ZeroPlain then ZeroAllocated(host, true) else Normal(host, true)
+                linkInto ctx (table, draft, link, tableRelease) [] [ req.L2Index, mapped ] []
     | _ -> finish ctx draft 1 []
 
 /// A zero write as QEMU's qcow2 driver makes it. A cluster is zeroed whole when the request

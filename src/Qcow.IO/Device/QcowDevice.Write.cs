@@ -454,7 +454,8 @@ internal sealed partial class QcowDevice
                 cancellationToken.ThrowIfCancellationRequested();
                 progress?.Report(100.0 * (guest - first) / (Length - first));
                 ulong entry = EntryFor(guest, out int l1Index, out _);
-                if (!Classify(entry, guest).IsUnallocated)
+                L2Mapping before = Classify(entry, guest);
+                if (!before.IsUnallocated && !before.IsZeroPlain)
                 {
                     continue;
                 }
@@ -463,9 +464,11 @@ internal sealed partial class QcowDevice
 
                 // A cluster inside the old file may hold a freed cluster's bytes: it reads zeros
                 // only once written, before its mapping can become durable. Past the old end the
-                // file's holes read zeros already, unless the space is to be written ("full").
-                ulong host = Classify(EntryFor(guest, out _, out _), guest).Host;
-                if (writeZeros || (long)host < fileEnd)
+                // file's holes read zeros already, unless the space is to be written ("full"). A
+                // cluster that keeps its zero flag reads zeros whatever it holds.
+                L2Mapping after = Classify(EntryFor(guest, out _, out _), guest);
+                ulong host = after.IsZeroAllocated ? after.ZeroHost : after.Host;
+                if (writeZeros || ((long)host < fileEnd && !before.IsZeroPlain))
                 {
                     _metadata.WriteData(host, zeros);
                 }

@@ -70,10 +70,40 @@ internal static class ImageResizer
         if (newSize > oldSize && preallocation != "off")
         {
             using QcowDevice device = ImageOpener.OpenQcow(file, Settings(openBackingFiles: false, cacheBytes: 32 << 20));
-            device.Preallocate(oldSize, writeZeros: preallocation is "full" or "falloc", progress, cancellationToken);
+            bool writeZeros = preallocation is "full" or "falloc";
+            if (writeZeros)
+            {
+                RehomeCutCluster(device, oldSize);
+            }
+
+            device.Preallocate(oldSize, writeZeros, progress, cancellationToken);
         }
 
         logger.LogInformation("{Image}: resized to {Size} bytes", path, newSize);
+    }
+
+    /// <summary>
+    /// As QEMU's truncate with falloc or full preallocation: the cluster the old end cuts is
+    /// given a new host cluster with the rest (its bytes copied over), so that all the new area
+    /// is the space just allocated, rather than a metadata-only cluster that grows the file when
+    /// written. The old cluster is released once the new mapping is durable (and may then take
+    /// one of the new area's clusters, where QEMU leaves it free inside a longer file).
+    /// </summary>
+    private static void RehomeCutCluster(QcowDevice device, long oldSize)
+    {
+        long cs = device.Layout.ClusterSize;
+        long start = oldSize / cs * cs;
+        if (start == oldSize || !device.Status(start, cs).Data)
+        {
+            return;
+        }
+
+        // The new end may cut the same cluster: only what the disk now holds of it is written.
+        byte[] cluster = new byte[Math.Min(cs, device.Length - start)];
+        device.Read(start, cluster.AsSpan(0, (int)(oldSize - start)));
+        device.Drop(start, cluster.Length);
+        device.Write(start, cluster);
+        device.Flush();
     }
 
     /// <summary>
