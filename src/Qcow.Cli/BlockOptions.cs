@@ -154,7 +154,9 @@ internal static class BlockOptions
             : throw new NotSupportedException("a backing node given in the options is not supported by qcow yet"));
         Refuse(options, s_formatOptions, $"Block format '{driver ?? "qcow2"}' does not support the option");
         BlockTarget bytes = Node(file, fileName ?? filename ?? (file.Count == 0 ? throw new ArgumentException("A block device must be specified for \"file\"") : null), isChild: true);
-        return bytes with { Formats = [driver, .. bytes.Formats], NoBacking = !isChild && noBacking };
+        // Limits of a blkdebug below a format cut the format's requests to its file, which changes
+        // nothing a guest sees.
+        return bytes with { Formats = [driver, .. bytes.Formats], NoBacking = !isChild && noBacking, Limits = null };
     }
 
     /// <summary>
@@ -177,8 +179,19 @@ internal static class BlockOptions
 
         options.Remove("driver");
         Refuse(options, s_blkdebugOptions, "Block format 'blkdebug' does not support the option");
-        return Node(image, imageName ?? filename ?? (image.Count == 0 ? throw new ArgumentException("A block device must be specified for \"image\"") : null), isChild: true);
+        var limits = new RequestLimits(
+            Limit(options, "align") is > 0 and var align ? align : 1,
+            Limit(options, "opt-write-zero"),
+            Limit(options, "max-write-zero"),
+            Limit(options, "opt-discard"),
+            Limit(options, "max-discard"),
+            Limit(options, "max-transfer"));
+        return Node(image, imageName ?? filename ?? (image.Count == 0 ? throw new ArgumentException("A block device must be specified for \"image\"") : null), isChild: true) with { Limits = limits };
     }
+
+    /// <summary>A blkdebug size option (0 when not given).</summary>
+    private static long Limit(Dictionary<string, string> options, string key) =>
+        options.TryGetValue(key, out string? value) ? Sizes.Parse(value) : 0;
 
     /// <summary>Whether a blkdebug config file has [inject-error] or [set-state] sections.</summary>
     private static bool HasRules(string config)

@@ -13,7 +13,8 @@ namespace Qcow.Cli;
 /// <param name="NoBacking">"backing": null: the top image's backing file is not opened.</param>
 /// <param name="NullSize">For the null drivers (null-co, null-aio): the size of the disk of zeros they are.</param>
 /// <param name="CompressWrites">QEMU's compress filter on top: every write is written compressed, whole clusters at a time.</param>
-internal sealed record BlockTarget(string File, IReadOnlyList<string?> Formats, string? Protocol, bool NoBacking = false, long NullSize = 0, bool CompressWrites = false)
+/// <param name="Limits">blkdebug's request limits, when it stands on top; null otherwise.</param>
+internal sealed record BlockTarget(string File, IReadOnlyList<string?> Formats, string? Protocol, bool NoBacking = false, long NullSize = 0, bool CompressWrites = false, RequestLimits? Limits = null)
 {
     /// <summary>The top image's format as named (null: probe it).</summary>
     public string? Format => Formats.Count > 0 ? Formats[0] : "raw";

@@ -355,7 +355,7 @@ internal static class IoCommands
         var watch = Stopwatch.StartNew();
         if (zeroes)
         {
-            s.Current.WriteZeroes(offset, length, mayUnmap: opt.Has("u") && s.Flags!.Unmap);
+            WriteZeroes(s, offset, length, mayUnmap: opt.Has("u") && s.Flags!.Unmap);
         }
         else
         {
@@ -388,7 +388,7 @@ internal static class IoCommands
         var watch = Stopwatch.StartNew();
         if (zeroes)
         {
-            s.Current.WriteZeroes(offset, length, mayUnmap: opt.Has("u") && s.Flags!.Unmap);
+            WriteZeroes(s, offset, length, mayUnmap: opt.Has("u") && s.Flags!.Unmap);
         }
         else
         {
@@ -422,6 +422,19 @@ internal static class IoCommands
         }
 
         return buffer;
+    }
+
+    /// <summary>A zero write, cut to blkdebug's limits when it stands on top.</summary>
+    private static void WriteZeroes(IoSession s, long offset, long length, bool mayUnmap)
+    {
+        if (s.Target?.Limits is { } limits)
+        {
+            limits.WriteZeroes(s.Current, offset, length, mayUnmap);
+        }
+        else
+        {
+            s.Current.WriteZeroes(offset, length, mayUnmap);
+        }
     }
 
     /// <summary>
@@ -470,7 +483,14 @@ internal static class IoCommands
         var watch = Stopwatch.StartNew();
         if (s.Flags!.Unmap)
         {
-            s.Current.Discard(offset, length);
+            if (s.Target?.Limits is { } limits)
+            {
+                limits.Discard(s.Current, offset, length);
+            }
+            else
+            {
+                s.Current.Discard(offset, length);
+            }
         }
 
         watch.Stop();
