@@ -100,7 +100,8 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
         IgnoreFlushes: options.IgnoreFlushes,
         ForceShare: options.ForceShare,
         OpenBackingFiles: options.OpenBackingFiles,
-        PassDiscards: options.PassDiscards);
+        PassDiscards: options.PassDiscards,
+        FaultInjection: options.FaultInjection);
 
     /// <summary>Wraps a device the library opened itself (tests open devices over their own storage).</summary>
     internal static QcowImage Of(IBlockDevice device) => new(device);

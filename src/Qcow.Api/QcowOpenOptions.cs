@@ -51,6 +51,12 @@ public sealed record QcowOpenOptions
     /// </summary>
     public bool PassDiscards { get; init; }
 
+    /// <summary>
+    /// Faults to inject into the image's file as the driver reaches events (QEMU's blkdebug), to
+    /// see what a failing disk does to the image; null (the default) for none.
+    /// </summary>
+    public QcowFaultInjection? FaultInjection { get; init; }
+
     /// <summary>Where the library logs; null logs nowhere.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 

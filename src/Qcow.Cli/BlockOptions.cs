@@ -160,17 +160,13 @@ internal static class BlockOptions
     }
 
     /// <summary>
-    /// blkdebug with no rules passes every request through to its image: so it is opened, and
-    /// its request limits taken. Rules that inject errors or change its state are refused.
+    /// blkdebug: its rules (from its config file and its inject-error and set-state options)
+    /// become the faults injected into the image file under it, and its request limits are taken.
+    /// On top of a format it sees none of the format's events, so its rules never arm there.
     /// </summary>
     private static BlockTarget Blkdebug(Dictionary<string, string> options, string? filename)
     {
-        if (options.Keys.Any(k => k.StartsWith("inject-error", StringComparison.Ordinal) || k.StartsWith("set-state", StringComparison.Ordinal))
-            || (options.GetValueOrDefault("config") is { Length: > 0 } config && HasRules(config)))
-        {
-            throw new NotSupportedException("blkdebug's error injection is not supported by qcow yet");
-        }
-
+        QcowFaultInjection faults = BlkdebugRules.Read(options);
         Dictionary<string, string> image = Child(options, "image", out string? imageName);
         if (options.Remove("x-image", out string? xImage))
         {
@@ -186,25 +182,13 @@ internal static class BlockOptions
             Limit(options, "opt-discard"),
             Limit(options, "max-discard"),
             Limit(options, "max-transfer"));
-        return Node(image, imageName ?? filename ?? (image.Count == 0 ? throw new ArgumentException("A block device must be specified for \"image\"") : null), isChild: true) with { Limits = limits };
+        BlockTarget below = Node(image, imageName ?? filename ?? (image.Count == 0 ? throw new ArgumentException("A block device must be specified for \"image\"") : null), isChild: true);
+        return below with { Limits = limits, Faults = below.Formats.Count == 0 ? faults : null };
     }
 
     /// <summary>A blkdebug size option (0 when not given).</summary>
     private static long Limit(Dictionary<string, string> options, string key) =>
         options.TryGetValue(key, out string? value) ? Sizes.Parse(value) : 0;
-
-    /// <summary>Whether a blkdebug config file has [inject-error] or [set-state] sections.</summary>
-    private static bool HasRules(string config)
-    {
-        try
-        {
-            return File.ReadLines(config).Any(line => line.Trim() is "[inject-error]" or "[set-state]");
-        }
-        catch (IOException e)
-        {
-            throw new IOException($"Could not read blkdebug config file: {SystemErrors.Text(e.Message)}", e);
-        }
-    }
 
     /// <summary>A protocol name's options: "blkdebug:CONFIG:IMAGE", "file:PATH", "json:{...}" or a plain path.</summary>
     private static Dictionary<string, string> ProtocolOptions(string name)
@@ -315,26 +299,39 @@ internal static class BlockOptions
         return options;
     }
 
-    private static void Add(Dictionary<string, string> options, string prefix, JsonElement element)
+    private static void Add(Dictionary<string, string> options, string key, JsonElement element)
     {
-        if (element.ValueKind == JsonValueKind.Object)
+        switch (element.ValueKind)
         {
-            foreach (JsonProperty property in element.EnumerateObject())
-            {
-                Add(options, prefix + property.Name + (property.Value.ValueKind == JsonValueKind.Object ? "." : ""), property.Value);
-            }
-        }
-        else
-        {
-            options[prefix] = element.ValueKind switch
-            {
-                JsonValueKind.String => element.GetString()!,
-                JsonValueKind.True => "on",
-                JsonValueKind.False => "off",
-                _ => element.GetRawText(),
-            };
+            case JsonValueKind.Object:
+                foreach (JsonProperty property in element.EnumerateObject())
+                {
+                    Add(options, Join(key, property.Name), property.Value);
+                }
+
+                break;
+            case JsonValueKind.Array:
+                // QEMU flattens a list's items by their index: inject-error.0.event.
+                int index = 0;
+                foreach (JsonElement item in element.EnumerateArray())
+                {
+                    Add(options, Join(key, (index++).ToString(System.Globalization.CultureInfo.InvariantCulture)), item);
+                }
+
+                break;
+            default:
+                options[key] = element.ValueKind switch
+                {
+                    JsonValueKind.String => element.GetString()!,
+                    JsonValueKind.True => "on",
+                    JsonValueKind.False => "off",
+                    _ => element.GetRawText(),
+                };
+                break;
         }
     }
+
+    private static string Join(string key, string name) => key.Length == 0 ? name : key + "." + name;
 
     /// <summary>QEMU's JSON parser also takes single-quoted strings: they are rewritten double-quoted for .NET's.</summary>
     private static string DoubleQuoted(string json)

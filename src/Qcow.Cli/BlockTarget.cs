@@ -14,7 +14,8 @@ namespace Qcow.Cli;
 /// <param name="NullSize">For the null drivers (null-co, null-aio): the size of the disk of zeros they are.</param>
 /// <param name="CompressWrites">QEMU's compress filter on top: every write is written compressed, whole clusters at a time.</param>
 /// <param name="Limits">blkdebug's request limits, when it stands on top; null otherwise.</param>
-internal sealed record BlockTarget(string File, IReadOnlyList<string?> Formats, string? Protocol, bool NoBacking = false, long NullSize = 0, bool CompressWrites = false, RequestLimits? Limits = null)
+/// <param name="Faults">blkdebug's rules, when it stands under the innermost format as its file: injected into that image's file.</param>
+internal sealed record BlockTarget(string File, IReadOnlyList<string?> Formats, string? Protocol, bool NoBacking = false, long NullSize = 0, bool CompressWrites = false, RequestLimits? Limits = null, QcowFaultInjection? Faults = null)
 {
     /// <summary>The top image's format as named (null: probe it).</summary>
     public string? Format => Formats.Count > 0 ? Formats[0] : "raw";
@@ -36,10 +37,10 @@ internal sealed record BlockTarget(string File, IReadOnlyList<string?> Formats, 
         CheckProtocol(top.ReadOnly);
         if (Formats.Count <= 1)
         {
-            return QcowImage.Open(File, NoBacking ? top with { OpenBackingFiles = false } : top);
+            return QcowImage.Open(File, (NoBacking ? top with { OpenBackingFiles = false } : top) with { FaultInjection = Faults });
         }
 
-        QcowImage image = QcowImage.Open(File, options(File, Formats[^1]));
+        QcowImage image = QcowImage.Open(File, options(File, Formats[^1]) with { FaultInjection = Faults });
         try
         {
             for (int i = Formats.Count - 2; i >= 0; i--)

@@ -59,6 +59,7 @@ internal sealed partial class QcowDevice
             {
                 try
                 {
+                    DataStorage.Announce(QcowDriverEvent.ReadAio);
                     int read = await DataStorage.ReadAsync((long)host, part[..n], cancellationToken).ConfigureAwait(false);
                     part.Span[read..n].Clear();
                 }
@@ -85,6 +86,7 @@ internal sealed partial class QcowDevice
             case RunSource.Host:
                 try
                 {
+                    DataStorage.Announce(QcowDriverEvent.ReadAio);
                     destination[DataStorage.Read((long)host, destination[..n])..n].Clear();
                 }
                 finally

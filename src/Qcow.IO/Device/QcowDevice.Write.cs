@@ -48,6 +48,7 @@ internal sealed partial class QcowDevice
             {
                 try
                 {
+                    DataStorage.Announce(QcowDriverEvent.WriteAio);
                     await DataStorage.WriteAsync((long)host, source[..n], cancellationToken).ConfigureAwait(false);
                 }
                 finally

@@ -89,6 +89,7 @@ internal sealed class ImageMetadata : IRefcountView
     public void WriteData(ulong host, ReadOnlySpan<byte> bytes)
     {
         GuardData(host, (ulong)bytes.Length);
+        _storage.Announce(QcowDriverEvent.WriteAio);
         _storage.Write((long)host, bytes);
     }
 
@@ -227,6 +228,7 @@ internal sealed class ImageMetadata : IRefcountView
     {
         Guard(offset, (ulong)_layout.L2TableBytes, MetadataRole.None);
         byte[] content = copyOf == 0 ? new byte[_layout.L2TableBytes] : (byte[])L2Table(copyOf, -1).Clone();
+        _storage.Announce(QcowDriverEvent.L2AllocWrite);
         _storage.Write((long)offset, content);
         content.CopyTo(_l2Cache.Insert((long)offset, dirty: false), 0);
     }
@@ -524,8 +526,21 @@ internal sealed class ImageMetadata : IRefcountView
             throw Fail(FormatError.NewEntryOutOfRange(pointer, where, offset));
         }
 
+        _storage.Announce(cache == _l2Cache ? QcowDriverEvent.L2Load : QcowDriverEvent.RefblockLoad);
         byte[] data = cache.Insert((long)offset, dirty: false);
-        int n = offset < (ulong)_storage.Length ? _storage.Read((long)offset, data.AsSpan(0, bytes)) : 0;
+        int n;
+        try
+        {
+            n = offset < (ulong)_storage.Length ? _storage.Read((long)offset, data.AsSpan(0, bytes)) : 0;
+        }
+        catch
+        {
+            // A table that could not be read must not stay cached as zeros: it would map nothing
+            // to the next request, and a write would then replace what the table really maps.
+            cache.Forget((long)offset);
+            throw;
+        }
+
         data.AsSpan(n, bytes - n).Clear();
         if (n < bytes)
         {
@@ -596,15 +611,28 @@ internal sealed class ImageMetadata : IRefcountView
             }
 
             Guard(offset + (ulong)first * 8, (ulong)n * 8, role);
+            if (role == MetadataRole.ActiveL1)
+            {
+                _storage.Announce(QcowDriverEvent.L1Update);
+            }
+
             _storage.Write((long)offset + first * 8L, bytes[..(n * 8)]);
         }
 
         chunks.Clear();
     }
 
-    private void WriteL2Table(long offset, byte[] data) => WriteMetadata(offset, data, MetadataRole.ActiveL2);
+    private void WriteL2Table(long offset, byte[] data)
+    {
+        _storage.Announce(QcowDriverEvent.L2Update);
+        WriteMetadata(offset, data, MetadataRole.ActiveL2);
+    }
 
-    private void WriteRefcountBlock(long offset, byte[] data) => WriteMetadata(offset, data, MetadataRole.RefcountBlock);
+    private void WriteRefcountBlock(long offset, byte[] data)
+    {
+        _storage.Announce(QcowDriverEvent.RefblockUpdate);
+        WriteMetadata(offset, data, MetadataRole.RefcountBlock);
+    }
 
     private void WriteMetadata(long offset, ReadOnlySpan<byte> data, MetadataRole role)
     {

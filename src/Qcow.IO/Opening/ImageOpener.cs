@@ -18,7 +18,8 @@ namespace Qcow.IO;
 /// <param name="ForceShare">qemu-img's -U: a read-only open that lets others write the image meanwhile.</param>
 /// <param name="OpenBackingFiles">False leaves backing files unopened, for reading headers only (qemu-img info).</param>
 /// <param name="PassDiscards">Clusters a discard frees have their space given back to the file system.</param>
-internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false, bool ForceShare = false, bool OpenBackingFiles = true, bool PassDiscards = false);
+/// <param name="FaultInjection">Faults to inject into the top image's file, as QEMU's blkdebug; null for none.</param>
+internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false, bool ForceShare = false, bool OpenBackingFiles = true, bool PassDiscards = false, QcowFaultInjection? FaultInjection = null);
 
 internal static class ImageOpener
 {
@@ -97,6 +98,11 @@ internal static class ImageOpener
         }
 
         IStorage storage = heldFile ?? FileStorage.Open(path, settings.Writable, settings.IgnoreFlushes, settings.ForceShare);
+        if (settings.FaultInjection is { } faults)
+        {
+            storage = new FaultInjectingStorage(storage, faults);
+        }
+
         try
         {
             string actual = format ?? Probe(storage);
@@ -163,7 +169,7 @@ internal static class ImageOpener
 
         try
         {
-            return Open(resolved, format, settings with { Writable = false, ForceCorrupt = false }, chain);
+            return Open(resolved, format, settings with { Writable = false, ForceCorrupt = false, FaultInjection = null }, chain);
         }
         catch (FileNotFoundException e)
         {

@@ -26,6 +26,8 @@ internal sealed class BorrowedStorage(IStorage file) : IStorage
 
     public void Discard(long offset, long length) => file.Discard(offset, length);
 
+    public void Announce(QcowDriverEvent driverEvent) => file.Announce(driverEvent);
+
     public void Flush() => file.Flush();
 
     /// <summary>The file stays open: it is its holder's to close.</summary>

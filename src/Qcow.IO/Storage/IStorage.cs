@@ -38,6 +38,11 @@ internal interface IStorage : IDisposable
 
     void SetLength(long length);
 
+    /// <summary>The driver reached an event (QEMU's BLKDBG_EVENT on the image's file): a fault-injecting storage may arm a fault.</summary>
+    void Announce(QcowDriverEvent driverEvent)
+    {
+    }
+
     /// <summary>Gives the range's space back where the storage can (a hole punched in a file); it then reads as zeros or as before.</summary>
     void Discard(long offset, long length)
     {

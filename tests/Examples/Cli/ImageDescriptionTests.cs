@@ -1,7 +1,7 @@
 // The ways QEMU's tools let a user describe what to open, against qemu-io: json: (with QEMU's
 // single quotes), file:, blkdebug: with no rules, --image-opts, open -o with a nested format, a
-// protocol driver refusing what is not its kind of file, "backing": null, the null drivers and
-// the compress filter. Each reads (or is
+// protocol driver refusing what is not its kind of file, "backing": null, the null drivers, the
+// compress filter, and blkdebug's injected errors (config file and JSON rules). Each reads (or is
 // refused) as qemu-io reads it; the run happens in the images' folder so names print the same.
 using System.IO;
 using Qcow.Examples.Oracle;
@@ -24,6 +24,10 @@ public sealed class ImageDescriptionTests
     [InlineData("-c", "open -o driver=qcow2,file.bogus=1 top.qcow2")]
     [InlineData("-c", "read -q -P 0 1M 64k", "json:{'driver':'null-co','size':4194304,'read-zeroes':true}")]
     [InlineData("-c", "length", "null-co://")]
+    [InlineData("-c", "read -q -P 1 0 64k", "-c", "read -q -P 1 0 64k", "blkdebug:l2load.conf:base.qcow2")]
+    [InlineData("-c", "read -q -P 1 0 64k", "-c", "read -q -P 1 0 64k", "blkdebug:once.conf:base.qcow2")]
+    [InlineData("-c", "write -q -P 3 2M 64k", "-c", "read -q -P 3 2M 64k", "blkdebug:write.conf:base.qcow2")]
+    [InlineData("-c", "read -q -P 1 0 64k", "json:{'driver':'qcow2','file':{'driver':'blkdebug','inject-error':[{'event':'read_aio','once':true}],'image':{'driver':'file','filename':'base.qcow2'}}}")]
     public void ADescription_OpensAsQemuIoOpensIt(params string[] args)
     {
         using var dir = new TempDir();
@@ -34,6 +38,9 @@ public sealed class ImageDescriptionTests
         Qemu.Io(dir.Path, "inner.qcow2", "write -P 1 0 512");
         Qemu.Ok("qemu-img", dir.Path, "convert", "-f", "raw", "-O", "qcow2", "inner.qcow2", "outer.qcow2");
         Directory.CreateDirectory(dir.File("sub"));
+        File.WriteAllText(dir.File("l2load.conf"), "[inject-error]\nevent = \"l2_load\"\nerrno = \"5\"\n");
+        File.WriteAllText(dir.File("once.conf"), "[inject-error]\nevent = \"read_aio\"\nerrno = \"28\"\nonce = \"on\"\n");
+        File.WriteAllText(dir.File("write.conf"), "[inject-error]\nevent = \"write_aio\"\nerrno = \"5\"\nonce = \"on\"\n");
 
         var theirs = Qemu.Run("qemu-io", dir.Path, args);
         var stdout = new StringWriter();
