@@ -112,11 +112,24 @@ internal static class ImageComparer
         return first with { Length = length };
     }
 
+    /// <summary>Reads, a failure naming the image and the offset, as qemu-img compare reports it.</summary>
+    private static void ReadNaming(IBlockDevice device, long offset, Span<byte> buffer)
+    {
+        try
+        {
+            device.Read(offset, buffer);
+        }
+        catch (System.IO.IOException e)
+        {
+            throw new QcowCompareReadException(device.Path, offset, e);
+        }
+    }
+
     /// <summary>The offset of the first 512-byte sector that differs, or null.</summary>
     private static long? FirstDifference(IBlockDevice a, IBlockDevice b, long offset, int length, byte[] bufferA, byte[] bufferB)
     {
-        a.Read(offset, bufferA.AsSpan(0, length));
-        b.Read(offset, bufferB.AsSpan(0, length));
+        ReadNaming(a, offset, bufferA.AsSpan(0, length));
+        ReadNaming(b, offset, bufferB.AsSpan(0, length));
         int at = bufferA.AsSpan(0, length).CommonPrefixLength(bufferB.AsSpan(0, length));
         return at == length ? null : offset + (at / Sector * Sector);
     }
@@ -124,7 +137,7 @@ internal static class ImageComparer
     /// <summary>The offset of the first 512-byte sector that is not all zeros, or null.</summary>
     private static long? FirstNonZero(IBlockDevice device, long offset, int length, byte[] buffer)
     {
-        device.Read(offset, buffer.AsSpan(0, length));
+        ReadNaming(device, offset, buffer.AsSpan(0, length));
         int at = buffer.AsSpan(0, length).IndexOfAnyExcept((byte)0);
         return at < 0 ? null : offset + (at / Sector * Sector);
     }

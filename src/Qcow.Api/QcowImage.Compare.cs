@@ -50,3 +50,23 @@ public sealed partial class QcowImage
         return ImageComparer.Compare(first.Device, second.Device, strict, progress, cancellationToken);
     }
 }
+
+/// <summary>
+/// Reading one of the images failed while they were being compared (qemu-img compare's exit
+/// status 4): which image, and the offset of the read that failed.
+/// </summary>
+public sealed class QcowCompareReadException : System.IO.IOException
+{
+    internal QcowCompareReadException(string imagePath, long offset, System.IO.IOException inner)
+        : base(inner.Message, inner)
+    {
+        ImagePath = imagePath;
+        Offset = offset;
+    }
+
+    /// <summary>The image whose read failed (its <see cref="QcowImage.Path"/>).</summary>
+    public string ImagePath { get; }
+
+    /// <summary>The guest offset the failed read started at.</summary>
+    public long Offset { get; }
+}

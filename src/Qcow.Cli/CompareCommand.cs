@@ -11,6 +11,7 @@ internal static class CompareCommand
     private const int Identical = 0;
     private const int Different = 1;
     private const int Error = 2;
+    private const int ReadError = 4;
 
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
@@ -28,7 +29,25 @@ internal static class CompareCommand
             using QcowImage a = VerbOptions.Open(first, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache), imageOpts: opt.Has("image-opts"));
             using QcowImage b = VerbOptions.Open(second, opt.Value("F") ?? opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache), imageOpts: opt.Has("image-opts"));
             ProgressBar? bar = opt.Has("p") ? new ProgressBar(stdout, ProgressBar.CompareStep) : null;
-            QcowComparison result = QcowImage.Compare(a, b, opt.Has("s"), bar);
+            QcowComparison result;
+            try
+            {
+                result = QcowImage.Compare(a, b, opt.Has("s"), bar);
+            }
+            catch (QcowCompareReadException e)
+            {
+                // qemu-img names the image as it was given; its size warning, printed before the
+                // read but buffered, comes out after the error.
+                string name = e.ImagePath == a.Path ? first : second;
+                stderr.WriteLine($"{Cli.ProgramName}: Error while reading offset {e.Offset} of {name}: {SystemErrors.Text(e.Message)}");
+                if (a.Length != b.Length && e.Offset >= Math.Min(a.Length, b.Length) && !opt.Has("s"))
+                {
+                    say.WriteLine("Warning: Image size mismatch!");
+                }
+
+                return ReadError;
+            }
+
             say.WriteLine(Verdict(result, Math.Min(a.Length, b.Length)));
             bar?.End();
             return result.Identical ? Identical : Different;

@@ -54,6 +54,38 @@ public sealed class CompareCommandTests
         AssertSame(dir, "-p", "a.qcow2", "b.qcow2");
     }
 
+    [OracleTheory]
+    [InlineData("4M")]
+    [InlineData("0")]
+    public void AReadThatFails_IsReportedAsQemuImgReportsIt(string secondSize)
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "a.qcow2", "4M");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "b.qcow2", secondSize);
+        Qemu.Io(dir.Path, "a.qcow2", "write -P 1 512 512");
+        File.WriteAllText(dir.File("read.conf"), "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\n");
+
+        var theirs = Qemu.Run("qemu-img", dir.Path, "compare", "-f", "qcow2", "-F", "qcow2", "blkdebug:read.conf:a.qcow2", "b.qcow2");
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        string before = Directory.GetCurrentDirectory();
+        int code;
+        try
+        {
+            Directory.SetCurrentDirectory(dir.Path);
+            code = Cli.Cli.Run(["compare", "-f", "qcow2", "-F", "qcow2", "blkdebug:read.conf:a.qcow2", "b.qcow2"], stdout, stderr);
+        }
+        finally
+        {
+            Directory.SetCurrentDirectory(before);
+        }
+
+        Assert.Equal(4, theirs.ExitCode);
+        Assert.Equal(theirs.ExitCode, code);
+        Assert.Equal(theirs.Stdout, stdout.ToString());
+        Assert.Equal(theirs.Stderr.Replace("qemu-img:", "qcow:"), stderr.ToString());
+    }
+
     private static void AssertSame(TempDir dir, params string[] args)
     {
         var theirs = Qemu.Run("qemu-img", dir.Path, ["compare", .. args]);
