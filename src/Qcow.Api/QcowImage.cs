@@ -101,7 +101,8 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
         ForceShare: options.ForceShare,
         OpenBackingFiles: options.OpenBackingFiles,
         PassDiscards: options.PassDiscards,
-        FaultInjection: options.FaultInjection);
+        FaultInjection: options.FaultInjection,
+        BackingFormat: options.BackingFormat is { } backing ? FormatNames.Name(backing) : null);
 
     /// <summary>Wraps a device the library opened itself (tests open devices over their own storage).</summary>
     internal static QcowImage Of(IBlockDevice device) => new(device);

@@ -57,6 +57,12 @@ public sealed record QcowOpenOptions
     /// </summary>
     public QcowFaultInjection? FaultInjection { get; init; }
 
+    /// <summary>
+    /// The backing file's format, instead of the one the image records (QEMU's backing.driver
+    /// option: for an image that records a wrong or unknown one); null (the default) for the recorded one.
+    /// </summary>
+    public QcowImageFormat? BackingFormat { get; init; }
+
     /// <summary>Where the library logs; null logs nowhere.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 

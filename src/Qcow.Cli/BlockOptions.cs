@@ -150,13 +150,22 @@ internal static class BlockOptions
         // A format (or, with no driver, whatever the file probes as) over its "file" child;
         // "backing": null opens it without its backing file.
         Dictionary<string, string> file = Child(options, "file", out string? fileName);
+        Qcow2CacheOptions cache = Qcow2CacheOptions.Take(options);
+        string? backingDriver = options.Remove("backing.driver", out string? backingNamed) ? backingNamed : null;
         bool noBacking = options.Remove("backing", out string? backing) && (backing is "null" or "" ? true
             : throw new NotSupportedException("a backing node given in the options is not supported by qcow yet"));
         Refuse(options, s_formatOptions, $"Block format '{driver ?? "qcow2"}' does not support the option");
         BlockTarget bytes = Node(file, fileName ?? filename ?? (file.Count == 0 ? throw new ArgumentException("A block device must be specified for \"file\"") : null), isChild: true);
         // Limits of a blkdebug below a format cut the format's requests to its file, which changes
         // nothing a guest sees.
-        return bytes with { Formats = [driver, .. bytes.Formats], NoBacking = !isChild && noBacking, Limits = null };
+        return bytes with
+        {
+            Formats = [driver, .. bytes.Formats],
+            NoBacking = !isChild && noBacking,
+            Limits = null,
+            Cache = isChild ? bytes.Cache : cache,
+            BackingFormat = isChild ? bytes.BackingFormat : backingDriver,
+        };
     }
 
     /// <summary>

@@ -17,6 +17,12 @@ namespace Qcow.Cli;
 /// <param name="Faults">blkdebug's rules, when it stands under the innermost format as its file: injected into that image's file.</param>
 internal sealed record BlockTarget(string File, IReadOnlyList<string?> Formats, string? Protocol, bool NoBacking = false, long NullSize = 0, bool CompressWrites = false, RequestLimits? Limits = null, QcowFaultInjection? Faults = null)
 {
+    /// <summary>The top format's qcow2 cache options.</summary>
+    public Qcow2CacheOptions Cache { get; init; } = Qcow2CacheOptions.None;
+
+    /// <summary>backing.driver: the top image's backing file's format, instead of the recorded one.</summary>
+    public string? BackingFormat { get; init; }
+
     /// <summary>The top image's format as named (null: probe it).</summary>
     public string? Format => Formats.Count > 0 ? Formats[0] : "raw";
 
@@ -26,6 +32,18 @@ internal sealed record BlockTarget(string File, IReadOnlyList<string?> Formats, 
     /// </summary>
     public QcowImage Open(Func<string, string?, QcowOpenOptions> options)
     {
+        QcowImage image = OpenLayers(options);
+        if (image.Info.Format == QcowImageFormat.Qcow2 && Cache.Refusal(image.Info.ClusterSize) is { } refusal)
+        {
+            image.Dispose();
+            throw new ArgumentException(refusal);
+        }
+
+        return image;
+    }
+
+    private QcowImage OpenLayers(Func<string, string?, QcowOpenOptions> options)
+    {
         if (Protocol is "null-co" or "null-aio")
         {
             return Formats is [] or [null] or ["raw"]
@@ -34,6 +52,16 @@ internal sealed record BlockTarget(string File, IReadOnlyList<string?> Formats, 
         }
 
         QcowOpenOptions top = options(File, Format);
+        if (Cache.L2 is > 0 and var l2)
+        {
+            top = top with { CacheSize = l2 };
+        }
+
+        if (BackingFormat is { } backing)
+        {
+            top = top with { BackingFormat = VerbOptions.FormatNamed(backing, File) };
+        }
+
         CheckProtocol(top.ReadOnly);
         if (Formats.Count <= 1)
         {

@@ -19,7 +19,8 @@ namespace Qcow.IO;
 /// <param name="OpenBackingFiles">False leaves backing files unopened, for reading headers only (qemu-img info).</param>
 /// <param name="PassDiscards">Clusters a discard frees have their space given back to the file system.</param>
 /// <param name="FaultInjection">Faults to inject into the top image's file, as QEMU's blkdebug; null for none.</param>
-internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false, bool ForceShare = false, bool OpenBackingFiles = true, bool PassDiscards = false, QcowFaultInjection? FaultInjection = null);
+/// <param name="BackingFormat">The top image's backing file's format, instead of the one the image records; null: the recorded one.</param>
+internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false, bool ForceShare = false, bool OpenBackingFiles = true, bool PassDiscards = false, QcowFaultInjection? FaultInjection = null, string? BackingFormat = null);
 
 internal static class ImageOpener
 {
@@ -122,7 +123,7 @@ internal static class ImageOpener
             QcowDevice device = QcowDevice.Open(
                 storage,
                 options,
-                (name, backingFormat) => settings.OpenBackingFiles ? OpenBacking(path, name, backingFormat, settings, chain) : null,
+                (name, backingFormat) => settings.OpenBackingFiles ? OpenBacking(path, name, settings.BackingFormat ?? backingFormat, settings, chain) : null,
                 name => settings.OpenBackingFiles ? OpenDataFile(path, name, settings) : null);
             if (actual != "qcow*" && device.FormatName != actual)
             {
@@ -164,12 +165,12 @@ internal static class ImageOpener
         if (format is { } named && !IsReadable(named) && !ForeignFormats.Contains(named))
         {
             // As QEMU says it: the format the image records for its backing file names no driver.
-            throw new ArgumentException($"{imagePath}: Could not open backing file: Unknown driver '{named}'");
+            throw new ArgumentException($"Could not open backing file: Unknown driver '{named}'");
         }
 
         try
         {
-            return Open(resolved, format, settings with { Writable = false, ForceCorrupt = false, FaultInjection = null }, chain);
+            return Open(resolved, format, settings with { Writable = false, ForceCorrupt = false, FaultInjection = null, BackingFormat = null }, chain);
         }
         catch (FileNotFoundException e)
         {
