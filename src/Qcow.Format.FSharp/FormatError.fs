@@ -130,8 +130,7 @@ module internal FormatError =
         | FieldOutOfRange(_, o, field, v, limit) -> sprintf "%s is %d at %s; it must be %s" field v (hex o) limit
         | OutsideQemuLimit(_, _, _, _, words) -> words
         | Misaligned(s, o, v) -> sprintf "%s: the offset %s stored at %s is not cluster-aligned" (tableName s) (hex v) (hex o)
-        | ExtensionTooLarge(m, o, len) ->
-            sprintf "header extension %s at %s is too large (%d bytes past the extension area)" (hex (uint64 m)) (hex o) len
+        | ExtensionTooLarge _ -> "Header extension too large"
         | UnsupportedFeatures(_, _, names) ->
             sprintf "Unsupported qcow2 feature(s): %s" (String.concat ", " names)
         | ReservedBitsSet(s, o, e) -> sprintf "%A entry at %s has reserved bits set: %s" s (hex o) (hex e)

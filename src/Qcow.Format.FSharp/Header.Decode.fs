@@ -101,14 +101,12 @@ let private fixedFields (b: byte[]) (available: int) =
       Extensions = []
       BackingFileName = None }
 
-let private table (h: Header) structure (fieldAt: uint64) (offset: uint64) (bytes: uint64) =
-    result {
-        do! check (offset &&& (Header.clusterSize h - 1UL) = 0UL) (Misaligned(structure, fieldAt, offset))
-        do!
-            check
-                (offset <= Limits.MaxFileOffset - bytes)
-                (FieldOutOfRange(structure, fieldAt, "table end", offset, "below 2^63"))
-    }
+/// A table the header places (qcow2_validate_table): cluster-aligned, and ending before 2^63;
+/// refused in QEMU's words, "<name> offset invalid".
+let private table (h: Header) structure name (fieldAt: uint64) (offset: uint64) (bytes: uint64) =
+    check
+        (offset &&& (Header.clusterSize h - 1UL) = 0UL && offset <= Limits.MaxFileOffset - bytes)
+        (OutsideQemuLimit(structure, fieldAt, "offset", offset, name + " offset invalid"))
 
 let private validate (h: Header) (available: int) =
     let cs = Header.clusterSize h
@@ -117,7 +115,13 @@ let private validate (h: Header) (available: int) =
         do!
             check
                 (h.HeaderLength >= uint32 Limits.HeaderV3MinLength && uint64 h.HeaderLength <= cs || h.Version = 2)
-                (FieldOutOfRange(Structure.Header, uint64 HeaderFields.HeaderLength, "header_length", uint64 h.HeaderLength, "between 104 and the cluster size"))
+                (OutsideQemuLimit(
+                    Structure.Header,
+                    uint64 HeaderFields.HeaderLength,
+                    "header_length",
+                    uint64 h.HeaderLength,
+                    if uint64 h.HeaderLength > cs then "qcow2 header exceeds cluster size" else "qcow2 header too short"
+                ))
         do! check (available >= int h.HeaderLength) (Truncated(Structure.Header, 0UL, uint64 h.HeaderLength))
         do!
             check
@@ -146,13 +150,13 @@ let private validate (h: Header) (available: int) =
             check
                 (reftableBytes <= Limits.MaxRefcountTableBytes)
                 (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.RefcountTableClusters, "refcount_table_clusters", uint64 h.RefcountTableClusters, "Reference count table too large"))
-        do! table h Structure.RefcountTable 48UL h.RefcountTableOffset reftableBytes
+        do! table h Structure.RefcountTable "Reference count table" 48UL h.RefcountTableOffset reftableBytes
         do!
             check
                 (h.SnapshotCount <= Limits.MaxSnapshots)
-                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.SnapshotCount, "nb_snapshots", uint64 h.SnapshotCount, "Too many snapshots"))
+                (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.SnapshotCount, "nb_snapshots", uint64 h.SnapshotCount, "Snapshot table too large"))
         // QEMU counts the table as nb_snapshots fixed parts of 40 bytes (qcow2_validate_table).
-        do! table h Structure.SnapshotTable 64UL h.SnapshotsOffset (uint64 h.SnapshotCount * 40UL)
+        do! table h Structure.SnapshotTable "Snapshot table" 64UL h.SnapshotsOffset (uint64 h.SnapshotCount * 40UL)
         let l1Bytes = uint64 h.L1Size * 8UL
         do!
             check
@@ -167,7 +171,7 @@ let private validate (h: Header) (available: int) =
             check
                 (uint64 h.L1Size >= needed)
                 (OutsideQemuLimit(Structure.Header, uint64 HeaderFields.L1Size, "l1_size", uint64 h.L1Size, "L1 table is too small"))
-        do! table h Structure.L1Table 40UL h.L1TableOffset l1Bytes
+        do! table h Structure.L1Table "Active L1 table" 40UL h.L1TableOffset l1Bytes
         let compressionField = h.HeaderLength > uint32 HeaderFields.CompressionType
         do!
             check
