@@ -1,6 +1,7 @@
 // The qcow tool's entry point: picks the verb and turns every failure into one line on stderr.
 using System;
 using System.IO;
+using System.Linq;
 using Qcow.Cli;
 
 return Cli.Start(args);
@@ -85,6 +86,13 @@ namespace Qcow.Cli
             }
 
             var rest = new ArraySegment<string>(args, 1, args.Length - 1);
+            if (rest.Any(a => a is "-h" or "--help"))
+            {
+                // As qemu-img: every verb takes -h and --help, and prints the help, exit status 0.
+                stdout.WriteLine(Usage);
+                return 0;
+            }
+
             return Guarded(
                 () => args[0] switch
                 {
