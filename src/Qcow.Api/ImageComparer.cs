@@ -93,12 +93,16 @@ internal static class ImageComparer
         }
     }
 
-    /// <summary>Block status from offset on, merged across clusters while it stays the same.</summary>
+    /// <summary>
+    /// Block status from offset on, merged across clusters while it stays the same: a zero run
+    /// whole (qemu-img skips it in one step), anything else up to one buffer, so that a long
+    /// data run is not walked again for each buffer compared.
+    /// </summary>
     private static BlockStatus Run(IBlockDevice device, long offset, long end)
     {
         BlockStatus first = device.Status(offset, end - offset);
         long length = first.Length;
-        while (offset + length < end)
+        while (offset + length < end && (length < ChunkBytes || first.Zero))
         {
             BlockStatus next = device.Status(offset + length, end - offset - length);
             if ((next.Present, next.Zero, next.Data, next.HasOffset) != (first.Present, first.Zero, first.Data, first.HasOffset))
