@@ -66,24 +66,12 @@ public sealed class CompareCommandTests
         File.WriteAllText(dir.File("read.conf"), "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\n");
 
         var theirs = Qemu.Run("qemu-img", dir.Path, "compare", "-f", "qcow2", "-F", "qcow2", "blkdebug:read.conf:a.qcow2", "b.qcow2");
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        string before = Directory.GetCurrentDirectory();
-        int code;
-        try
-        {
-            Directory.SetCurrentDirectory(dir.Path);
-            code = Cli.Cli.Run(["compare", "-f", "qcow2", "-F", "qcow2", "blkdebug:read.conf:a.qcow2", "b.qcow2"], stdout, stderr);
-        }
-        finally
-        {
-            Directory.SetCurrentDirectory(before);
-        }
+        var (code, stdout, stderr) = QcowTool.RunIn(dir.Path, ["compare", "-f", "qcow2", "-F", "qcow2", "blkdebug:read.conf:a.qcow2", "b.qcow2"]);
 
         Assert.Equal(4, theirs.ExitCode);
         Assert.Equal(theirs.ExitCode, code);
-        Assert.Equal(theirs.Stdout, stdout.ToString());
-        Assert.Equal(theirs.Stderr.Replace("qemu-img:", "qcow:"), stderr.ToString());
+        Assert.Equal(theirs.Stdout, stdout);
+        Assert.Equal(theirs.Stderr.Replace("qemu-img:", "qcow:"), stderr);
     }
 
     private static void AssertSame(TempDir dir, params string[] args)

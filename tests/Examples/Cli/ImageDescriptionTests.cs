@@ -43,23 +43,11 @@ public sealed class ImageDescriptionTests
         File.WriteAllText(dir.File("write.conf"), "[inject-error]\nevent = \"write_aio\"\nerrno = \"5\"\nonce = \"on\"\n");
 
         var theirs = Qemu.Run("qemu-io", dir.Path, args);
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        string before = Directory.GetCurrentDirectory();
-        int code;
-        try
-        {
-            Directory.SetCurrentDirectory(dir.Path);
-            code = Cli.Cli.Run(["io", .. args], stdout, stderr);
-        }
-        finally
-        {
-            Directory.SetCurrentDirectory(before);
-        }
+        var (code, stdout, stderr) = QcowTool.RunIn(dir.Path, ["io", .. args]);
 
         Assert.Equal(theirs.ExitCode, code);
-        Assert.Equal(theirs.Stdout, stdout.ToString());
-        Assert.Equal(theirs.Stderr.Replace("qemu-io:", "qcow:"), stderr.ToString());
+        Assert.Equal(theirs.Stdout, stdout);
+        Assert.Equal(theirs.Stderr.Replace("qemu-io:", "qcow:"), stderr);
     }
 
     [OracleFact]
