@@ -102,7 +102,19 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
         OpenBackingFiles: options.OpenBackingFiles,
         PassDiscards: options.PassDiscards,
         FaultInjection: options.FaultInjection,
-        BackingFormat: options.BackingFormat is { } backing ? FormatNames.Name(backing) : null);
+        BackingFormat: options.BackingFormat is { } backing ? FormatNames.Name(backing) : null,
+        Snapshot: SnapshotChoiceOf(options));
+
+    /// <summary>The snapshot an open reads, by the options that name one; an open for writing may name none.</summary>
+    private static SnapshotChoice? SnapshotChoiceOf(QcowOpenOptions options)
+    {
+        SnapshotChoice? choice = options.Snapshot is { } s
+            ? new SnapshotChoice(s, null, IdOrName: true)
+            : options.SnapshotId is not null || options.SnapshotName is not null ? new SnapshotChoice(options.SnapshotId, options.SnapshotName) : null;
+        return choice is not null && !options.ReadOnly
+            ? throw new ArgumentException("An internal snapshot can only be opened read-only", nameof(options))
+            : choice;
+    }
 
     /// <summary>Wraps a device the library opened itself (tests open devices over their own storage).</summary>
     internal static QcowImage Of(IBlockDevice device) => new(device);

@@ -1,4 +1,5 @@
-// Options for the offline changes to an image: resize and amend.
+// Options for the offline changes to an image: resize, amend and internal snapshots.
+using System;
 using Microsoft.Extensions.Logging;
 
 namespace Qcow;
@@ -35,5 +36,15 @@ public sealed class QcowAmendOptions
     public int? RefcountBits { get; init; }
 
     /// <summary>Where the amend logs; null logs nowhere.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+}
+
+/// <summary>How <see cref="QcowImage.CreateSnapshot"/>, <see cref="QcowImage.ApplySnapshot"/> and <see cref="QcowImage.DeleteSnapshot"/> work.</summary>
+public sealed class QcowSnapshotOptions
+{
+    /// <summary>Where a new snapshot's date comes from; null takes the system's clock.</summary>
+    public TimeProvider? Clock { get; init; }
+
+    /// <summary>Where the change logs; null logs nowhere.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 }

@@ -63,6 +63,18 @@ public sealed record QcowOpenOptions
     /// </summary>
     public QcowImageFormat? BackingFormat { get; init; }
 
+    /// <summary>
+    /// An internal snapshot to read instead of the current state, by ID or, when no ID matches,
+    /// by name (qemu-img convert -l NAME); read-only opens only. Null (the default): the current state.
+    /// </summary>
+    public string? Snapshot { get; init; }
+
+    /// <summary>The internal snapshot to read by its exact ID (snapshot.id=), with <see cref="SnapshotName"/> if both must match; read-only opens only.</summary>
+    public string? SnapshotId { get; init; }
+
+    /// <summary>The internal snapshot to read by its exact name (snapshot.name=), with <see cref="SnapshotId"/> if both must match; read-only opens only.</summary>
+    public string? SnapshotName { get; init; }
+
     /// <summary>Where the library logs; null logs nowhere.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 

@@ -10,7 +10,7 @@ internal static class ConvertCommand
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
-        GetOpt opt = GetOpt.Parse(args, "fOotTSmBF", "pqUcnW", [], ["target-is-zero", "force-share", "image-opts"]);
+        GetOpt opt = GetOpt.Parse(args, "fOotTSmBFls", "pqUcnW", [], ["target-is-zero", "force-share", "image-opts"]);
         string cache = opt.Value("t") ?? "unsafe";
         if (cache is not ("unsafe" or "writeback" or "writethrough" or "none" or "directsync"))
         {
@@ -58,13 +58,19 @@ internal static class ConvertCommand
 
         string target = opt.Positional[^1];
         CreateSpec spec = CreateSpec.From(opt.Value("O") ?? "raw", o, opt.Value("B"), opt.Value("F"), size: 0, target);
+        SnapshotArgument? snapshot = SnapshotArgument.From(opt.Value("l"), opt.Value("s"));
+        if (snapshot is not null && opt.Positional.Count > 2)
+        {
+            throw new UsageException("No support for concatenating multiple snapshot");
+        }
+
         var sources = new List<QcowImage>();
         try
         {
             for (int i = 0; i < opt.Positional.Count - 1; i++)
             {
                 string path = opt.Positional[i];
-                sources.Add(VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache), imageOpts: opt.Has("image-opts")));
+                sources.Add(VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.WalkingCache, snapshot: snapshot), imageOpts: opt.Has("image-opts")));
             }
 
             var options = new QcowConvertOptions

@@ -105,7 +105,7 @@ internal static class InfoCommand
         .AddIf(s.Icount.HasValue, "icount", s.Icount.GetValueOrDefault());
 
     /// <summary>QEMU's snapshot list: header line, then one line per snapshot (local time, as qemu-img prints it).</summary>
-    private static string SnapshotList(IReadOnlyList<QcowSnapshotInfo> snapshots)
+    public static string SnapshotList(IReadOnlyList<QcowSnapshotInfo> snapshots)
     {
         var s = new StringBuilder("Snapshot list:\n");
         s.Append(CultureInfo.InvariantCulture, $"{"ID",-10}{"TAG",-17}{"VM SIZE",8}{"DATE",20}{"VM CLOCK",13}{"ICOUNT",11}\n");

@@ -21,9 +21,10 @@ namespace Qcow.Cli
               dd [-f fmt] [-O fmt] [-U] [bs=N] [count=N] [skip=N] if=IN of=OUT
               bench [-c count] [-d depth] [-f fmt] [--flush-interval=N] [-o offset] [--pattern=N] [-q] [-s size] [-S step] [-t cache] [-w] [-U] FILE
               amend [-f fmt] -o compat=..,lazy_refcounts=..,refcount_bits=.. FILE
+              snapshot [-f fmt] [-U] [-q] [-l | -a SNAPSHOT | -c SNAPSHOT | -d SNAPSHOT] FILE
               resize [-f fmt] [--preallocation=off|metadata|falloc|full] [-q] [--shrink] FILE [+|-]SIZE
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
-              convert [-f fmt] [-O fmt] [-o options] [-t cache] [-p] [-c] [-n] [--target-is-zero] [-S size] [-m N] [-W] [-B backing [-F fmt]] [-U] SRC... DST
+              convert [-f fmt] [-O fmt] [-o options] [-l snapshot] [-t cache] [-p] [-c] [-n] [--target-is-zero] [-S size] [-m N] [-W] [-B backing [-F fmt]] [-U] SRC... DST
             teaching verbs:
               explain [-f fmt] [--output=human|json] FILE OFFSET
               layout [--svg OUT] [-U] FILE
@@ -103,6 +104,7 @@ namespace Qcow.Cli
                     "compare" => CompareCommand.Run(rest, stdout, stderr),
                     "dd" => DdCommand.Run(rest, stderr),
                     "amend" => AmendCommand.Run(rest),
+                    "snapshot" => SnapshotCommand.Run(rest, stdout),
                     "resize" => ResizeCommand.Run(rest, stdout, stderr),
                     "bench" => BenchCommand.Run(rest, stdout),
                     "measure" => MeasureCommand.Run(rest, stdout),
@@ -134,7 +136,7 @@ namespace Qcow.Cli
                 stderr.WriteLine($"Try '{ProgramName} --help' for more information");
                 return 1;
             }
-            catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or NotSupportedException)
+            catch (Exception e) when (e is QcowFormatException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or NotSupportedException or System.Collections.Generic.KeyNotFoundException)
             {
                 stderr.WriteLine($"{ProgramName}: {Message(e)}");
                 return 1;

@@ -41,13 +41,16 @@ internal static class VerbOptions
     public const long HeaderCache = 1 << 20;
 
     /// <summary>A read-only open as qemu-img's verbs make it: the format named, or probed as qemu-img probes.</summary>
-    public static QcowOpenOptions Reading(GetOpt opt, string path, string? format, long cacheBytes, bool openBackingFiles = true) => new()
+    public static QcowOpenOptions Reading(GetOpt opt, string path, string? format, long cacheBytes, bool openBackingFiles = true, SnapshotArgument? snapshot = null) => new()
     {
         ReadOnly = true,
         Format = Format(path, format),
         ForceShare = opt.Has("U") || opt.Has("force-share"),
         CacheSize = cacheBytes,
         OpenBackingFiles = openBackingFiles,
+        Snapshot = snapshot?.IdOrName,
+        SnapshotId = snapshot?.Id,
+        SnapshotName = snapshot?.Name,
     };
 
     /// <summary>The format -f (or -O, -F) names, or without one the format the file probes as.</summary>

@@ -197,6 +197,24 @@ module internal Header =
                 RefcountTableOffset = tableOffset
                 RefcountTableClusters = tableClusters }
 
+    /// The header as a read of an internal snapshot sees it: the snapshot's L1 table in place of
+    /// the active one; the virtual size stays the image's, as QEMU's snapshot_load_tmp leaves it.
+    let atSnapshot (h: Header) (l1Offset: uint64) (l1Size: uint32) =
+        { h with L1TableOffset = l1Offset; L1Size = l1Size }
+
+    /// The header naming a new metadata generation: the virtual size, the active L1 table, the
+    /// snapshot table and the refcount structures that count them (Generation.fs).
+    let withGeneration (h: Header) (size: uint64) (l1Offset: uint64) (l1Size: uint32) (snapshotsOffset: uint64) (snapshotCount: uint32) (tableOffset: uint64) (tableClusters: uint32) =
+        inQemuOrder
+            { h with
+                Size = size
+                L1TableOffset = l1Offset
+                L1Size = l1Size
+                SnapshotsOffset = snapshotsOffset
+                SnapshotCount = snapshotCount
+                RefcountTableOffset = tableOffset
+                RefcountTableClusters = tableClusters }
+
     /// The header qemu-img amend writes: the version (2 or 3), lazy refcounts, the refcount order
     /// and the refcount table that goes with it; version 3's own fields go when going to 2.
     let amend (h: Header) (version: int) (lazyRefcounts: bool) (refcountOrder: int) (tableOffset: uint64) (tableClusters: uint32) =

@@ -19,21 +19,28 @@ type Rebuilt =
 let freeFrom (inFile: uint64) (referenced: uint64) (clusterBits: int) =
     if referenced <= 2UL * inFile + (Limits.MaxPastEndBytes >>> clusterBits) then max inFile referenced else inFile
 
+/// How many blocks and table clusters refcount structures need that describe `clusters` clusters
+/// and themselves, laid out from cluster `start` on: the blocks must describe every cluster up
+/// to the end of the new structures, which are part of what they describe, so both grow until
+/// they agree.
+let sizeFrom (g: RefcountGeometry) (clusters: uint64) (start: uint64) =
+    let cs = 1UL <<< g.ClusterBits
+    let perBlock = Refcount.entriesPerBlock g
+
+    let rec solve blocks tableClusters =
+        let total = max clusters (start + blocks + tableClusters)
+        let blocks' = (total + perBlock - 1UL) / perBlock
+        let tableClusters' = max 1UL ((blocks' * 8UL + cs - 1UL) / cs)
+        if blocks' = blocks && tableClusters' = tableClusters then blocks, tableClusters else solve blocks' tableClusters'
+
+    solve 1UL 1UL
+
 /// Lays out refcount structures holding `counts` (references per host cluster, index = cluster)
 /// from cluster `start` on, where nothing lives.
 let layout (g: RefcountGeometry) (counts: uint32[]) (start: uint64) : Result<Rebuilt, FormatError> =
     let cs = 1UL <<< g.ClusterBits
     let perBlock = Refcount.entriesPerBlock g
-
-    // Blocks must describe every cluster up to the end of the new structures, which are
-    // themselves part of what they describe: grow both until they agree.
-    let rec solve blocks tableClusters =
-        let total = start + blocks + tableClusters
-        let blocks' = (total + perBlock - 1UL) / perBlock
-        let tableClusters' = max 1UL ((blocks' * 8UL + cs - 1UL) / cs)
-        if blocks' = blocks && tableClusters' = tableClusters then blocks, tableClusters else solve blocks' tableClusters'
-
-    let blocks, tableClusters = solve 1UL 1UL
+    let blocks, tableClusters = sizeFrom g (uint64 counts.Length) start
     let largest = if counts.Length = 0 then 0u else Array.max counts
 
     if tableClusters <<< g.ClusterBits > Limits.MaxRefcountTableBytes then

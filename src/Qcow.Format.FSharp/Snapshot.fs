@@ -45,6 +45,14 @@ module internal Snapshot =
         else
             None
 
+    /// The virtual disk size at the snapshot (extra data bytes 8–15), when the entry records it.
+    let diskSize (s: Snapshot) =
+        if s.ExtraData.Length >= 16 then Some(BigEndian.u64 (System.ReadOnlySpan s.ExtraData) 8) else None
+
+    /// QEMU allows at most this many snapshots (QCOW_MAX_SNAPSHOTS).
+    [<Literal>]
+    let MaxCount = 65536
+
     /// The whole snapshot table is at most 64 MiB (QCOW_MAX_SNAPSHOTS_SIZE).
     [<Literal>]
     let MaxTableBytes = 67108864UL
@@ -128,3 +136,47 @@ module internal Snapshot =
         id.CopyTo(span.Slice(FixedBytes + extra.Length))
         name.CopyTo(span.Slice(FixedBytes + extra.Length + id.Length))
         entry
+
+    /// The ID a new snapshot gets, as QEMU's find_new_snapshot_id picks it: one more than the
+    /// largest ID that reads as a number (others count as 0).
+    let nextId (snapshots: Snapshot list) =
+        let numeric (id: string) =
+            let digits = id |> Seq.takeWhile Char.IsAsciiDigit |> Seq.truncate 19 |> Array.ofSeq
+            if digits.Length = 0 then 0UL else UInt64.Parse(String digits)
+
+        let largest = snapshots |> List.fold (fun m s -> max m (numeric s.Id)) 0UL
+        string (largest + 1UL)
+
+    /// The index of the first snapshot with this ID and this name (None matches any), as QEMU's
+    /// find_snapshot_by_id_and_name finds it.
+    let tryFindBy (id: string option) (name: string option) (snapshots: Snapshot list) =
+        let matches (s: Snapshot) =
+            (id.IsSome || name.IsSome)
+            && Option.forall ((=) s.Id) id
+            && Option.forall ((=) s.Name) name
+
+        List.tryFindIndex matches snapshots
+
+    /// The index of the snapshot a user names, as QEMU finds it: by ID first, then by name.
+    let tryFind (idOrName: string) (snapshots: Snapshot list) =
+        tryFindBy (Some idOrName) None snapshots
+        |> Option.orElse (tryFindBy None (Some idOrName) snapshots)
+
+    /// A snapshot of the active state as qemu-img snapshot -c records it: no VM state, VM clock 0,
+    /// and the extra data QEMU 7.2 writes (64-bit VM state size, virtual disk size, icount 0).
+    let create (id: string) (name: string) (dateSeconds: uint32) (dateNanoseconds: uint32) (l1Offset: uint64) (l1Size: uint32) (diskSize: uint64) =
+        let extra = Array.zeroCreate<byte> 24
+        BigEndian.putU64 (Span extra) 8 diskSize
+
+        { L1TableOffset = l1Offset
+          L1Size = l1Size
+          Id = id
+          Name = name
+          DateSeconds = dateSeconds
+          DateNanoseconds = dateNanoseconds
+          VmClockNanoseconds = 0UL
+          VmStateSize = 0UL
+          ExtraData = extra }
+
+    /// The whole table as QEMU writes it: the entries one after another, unpadded at the end.
+    let encodeTable (snapshots: Snapshot list) = snapshots |> List.map encode |> Array.concat

@@ -55,3 +55,37 @@ let ``an encoded snapshot entry measures and decodes back to itself`` () =
         (Prop.label "entryBytes measures the encoding" (Snapshot.entryBytes (ReadOnlySpan(bytes, 0, Snapshot.FixedBytes)) at = Ok(uint64 bytes.Length)))
         .&. Prop.label "padded to 8 bytes" (bytes.Length % 8 = 0)
         .&. Prop.label "decodes back" (Snapshot.decode cb bytes at = Ok snapshot))
+
+[<Property>]
+let ``a table of entries is their encodings one after another, each found again by its ID`` () =
+    Prop.forAll (Arb.fromGen (Gen.listOf snapshots |> Gen.map (List.map snd))) (fun entries ->
+        let numbered = entries |> List.mapi (fun i s -> { s with Id = string (i + 1) })
+        let table = Snapshot.encodeTable numbered
+
+        (Prop.label "concatenated" (table = (numbered |> List.map Snapshot.encode |> Array.concat)))
+        .&. Prop.label "found by ID" (numbered |> List.indexed |> List.forall (fun (i, s) -> Snapshot.tryFind s.Id numbered = Some i)))
+
+[<Property>]
+let ``a new ID is one past the largest numeric ID, and unused`` () =
+    Prop.forAll (Arb.fromGen (Gen.listOf (Gen.choose (0, 100000)))) (fun ids ->
+        let entries = ids |> List.map (fun n -> { Snapshot.create (string n) "x" 0u 0u 0UL 0u 0UL with Id = string n })
+        let next = Snapshot.nextId entries
+
+        (Prop.label "one past the largest" (next = string ((List.fold max 0 ids) + 1)))
+        .&. Prop.label "unused" (entries |> List.forall (fun s -> s.Id <> next)))
+
+[<Property>]
+let ``an ID wins over a name, as QEMU looks a snapshot up`` (n: PositiveInt) =
+    let byName = { Snapshot.create "7" (string n.Get) 0u 0u 0UL 0u 0UL with Id = "7" }
+    let byId = { Snapshot.create (string n.Get) "other" 0u 0u 0UL 0u 0UL with Id = string n.Get }
+    string n.Get = "7" || Snapshot.tryFind (string n.Get) [ byName; byId ] = Some 1
+
+[<Property>]
+let ``a snapshot qemu-img takes records the disk size and no VM state`` (size: uint64) (seconds: uint32) =
+    let s = Snapshot.create "1" "name" seconds 0u 0x10000UL 4u size
+    let decoded = Snapshot.decode 16 (Snapshot.encode s) 0UL
+
+    decoded = Ok s
+    && Snapshot.diskSize s = Some size
+    && Snapshot.icount s = Some 0UL
+    && s.VmStateSize = 0UL

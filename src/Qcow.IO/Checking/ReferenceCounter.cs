@@ -43,6 +43,9 @@ internal sealed class ReferenceCounter : IWalkVisitor
     /// <summary>Clusters to compare: those of the file, and the one past it if anything references it.</summary>
     public long Clusters { get; private set; }
 
+    /// <summary>The first cluster with more references than the refcount width holds, if any (its count stops at the maximum).</summary>
+    public long? FirstOverflow { get; private set; }
+
     /// <summary>Problems found in the tables, each counted as QEMU counts it.</summary>
     public long Corruptions { get; private set; }
 
@@ -169,6 +172,7 @@ internal sealed class ReferenceCounter : IWalkVisitor
             Clusters = Math.Max(Clusters, c + 1);
             if (Counts[c] == _refcountMax)
             {
+                FirstOverflow ??= c;
                 Corrupt($"ERROR: overflow cluster offset=0x{c << _clusterBits:x}");
                 continue;
             }

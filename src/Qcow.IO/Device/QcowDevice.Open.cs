@@ -25,6 +25,11 @@ internal sealed partial class QcowDevice
     {
         Header header = ReadHeader(storage);
         SnapshotTable snapshots = Validate(storage, header, options);
+        if (options.Snapshot is { } choice)
+        {
+            header = AtSnapshot(storage.Path, header, snapshots, choice, options);
+        }
+
         string? dataFileName = OptionModule.ToObj(HeaderModule.externalDataFile(header));
         IStorage? dataFile = dataFileName is null ? null : openDataFile?.Invoke(dataFileName);
         // An empty name is no backing file, as in QEMU.
@@ -46,6 +51,27 @@ internal sealed partial class QcowDevice
             Header ready = options.Writable ? MakeWritable(storage, header, options) : header;
             return new QcowDevice(storage, LayoutOf(storage.Path, ready), ready, null, backingName, backingFormat, backing, options, snapshots) { DataFile = dataFile, DataFileName = dataFileName };
         });
+    }
+
+    /// <summary>The header with the chosen snapshot's L1 table and size in place of the active state's; read-only opens only.</summary>
+    private static Header AtSnapshot(string path, Header header, SnapshotTable snapshots, SnapshotChoice choice, DeviceOptions options)
+    {
+        if (options.Writable)
+        {
+            throw new InvalidOperationException($"{path}: an internal snapshot can only be opened read-only");
+        }
+
+        var entries = Microsoft.FSharp.Collections.ListModule.OfSeq(snapshots.Entries);
+        FSharpOption<int> found = choice.IdOrName
+            ? SnapshotModule.tryFind(choice.Id ?? choice.Name!, entries)
+            : SnapshotModule.tryFindBy(OptionModule.OfObj(choice.Id), OptionModule.OfObj(choice.Name), entries);
+        if (found is null)
+        {
+            throw new System.Collections.Generic.KeyNotFoundException("Failed to load snapshot: Can't find snapshot");
+        }
+
+        Snapshot snapshot = snapshots.Entries[found.Value];
+        return HeaderModule.atSnapshot(header, snapshot.L1TableOffset, snapshot.L1Size);
     }
 
     private static ImageLayout LayoutOf(string path, Header header) =>
@@ -180,6 +206,11 @@ internal sealed partial class QcowDevice
 
     private static QcowDevice OpenV1(IStorage storage, ReadOnlySpan<byte> probe, DeviceOptions options, BackingOpener openBacking)
     {
+        if (options.Snapshot is not null)
+        {
+            throw new NotSupportedException("Failed to load snapshot: Operation not supported");
+        }
+
         QcowV1Header header = QcowV1HeaderModule.decode(probe).OrThrow(storage.Path);
         if (options.Writable && header.CryptMethod != 0)
         {

@@ -20,7 +20,8 @@ namespace Qcow.IO;
 /// <param name="PassDiscards">Clusters a discard frees have their space given back to the file system.</param>
 /// <param name="FaultInjection">Faults to inject into the top image's file, as QEMU's blkdebug; null for none.</param>
 /// <param name="BackingFormat">The top image's backing file's format, instead of the one the image records; null: the recorded one.</param>
-internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false, bool ForceShare = false, bool OpenBackingFiles = true, bool PassDiscards = false, QcowFaultInjection? FaultInjection = null, string? BackingFormat = null);
+/// <param name="Snapshot">The internal snapshot the top image is read at; null for its active state.</param>
+internal sealed record OpenSettings(bool Writable, bool ForceCorrupt, long CacheBytes, ILoggerFactory LoggerFactory, ReferencedFilePolicy Policy, bool IgnoreFlushes = false, bool ForceShare = false, bool OpenBackingFiles = true, bool PassDiscards = false, QcowFaultInjection? FaultInjection = null, string? BackingFormat = null, SnapshotChoice? Snapshot = null);
 
 internal static class ImageOpener
 {
@@ -116,14 +117,15 @@ internal static class ImageOpener
 
             if (actual == "raw")
             {
-                return new RawDevice(storage);
+                return settings.Snapshot is null ? new RawDevice(storage) : throw new NotSupportedException("Failed to load snapshot: Operation not supported");
             }
 
-            var options = new DeviceOptions(settings.Writable, settings.ForceCorrupt, settings.CacheBytes, settings.LoggerFactory.CreateLogger("Qcow"), settings.PassDiscards);
+            var options = new DeviceOptions(settings.Writable, settings.ForceCorrupt, settings.CacheBytes, settings.LoggerFactory.CreateLogger("Qcow"), settings.PassDiscards, settings.Snapshot);
+            // The snapshot is the top image's; its backing files are read as they are.
             QcowDevice device = QcowDevice.Open(
                 storage,
                 options,
-                (name, backingFormat) => settings.OpenBackingFiles ? OpenBacking(path, name, settings.BackingFormat ?? backingFormat, settings, chain) : null,
+                (name, backingFormat) => settings.OpenBackingFiles ? OpenBacking(path, name, settings.BackingFormat ?? backingFormat, settings with { Snapshot = null }, chain) : null,
                 name => settings.OpenBackingFiles ? OpenDataFile(path, name, settings) : null);
             if (actual != "qcow*" && device.FormatName != actual)
             {

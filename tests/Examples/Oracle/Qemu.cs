@@ -71,11 +71,11 @@ internal static class Qemu
         Assert.DoesNotContain("failed", output, StringComparison.OrdinalIgnoreCase);
     }
 
-    /// <summary>The guest bytes of an image as qemu-img convert -O raw reads them.</summary>
-    public static byte[] RawBytes(string directory, string image)
+    /// <summary>The guest bytes of an image as qemu-img convert -O raw reads them (with <paramref name="options"/>, such as -l SNAPSHOT).</summary>
+    public static byte[] RawBytes(string directory, string image, params string[] options)
     {
         string raw = Path.Combine(directory, Path.GetFileName(image) + ".oracle.raw");
-        Ok("qemu-img", directory, "convert", "-O", "raw", image, raw);
+        Ok("qemu-img", directory, ["convert", "-O", "raw", .. options, image, raw]);
         byte[] bytes = File.ReadAllBytes(raw);
         File.Delete(raw);
         return bytes;
