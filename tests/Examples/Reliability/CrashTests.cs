@@ -199,7 +199,7 @@ public sealed class CrashTests
         return (failed.Count, events);
     }
 
-    private static string ScratchRoot() => Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
+    internal static string ScratchRoot() => Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
 
     /// <summary>Runs one seeded workload, then checks every cut point; returns how many.</summary>
     private static int Run(Workload w, int seed, int failAt)
