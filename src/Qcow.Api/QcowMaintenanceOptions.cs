@@ -48,3 +48,44 @@ public sealed class QcowSnapshotOptions
     /// <summary>Where the change logs; null logs nowhere.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 }
+
+/// <summary>How <see cref="QcowImage.Rebase"/> changes an image's backing file.</summary>
+public sealed class QcowRebaseOptions
+{
+    /// <summary>The image's format; null probes it (it must be qcow2).</summary>
+    public QcowImageFormat? Format { get; init; }
+
+    /// <summary>The new backing file's format (qemu-img's -F); required when there is a backing file.</summary>
+    public QcowImageFormat? BackingFormat { get; init; }
+
+    /// <summary>Change only the name and format, copying nothing (qemu-img rebase -u): for a backing file that was moved or renamed. Default: false.</summary>
+    public bool Unsafe { get; init; }
+
+    /// <summary>Open the new backing file without locking others out of it (qemu-img's -U). Default: false.</summary>
+    public bool ForceShare { get; init; }
+
+    /// <summary>L2 cache per image for the safe copy. Default: 32 MiB.</summary>
+    public long CacheSize { get; init; } = 32L << 20;
+
+    /// <summary>Where the rebase logs; null logs nowhere.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+}
+
+/// <summary>How <see cref="QcowImage.Commit"/> writes an overlay into its backing chain.</summary>
+public sealed class QcowCommitOptions
+{
+    /// <summary>The overlay's format; null probes it.</summary>
+    public QcowImageFormat? Format { get; init; }
+
+    /// <summary>The image to commit into, named as a path or as the chain records it (qemu-img's -b); null for the overlay's backing file. A deeper base leaves the overlay as it is.</summary>
+    public string? Base { get; init; }
+
+    /// <summary>Leave the overlay's data in it after committing into its backing file (qemu-img's -d). Default: false, the overlay is emptied.</summary>
+    public bool KeepOverlay { get; init; }
+
+    /// <summary>L2 cache per image. Default: 32 MiB.</summary>
+    public long CacheSize { get; init; } = 32L << 20;
+
+    /// <summary>Where the commit logs; null logs nowhere.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+}

@@ -22,6 +22,8 @@ namespace Qcow.Cli
               bench [-c count] [-d depth] [-f fmt] [--flush-interval=N] [-o offset] [--pattern=N] [-q] [-s size] [-S step] [-t cache] [-w] [-U] FILE
               amend [-f fmt] -o compat=..,lazy_refcounts=..,refcount_bits=.. FILE
               snapshot [-f fmt] [-U] [-q] [-l | -a SNAPSHOT | -c SNAPSHOT | -d SNAPSHOT] FILE
+              rebase [-f fmt] [-p] [-q] [-u] [-U] -b BACKING [-F fmt] FILE
+              commit [-f fmt] [-b base] [-d] [-p] [-q] [-r rate] [-t cache] FILE
               resize [-f fmt] [--preallocation=off|metadata|falloc|full] [-q] [--shrink] FILE [+|-]SIZE
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
               convert [-f fmt] [-O fmt] [-o options] [-l snapshot] [-t cache] [-p] [-c] [-n] [--target-is-zero] [-S size] [-m N] [-W] [-B backing [-F fmt]] [-U] SRC... DST
@@ -105,6 +107,8 @@ namespace Qcow.Cli
                     "dd" => DdCommand.Run(rest, stderr),
                     "amend" => AmendCommand.Run(rest),
                     "snapshot" => SnapshotCommand.Run(rest, stdout),
+                    "rebase" => RebaseCommand.Run(rest, stdout),
+                    "commit" => CommitCommand.Run(rest, stdout),
                     "resize" => ResizeCommand.Run(rest, stdout, stderr),
                     "bench" => BenchCommand.Run(rest, stdout),
                     "measure" => MeasureCommand.Run(rest, stdout),

@@ -197,6 +197,13 @@ module internal Header =
                 RefcountTableOffset = tableOffset
                 RefcountTableClusters = tableClusters }
 
+    /// The header after qemu-img rebase: the backing file's name and its format (the backing
+    /// format extension), or neither.
+    let withBacking (h: Header) (name: string option) (format: string option) =
+        let others = h.Extensions |> List.filter (function BackingFormat _ -> false | _ -> true)
+        let named = match format with Some f -> BackingFormat f :: others | None -> others
+        inQemuOrder { h with BackingFileName = name; Extensions = named }
+
     /// The header as a read of an internal snapshot sees it: the snapshot's L1 table in place of
     /// the active one; the virtual size stays the image's, as QEMU's snapshot_load_tmp leaves it.
     let atSnapshot (h: Header) (l1Offset: uint64) (l1Size: uint32) =
