@@ -20,14 +20,27 @@ internal static class InfoCommand
 
         bool json = VerbOptions.Json(opt);
 
-        // As qemu-img info, backing files are opened only to describe them.
+        // As qemu-img info, each layer is opened on its own, its backing file unopened, and a
+        // file met twice down the chain is a loop.
         bool chain = opt.Has("backing-chain");
         string path = opt.Positional[0];
-        using QcowImage image = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.HeaderCache, openBackingFiles: chain), imageOpts: opt.Has("image-opts"));
         var layers = new List<QcowInfo>();
-        for (QcowInfo? layer = image.Info; layer != null; layer = layer.Backing)
+        using (QcowImage image = VerbOptions.Open(path, opt.Value("f"), (file, format) => VerbOptions.Reading(opt, file, format, VerbOptions.HeaderCache, openBackingFiles: false), imageOpts: opt.Has("image-opts")))
         {
-            layers.Add(layer);
+            layers.Add(image.Info);
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal) { Path.GetFullPath(layers[0].Path) };
+        while (chain && layers[^1] is { FullBackingFile: { } next } layer)
+        {
+            if (!seen.Add(Path.GetFullPath(next)))
+            {
+                throw new InvalidOperationException($"Backing file '{next}' creates an infinite loop.");
+            }
+
+            string? format = layer.BackingFormat;
+            using QcowImage backing = QcowImage.Open(next, VerbOptions.Reading(opt, next, format, VerbOptions.HeaderCache, openBackingFiles: false));
+            layers.Add(backing.Info);
         }
 
         if (json)

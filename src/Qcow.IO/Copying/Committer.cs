@@ -45,7 +45,8 @@ internal static class Committer
                     int n = (int)Math.Min(ChunkBytes, offset + length - at);
                     if (zero)
                     {
-                        target.WriteZeroes(at, n);
+                        // As QEMU's commit job: zeros may free what the base held there.
+                        target.WriteZeroes(at, n, mayUnmap: true);
                     }
                     else
                     {

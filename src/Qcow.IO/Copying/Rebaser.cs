@@ -90,7 +90,7 @@ internal static class Rebaser
         }
     }
 
-    /// <summary>Writes the old chain's bytes over each run of sectors where the two chains differ.</summary>
+    /// <summary>Writes the old chain's bytes over each run of sectors where the two chains differ (zeros as a zero write).</summary>
     private static void WriteDifferences(IBlockDevice image, long offset, ReadOnlySpan<byte> old, ReadOnlySpan<byte> next)
     {
         int at = 0;
@@ -103,7 +103,12 @@ internal static class Rebaser
                 end += Sector(old, end).Length;
             }
 
-            if (differs)
+            // Zeros go in as a zero write, as qemu-img writes them (a zero cluster, not data).
+            if (differs && !old[at..end].ContainsAnyExcept((byte)0))
+            {
+                image.WriteZeroes(offset + at, end - at);
+            }
+            else if (differs)
             {
                 image.Write(offset + at, old[at..end]);
             }
