@@ -69,6 +69,15 @@ internal static class MetadataGeneration
             throw new QcowRefcountOverflowException(storage.Path, 1 << header.RefcountOrder, $"cluster at 0x{overflow << bits:x}");
         }
 
+        // Tables that name clusters twice, past the end or off their alignment cannot be carried
+        // into a new generation: nothing has been switched, so the image stays as it was.
+        if (references.Corruptions > 0)
+        {
+            throw FormatErrors.ToException(
+                FormatError.NewInconsistent(Structure.L1Table, activeAt, $"the tables the change keeps have {references.Corruptions} problem(s), first: {references.Messages[0]}; repair the image first (check -r all)"),
+                storage.Path);
+        }
+
         uint[] counts = references.Counts;
 
         // Each active L2 table whose flags the counts contradict gets a copy with them right; the
@@ -116,7 +125,7 @@ internal static class MetadataGeneration
         }
 
         uint[] final = counts;
-        active = Generation.l1Flags(bits, Microsoft.FSharp.Core.FuncConvert.FromFunc<ulong, uint>(c => final[c]), active);
+        active = Generation.l1Flags(bits, Microsoft.FSharp.Core.FuncConvert.FromFunc<ulong, uint>(c => c < (ulong)final.Length ? final[c] : 0), active);
         WriteL1(storage, active, activeAt, copies);
 
         // The refcount structures go where neither generation has anything.
