@@ -178,5 +178,19 @@ module internal Snapshot =
           VmStateSize = 0UL
           ExtraData = extra }
 
+    /// An entry as QEMU writes it back whenever it rewrites the table: at least the 24 bytes of
+    /// extra data version 3 requires, the fields an older entry lacks filled in (the disk size
+    /// with the image's `size` at the time, the icount as unknown); longer extra data stays.
+    let normalized (size: uint64) (s: Snapshot) =
+        if s.ExtraData.Length >= 24 then
+            s
+        else
+            let extra = Array.zeroCreate<byte> 24
+            Array.blit s.ExtraData 0 extra 0 s.ExtraData.Length
+            BigEndian.putU64 (Span extra) 0 s.VmStateSize
+            BigEndian.putU64 (Span extra) 8 (diskSize s |> Option.defaultValue size)
+            BigEndian.putU64 (Span extra) 16 UInt64.MaxValue
+            { s with ExtraData = extra }
+
     /// The whole table as QEMU writes it: the entries one after another, unpadded at the end.
     let encodeTable (snapshots: Snapshot list) = snapshots |> List.map encode |> Array.concat

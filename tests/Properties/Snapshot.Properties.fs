@@ -89,3 +89,20 @@ let ``a snapshot qemu-img takes records the disk size and no VM state`` (size: u
     && Snapshot.diskSize s = Some size
     && Snapshot.icount s = Some 0UL
     && s.VmStateSize = 0UL
+
+[<Property>]
+let ``a rewritten entry has version 3's extra data, keeping what it recorded`` (size: uint64) =
+    Prop.forAll (Arb.fromGen snapshots) (fun (_, s) ->
+        let n = Snapshot.normalized size s
+
+        if s.ExtraData.Length >= 24 then
+            n = s
+        else
+            n.ExtraData.Length = 24
+            // The fields the entry had whole are kept: the VM state size, then the disk size.
+            && (let kept = if s.ExtraData.Length >= 16 then 16 elif s.ExtraData.Length >= 8 then 8 else 0
+                n.ExtraData[.. kept - 1] = s.ExtraData[.. kept - 1])
+            && Snapshot.diskSize n = (if s.ExtraData.Length >= 16 then Snapshot.diskSize s else Some size)
+            && Snapshot.icount n = None
+            && n.VmStateSize = s.VmStateSize
+            && { n with ExtraData = s.ExtraData } = s)

@@ -26,6 +26,13 @@ internal static class ImageAmender
             throw new InvalidOperationException(Maintenance.ZeroClustersRefusal);
         }
 
+        // Version 3 requires each snapshot's extra data: the table is written again first, as
+        // QEMU's upgrade writes it.
+        if (plan.Version == 3 && header.Version == 2 && header.SnapshotCount > 0)
+        {
+            header = SnapshotEditor.Rewrite(storage, header);
+        }
+
         (ulong tableOffset, uint tableClusters) = (header.RefcountTableOffset, header.RefcountTableClusters);
         if (plan.RebuildRefcounts)
         {

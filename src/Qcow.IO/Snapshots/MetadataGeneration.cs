@@ -42,7 +42,7 @@ internal static class MetadataGeneration
         {
             if (!s.CopiesActive)
             {
-                snapshots.Add(s.Entry);
+                snapshots.Add(SnapshotModule.normalized(header.Size, s.Entry));
                 continue;
             }
 

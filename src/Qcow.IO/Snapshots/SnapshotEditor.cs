@@ -70,6 +70,21 @@ internal static class SnapshotEditor
         logger.LogInformation("{Image}: snapshot {Id} ({Name}) deleted", storage.Path, snapshots[index].Id, snapshots[index].Name);
     }
 
+    /// <summary>
+    /// Writes the snapshot table again as QEMU writes it (every entry with the extra data version
+    /// 3 requires), the rest of the image as it is: a compat upgrade's first step. Returns the header.
+    /// </summary>
+    public static Header Rewrite(IStorage storage, Header header)
+    {
+        IReadOnlyList<Snapshot> snapshots = SnapshotTable.Read(storage, header).Entries;
+        var target = new MetadataGeneration.Target(
+            ReadL1(storage, header.L1TableOffset, header.L1Size),
+            header.L1Size,
+            header.Size,
+            [.. snapshots.Select(s => new MetadataGeneration.SnapshotTarget(s, false))]);
+        return MetadataGeneration.Switch(storage, header, target).Header;
+    }
+
     /// <summary>The image made ready for writing (a dirty one repaired) and its snapshots.</summary>
     private static (Header Header, IReadOnlyList<Snapshot> Snapshots) Prepare(IStorage storage, ILogger logger)
     {
