@@ -55,8 +55,8 @@ let private validate (o: Qcow2Options) =
                 (o.ClusterBits >= Limits.MinClusterBits && o.ClusterBits <= Limits.MaxClusterBits)
                 "Cluster size must be a power of two between 512 and 2048k"
         do! check (o.RefcountOrder >= 0 && o.RefcountOrder <= Limits.MaxRefcountOrder) "Refcount width must be a power of two and may not exceed 64 bits"
-        do! check (o.Version = 3 || o.RefcountOrder = 4) "Different refcount widths than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)"
-        do! check (o.Version = 3 || not o.LazyRefcounts) "Lazy refcounts only supported with compatibility level 1.1 and above (use compat=1.1 or greater)"
+        do! check (o.Version = 3 || o.RefcountOrder = 4) "Different refcount widths than 16 bits require compatibility level 1.1 or above (use version=v3 or greater)"
+        do! check (o.Version = 3 || not o.LazyRefcounts) "Lazy refcounts only supported with compatibility level 1.1 and above (use version=v3 or greater)"
         do! check (o.Version = 3 || o.CompressionType = 0uy) "zstd compression needs compat=1.1"
         do! check (o.CompressionType <= 1uy) "compression_type must be zlib or zstd"
         do! check (not o.DataFileRaw || o.DataFile.IsSome) "data-file-raw requires data-file"

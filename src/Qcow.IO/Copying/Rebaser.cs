@@ -48,6 +48,7 @@ internal static class Rebaser
         byte[] old = new byte[ChunkBytes];
         byte[] next = new byte[ChunkBytes];
         long size = image.Length;
+        long oldBackingSize = (image as QcowDevice)?.Backing?.Length ?? 0;
         for (long offset = 0; offset < size;)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -58,7 +59,7 @@ internal static class Rebaser
                 // Unallocated here: the image reads as its old backing chain.
                 image.Read(offset, old.AsSpan(0, n));
                 ReadNew(newBase, offset, next.AsSpan(0, n));
-                WriteDifferences(image, offset, old.AsSpan(0, n), next.AsSpan(0, n));
+                WriteDifferences(image, offset, old.AsSpan(0, n), next.AsSpan(0, n), zeros: offset >= oldBackingSize);
             }
 
             offset += n;
@@ -90,8 +91,12 @@ internal static class Rebaser
         }
     }
 
-    /// <summary>Writes the old chain's bytes over each run of sectors where the two chains differ (zeros as a zero write).</summary>
-    private static void WriteDifferences(IBlockDevice image, long offset, ReadOnlySpan<byte> old, ReadOnlySpan<byte> next)
+    /// <summary>
+    /// Writes the old chain's bytes over each run of sectors where the two chains differ; past the
+    /// end of the old backing file (<paramref name="zeros"/>: they read as zeros there), as a zero
+    /// write, as qemu-img writes them.
+    /// </summary>
+    private static void WriteDifferences(IBlockDevice image, long offset, ReadOnlySpan<byte> old, ReadOnlySpan<byte> next, bool zeros)
     {
         int at = 0;
         while (at < old.Length)
@@ -103,8 +108,7 @@ internal static class Rebaser
                 end += Sector(old, end).Length;
             }
 
-            // Zeros go in as a zero write, as qemu-img writes them (a zero cluster, not data).
-            if (differs && !old[at..end].ContainsAnyExcept((byte)0))
+            if (differs && zeros)
             {
                 image.WriteZeroes(offset + at, end - at);
             }
