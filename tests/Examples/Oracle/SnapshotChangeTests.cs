@@ -89,6 +89,7 @@ public sealed class SnapshotChangeTests
             taken.Add(Qemu.RawBytes(dir.Path, "theirs"));
             Assert.Equal(taken[i], Qemu.RawBytes(dir.Path, "mine"));
             Assert.Equal(WithoutDates(Qemu.Ok("qemu-img", dir.Path, "snapshot", "-l", "theirs")), WithoutDates(Qemu.Ok("qemu-img", dir.Path, "snapshot", "-l", "mine")));
+            Assert.Equal(JsonSnapshots(dir.Path, "theirs"), JsonSnapshots(dir.Path, "mine"));
         }
 
         int made = Qemu.Ok("qemu-img", dir.Path, "snapshot", "-l", "theirs").Split('\n').Count(l => l.Length > 0 && char.IsAsciiDigit(l[0]));
@@ -174,6 +175,14 @@ public sealed class SnapshotChangeTests
         var (code, stdout, stderr) = QcowTool.RunIn(folder, args);
         Assert.True(code == 0, $"qcow {string.Join(' ', args)} exited {code}: {stderr}");
         return stdout;
+    }
+
+    /// <summary>qemu-img info --output=json's snapshot list, each entry without its date.</summary>
+    private static string JsonSnapshots(string dir, string image)
+    {
+        using var json = System.Text.Json.JsonDocument.Parse(Qemu.Ok("qemu-img", dir, "info", "--output=json", image));
+        return string.Join("\n", json.RootElement.GetProperty("snapshots").EnumerateArray().Select(s =>
+            string.Join(",", s.EnumerateObject().Where(p => !p.Name.StartsWith("date", StringComparison.Ordinal)).Select(p => $"{p.Name}={p.Value}"))));
     }
 
     /// <summary>qemu-img snapshot -l without the DATE column (and the clock at its end).</summary>
