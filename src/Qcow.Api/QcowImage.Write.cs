@@ -18,6 +18,7 @@ public sealed partial class QcowImage
     {
         CheckRange(offset, buffer.Length);
         _device.Write(offset, buffer);
+        FlushIfWriteThrough();
     }
 
     /// <summary>
@@ -31,6 +32,7 @@ public sealed partial class QcowImage
     {
         CheckRange(offset, buffer.Length);
         await _device.WriteAsync(offset, buffer, cancellationToken).ConfigureAwait(false);
+        FlushIfWriteThrough();
     }
 
     /// <summary>
@@ -46,6 +48,7 @@ public sealed partial class QcowImage
     {
         CheckRange(offset, length);
         _device.WriteZeroes(offset, length, mayUnmap);
+        FlushIfWriteThrough();
     }
 
     /// <summary>
@@ -58,6 +61,7 @@ public sealed partial class QcowImage
     {
         CheckRange(offset, length);
         _device.Discard(offset, length);
+        FlushIfWriteThrough();
     }
 
     /// <summary>
@@ -85,6 +89,17 @@ public sealed partial class QcowImage
         for (int at = 0; at < buffer.Length; at += cs)
         {
             q.WriteCompressed(offset + at, buffer.Slice(at, Math.Min(cs, buffer.Length - at)));
+        }
+
+        FlushIfWriteThrough();
+    }
+
+    /// <summary>QcowOpenOptions.WriteThrough: a write is durable before it returns.</summary>
+    private void FlushIfWriteThrough()
+    {
+        if (WriteThrough)
+        {
+            _device.Flush();
         }
     }
 

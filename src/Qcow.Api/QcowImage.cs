@@ -43,6 +43,9 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
     /// <summary>The device itself, for the library's own operations on the image.</summary>
     internal IBlockDevice Device => _device;
 
+    /// <summary>Each write is flushed before it returns (QcowOpenOptions.WriteThrough).</summary>
+    internal bool WriteThrough { get; init; }
+
     /// <summary>The device as a qcow or qcow2 image, or null for raw.</summary>
     internal QcowDevice? Qcow => _device as QcowDevice;
 
@@ -67,7 +70,7 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
         IBlockDevice device = options.Format is { } format
             ? ImageOpener.Open(path, FormatNames.Name(format), settings)
             : ImageOpener.OpenQcow(path, settings);
-        return new QcowImage(device);
+        return new QcowImage(device) { WriteThrough = options.WriteThrough };
     }
 
     /// <summary>
@@ -88,7 +91,7 @@ public sealed partial class QcowImage : IDisposable, IAsyncDisposable
         options ??= new QcowOpenOptions();
         // From here the device owns the storage: a failed open disposes it (and so the stream, unless left open).
         var storage = new StreamStorage(stream, name ?? "stream", !options.ReadOnly, leaveOpen);
-        return new QcowImage(ImageOpener.Open(storage, options.Format is { } format ? FormatNames.Name(format) : null, Settings(options)));
+        return new QcowImage(ImageOpener.Open(storage, options.Format is { } format ? FormatNames.Name(format) : null, Settings(options))) { WriteThrough = options.WriteThrough };
     }
 
     private static OpenSettings Settings(QcowOpenOptions options) => new(

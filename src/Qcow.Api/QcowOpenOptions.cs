@@ -23,7 +23,11 @@ public sealed record QcowOpenOptions
     /// </summary>
     public bool ForceShare { get; init; }
 
-    /// <summary>Open read-write even when the image is marked corrupt, for repair. Default: false.</summary>
+    /// <summary>
+    /// Open for repair (QEMU's open for qemu-img check -r): read-write even when the image is
+    /// marked corrupt, and a dirty image's stale refcounts are left for <see cref="QcowImage.Check"/>
+    /// to repair and report, not rebuilt silently at open. Default: false.
+    /// </summary>
     public bool ForceCorrupt { get; init; }
 
     /// <summary>
@@ -43,6 +47,13 @@ public sealed record QcowOpenOptions
     /// target): faster, and a crash may lose or tear what was written. Default: false.
     /// </summary>
     public bool IgnoreFlushes { get; init; }
+
+    /// <summary>
+    /// Every write, zero write and discard is durable when it returns (QEMU's cache=writethrough):
+    /// each is followed by a flush, as QEMU's block layer follows it. Default: false (writeback:
+    /// durable at <see cref="QcowImage.Flush"/> or close).
+    /// </summary>
+    public bool WriteThrough { get; init; }
 
     /// <summary>
     /// The clusters a discard (or a zero write that may unmap) frees give their space back to the

@@ -75,7 +75,7 @@ internal static class IoCommand
 /// How qemu-io opens an image (its top-level options, and the open command's): read-only,
 /// snapshot mode, shared locks, the format, the cache, AIO and discard modes, driver options.
 /// </summary>
-internal sealed record IoOpenFlags(bool ReadOnly, bool Snapshot, bool ForceShare, string? Format, bool ImageOpts, bool IgnoreFlushes, bool Unmap)
+internal sealed record IoOpenFlags(bool ReadOnly, bool Snapshot, bool ForceShare, string? Format, bool ImageOpts, bool IgnoreFlushes, bool Unmap, bool WriteThrough = false)
 {
     /// <summary>The flags the options of <paramref name="opt"/> set (qemu-io's letters, and their long names at top level).</summary>
     public static IoOpenFlags From(GetOpt opt, bool imageOpts)
@@ -103,8 +103,12 @@ internal sealed record IoOpenFlags(bool ReadOnly, bool Snapshot, bool ForceShare
             opt.Value("f") ?? opt.Value("format"),
             imageOpts,
             ignoreFlushes,
-            unmap);
+            unmap,
+            WritesThrough(cache));
     }
+
+    /// <summary>Whether a cache mode flushes after every write (writethrough, directsync).</summary>
+    public static bool WritesThrough(string cache) => cache is "writethrough" or "directsync";
 
     /// <summary>Whether a cache mode QEMU knows skips flushes ("unsafe"); any other name is refused in QEMU's words.</summary>
     public static bool IgnoresFlushes(string cache) => cache switch

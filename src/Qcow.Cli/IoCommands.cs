@@ -542,7 +542,8 @@ internal static class IoCommands
 
         ReopenRules.Check(s, opt);
         bool ignoreFlushes = opt.Value("c") is { } cache ? IoOpenFlags.IgnoresFlushes(cache) : current.IgnoreFlushes;
-        s.Reopen(current with { ReadOnly = opt.Has("r") || (current.ReadOnly && !opt.Has("w")), IgnoreFlushes = ignoreFlushes });
+        bool writeThrough = opt.Value("c") is { } mode ? IoOpenFlags.WritesThrough(mode) : current.WriteThrough;
+        s.Reopen(current with { ReadOnly = opt.Has("r") || (current.ReadOnly && !opt.Has("w")), IgnoreFlushes = ignoreFlushes, WriteThrough = writeThrough });
     }
 
     /// <summary>sigraise and abort: the signal is raised in this process, as qemu-io raises it (9 kills it with nothing flushed).</summary>

@@ -163,6 +163,7 @@ internal sealed class IoSession : IDisposable
         Format = VerbOptions.Format(file, format),
         ForceShare = flags.ForceShare,
         IgnoreFlushes = flags.IgnoreFlushes,
+        WriteThrough = flags.WriteThrough,
         PassDiscards = flags.Unmap,
     };
 

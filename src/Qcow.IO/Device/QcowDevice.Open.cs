@@ -148,7 +148,9 @@ internal sealed partial class QcowDevice
             header = DropBitmaps(storage, header, options);
         }
 
-        if (HeaderModule.isDirty(header))
+        // An open for repair (QEMU's BDRV_O_CHECK: qemu-img check -r) leaves the stale refcounts
+        // to the repair, which reports what it finds.
+        if (HeaderModule.isDirty(header) && !options.ForceCorrupt)
         {
             RefcountRepair.RepairDirty(storage, header, options.Logger);
             header = ReadHeader(storage);

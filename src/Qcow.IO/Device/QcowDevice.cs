@@ -141,14 +141,23 @@ internal sealed partial class QcowDevice : IBlockDevice
     /// be freed by one and handed out as a data cluster later, so packing starts afresh. Reads in
     /// flight finish first: one may still be reading a cluster that is about to become free.
     /// </summary>
-    private void FlushMetadata()
+    /// <param name="accurate">Write refcount blocks even under lazy refcounts, for check and repair, which read them from the file.</param>
+    private void FlushMetadata(bool accurate = false)
     {
         if (_metadata.PendingReleases > 0)
         {
             _ioInFlight.WaitForNone();
         }
 
-        _metadata.Flush();
+        if (accurate)
+        {
+            _metadata.FlushAccurately();
+        }
+        else
+        {
+            _metadata.Flush();
+        }
+
         _packAt = 0;
     }
 
@@ -170,7 +179,7 @@ internal sealed partial class QcowDevice : IBlockDevice
                 // Qcow then writes nothing more to the image.
                 if (_storage.CanWrite && !_metadata.IsCorrupt)
                 {
-                    _metadata.Flush();
+                    _metadata.Close();
                 }
             }
             finally
@@ -195,7 +204,7 @@ internal sealed partial class QcowDevice : IBlockDevice
 
             if (_storage.CanWrite && !_metadata.IsCorrupt)
             {
-                FlushMetadata();
+                FlushMetadata(accurate: true);
             }
 
             return ImageChecker.Check(_storage, ReadHeader(_storage));
@@ -226,7 +235,7 @@ internal sealed partial class QcowDevice : IBlockDevice
             // not flushed, as a close would drop them.
             if (!_metadata.IsCorrupt)
             {
-                FlushMetadata();
+                FlushMetadata(accurate: true);
             }
 
             _ioInFlight.WaitForNone();
@@ -244,7 +253,8 @@ internal sealed partial class QcowDevice : IBlockDevice
     /// <summary>The tables' cache and the plan executor for an image laid out as the header says.</summary>
     private (ImageMetadata, PlanExecutor) MetadataFor(ImageLayout layout, Header? header)
     {
-        var metadata = new ImageMetadata(_storage, layout, _logger, _options.CacheBytes, _snapshotTable is null ? null : (_snapshotTable, header!.SnapshotsOffset), _options.PassDiscards);
+        bool lazy = header is not null && HeaderModule.hasLazyRefcounts(header) && _storage.CanWrite;
+        var metadata = new ImageMetadata(_storage, layout, _logger, _options.CacheBytes, _snapshotTable is null ? null : (_snapshotTable, header!.SnapshotsOffset), _options.PassDiscards, lazy);
         metadata.FileEnd = (ulong)_storage.Length;
         return (metadata, new PlanExecutor(_storage, metadata, _codec, Backing, layout.ClusterSize));
     }

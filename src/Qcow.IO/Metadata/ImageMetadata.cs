@@ -34,9 +34,11 @@ internal sealed class ImageMetadata : IRefcountView
     private uint _refcountTableClusters;
 
     // snapshots: the snapshot table and where it starts (qcow2 only), kept from being overwritten.
-    public ImageMetadata(IStorage storage, ImageLayout layout, ILogger logger, long cacheBytes, (SnapshotTable Table, ulong Offset)? snapshots, bool passDiscards = false)
+    // lazyRefcounts: the image has QEMU's lazy refcounts feature and is open for writing.
+    public ImageMetadata(IStorage storage, ImageLayout layout, ILogger logger, long cacheBytes, (SnapshotTable Table, ulong Offset)? snapshots, bool passDiscards = false, bool lazyRefcounts = false)
     {
         _passDiscards = passDiscards;
+        _lazyRefcounts = lazyRefcounts;
         _storage = storage;
         _layout = layout;
         _logger = logger;
@@ -57,6 +59,17 @@ internal sealed class ImageMetadata : IRefcountView
 
     /// <summary>True once a write was refused for overlapping metadata: the image is marked corrupt and takes no more writes.</summary>
     public bool IsCorrupt { get; private set; }
+
+    /// <summary>
+    /// Lazy refcounts, as QEMU keeps them: the first flush that writes tables first makes the
+    /// dirty bit durable; from then on flushes leave refcount blocks in memory (a crash leaves a
+    /// dirty image, whose refcounts the next read-write open rebuilds), and only closing the
+    /// image writes them and clears the bit.
+    /// </summary>
+    private readonly bool _lazyRefcounts;
+
+    /// <summary>The dirty bit is set on disk: refcount blocks wait for <see cref="Close"/>.</summary>
+    private bool _markedDirty;
 
     private MetadataOverlap ProtectedMetadata((SnapshotTable Table, ulong Offset)? snapshots)
     {
@@ -231,6 +244,14 @@ internal sealed class ImageMetadata : IRefcountView
         _storage.Announce(QcowDriverEvent.L2AllocWrite);
         _storage.Write((long)offset, content);
         content.CopyTo(_l2Cache.Insert((long)offset, dirty: false), 0);
+
+        // As QEMU's l2_allocate: under lazy refcounts the refcounts so far (the new table's among
+        // them) are written before anything can name the table; only data clusters' wait.
+        if (_lazyRefcounts)
+        {
+            _blockCache?.WriteDirty(WriteRefcountBlock);
+            _storage.Flush();
+        }
     }
 
     private byte[] L2Table(ulong table, int l1Index)
@@ -388,9 +409,35 @@ internal sealed class ImageMetadata : IRefcountView
     /// </summary>
     public void Flush() => FlushThrough(FlushLevel.Releases);
 
+    /// <summary>Flushes with the refcount blocks written too, lazy or not: what check and repair read from the file is then exact.</summary>
+    public void FlushAccurately()
+    {
+        Flush();
+        if (_markedDirty)
+        {
+            _blockCache?.WriteDirty(WriteRefcountBlock);
+            _storage.Flush();
+        }
+    }
+
+    /// <summary>The last flush of an open: under lazy refcounts, the refcount blocks, then the dirty bit cleared.</summary>
+    public void Close()
+    {
+        FlushAccurately();
+        if (_markedDirty)
+        {
+            WriteDirtyBit(false);
+        }
+    }
+
     /// <summary>Makes the levels durable in FlushLevel's order, up to and including <paramref name="last"/>.</summary>
     private void FlushThrough(FlushLevel last)
     {
+        if (_lazyRefcounts && !_markedDirty && (_l2Cache.HasDirty || _dirtyL1Chunks.Count > 0))
+        {
+            WriteDirtyBit(true);
+        }
+
         foreach (FlushLevel level in FlushLevelModule.order)
         {
             Write(level);
@@ -408,7 +455,11 @@ internal sealed class ImageMetadata : IRefcountView
         {
             case FlushLevel.DataAndRefcounts:
                 // Data and new tables were written at once: the barrier makes them durable too.
-                _blockCache?.WriteDirty(WriteRefcountBlock);
+                if (!_markedDirty)
+                {
+                    _blockCache?.WriteDirty(WriteRefcountBlock);
+                }
+
                 _storage.Flush();
                 break;
             case FlushLevel.RefcountTable when _dirtyTableChunks.Count > 0:
@@ -425,17 +476,39 @@ internal sealed class ImageMetadata : IRefcountView
                 break;
             case FlushLevel.Releases when _pendingReleases.Count > 0:
                 ApplyReleases();
-                _blockCache!.WriteDirty(WriteRefcountBlock);
+                if (!_markedDirty)
+                {
+                    _blockCache!.WriteDirty(WriteRefcountBlock);
+                }
+
                 _storage.Flush();
                 break;
         }
     }
 
-    /// <summary>A dirty L2 table leaves the cache: the levels below it must be durable first.</summary>
+    /// <summary>A dirty L2 table leaves the cache: the levels below it must be durable first (under lazy refcounts, the dirty bit).</summary>
     private void WriteBackL2Table(long offset, byte[] data)
     {
+        if (_lazyRefcounts && !_markedDirty)
+        {
+            WriteDirtyBit(true);
+        }
+
         FlushThrough(FlushLevel.RefcountTable);
         WriteL2Table(offset, data);
+    }
+
+    /// <summary>Sets or clears the dirty bit on disk, durably, as QEMU's qcow2_mark_dirty and qcow2_mark_clean do.</summary>
+    private void WriteDirtyBit(bool dirty)
+    {
+        _storage.Flush();
+        Span<byte> field = stackalloc byte[8];
+        _storage.Read(HeaderEncode.IncompatibleFieldOffset, field);
+        ulong incompatible = BinaryPrimitives.ReadUInt64BigEndian(field);
+        incompatible = dirty ? incompatible | HeaderModule.DirtyBit : incompatible & ~HeaderModule.DirtyBit;
+        _storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(incompatible));
+        _storage.Flush();
+        _markedDirty = dirty;
     }
 
     private void ApplyReleases()
