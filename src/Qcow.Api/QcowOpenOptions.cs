@@ -23,11 +23,7 @@ public sealed record QcowOpenOptions
     /// </summary>
     public bool ForceShare { get; init; }
 
-    /// <summary>
-    /// Open for repair (QEMU's open for qemu-img check -r): read-write even when the image is
-    /// marked corrupt, and a dirty image's stale refcounts are left for <see cref="QcowImage.Check"/>
-    /// to repair and report, not rebuilt silently at open. Default: false.
-    /// </summary>
+    /// <summary>Open read-write even when the image is marked corrupt, for repair. Default: false.</summary>
     public bool ForceCorrupt { get; init; }
 
     /// <summary>

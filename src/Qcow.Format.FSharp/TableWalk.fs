@@ -105,7 +105,11 @@ module internal TableWalk =
                 let table = l1Entry &&& L1Entry.OffsetMask
                 read table l2
 
-                for j in 0 .. l2.Length / g.L2EntryBytes - 1 do
+                // A table wholly past the end of the file reads as zeros: its entries name
+                // nothing, and a hostile L1 table can name hundreds of thousands of them.
+                let entries = if table >= fileLength then 0 else l2.Length / g.L2EntryBytes
+
+                for j in 0 .. entries - 1 do
                     let at = j * g.L2EntryBytes
                     let raw = BigEndian.u64 (ReadOnlySpan l2) at
 

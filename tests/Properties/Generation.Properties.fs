@@ -33,7 +33,10 @@ let ``a free run is free, and the first one from where the search starts`` (busy
     let start = Generation.freeRun busy n (uint64 from)
     let isFreeAt s = List.forall (fun c -> not (busy c)) [ s .. s + n - 1UL ]
 
-    start >= uint64 from && isFreeAt start && List.forall (isFreeAt >> not) [ uint64 from .. start - 1UL ]
+    // No earlier start fits (the range is empty when the search's own start fits: start - 1 would wrap).
+    start >= uint64 from
+    && isFreeAt start
+    && (start = uint64 from || List.forall (isFreeAt >> not) [ uint64 from .. start - 1UL ])
 
 [<Property>]
 let ``refcount structures land where nothing is, count every reference, and count themselves`` (busyBits: bool[]) (refs: byte[]) (order: byte) =

@@ -148,9 +148,7 @@ internal sealed partial class QcowDevice
             header = DropBitmaps(storage, header, options);
         }
 
-        // An open for repair (QEMU's BDRV_O_CHECK: qemu-img check -r) leaves the stale refcounts
-        // to the repair, which reports what it finds.
-        if (HeaderModule.isDirty(header) && !options.ForceCorrupt)
+        if (HeaderModule.isDirty(header))
         {
             RefcountRepair.RepairDirty(storage, header, options.Logger);
             header = ReadHeader(storage);
