@@ -6,7 +6,6 @@
 // structures counting it all are written; everything is flushed; then the header's first sector
 // names the new generation, and is flushed. What only the old generation used is free from then on.
 using System;
-using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.Linq;
 using Qcow.Format;
@@ -88,11 +87,7 @@ internal static class MetadataGeneration
         foreach (ulong l2 in active.Select(e => e & L1Entry.OffsetMask).Where(t => t != 0).Distinct().ToList())
         {
             storage.Read((long)l2, tableBytes);
-            ulong[] entries = new ulong[clusterSize / 8];
-            for (int i = 0; i < entries.Length; i++)
-            {
-                entries[i] = BinaryPrimitives.ReadUInt64BigEndian(tableBytes.AsSpan(i * 8));
-            }
+            ulong[] entries = TableEntries.Decode(tableBytes);
 
             uint[] before = counts;
             var fixedEntries = Generation.l2Flags(format, bits, Microsoft.FSharp.Core.FuncConvert.FromFunc<ulong, uint>(c => c < (ulong)before.Length ? before[c] : 0), entries);
@@ -102,13 +97,7 @@ internal static class MetadataGeneration
             }
 
             ulong copy = free.Take(1) << bits;
-            byte[] copyBytes = new byte[clusterSize];
-            for (int i = 0; i < fixedEntries.Value.Length; i++)
-            {
-                BinaryPrimitives.WriteUInt64BigEndian(copyBytes.AsSpan(i * 8), fixedEntries.Value[i]);
-            }
-
-            storage.Write((long)copy, copyBytes);
+            storage.Write((long)copy, TableEntries.Encode(fixedEntries.Value));
             moved[l2] = copy;
         }
 
@@ -143,12 +132,7 @@ internal static class MetadataGeneration
     /// <summary>The active L1 table at its new place, and the same entries in each new snapshot's L1 table.</summary>
     private static void WriteL1(IStorage storage, ulong[] entries, ulong activeAt, List<ulong> copies)
     {
-        byte[] bytes = new byte[entries.Length * 8];
-        for (int i = 0; i < entries.Length; i++)
-        {
-            BinaryPrimitives.WriteUInt64BigEndian(bytes.AsSpan(i * 8), entries[i]);
-        }
-
+        byte[] bytes = TableEntries.Encode(entries);
         storage.Write((long)activeAt, bytes);
         foreach (ulong at in copies)
         {

@@ -2,7 +2,6 @@
 // qemu-img snapshot makes, applies and deletes them: each change is one new metadata generation (MetadataGeneration), so a crash at any point
 // leaves the image as it was before the change or after it.
 using System;
-using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.Linq;
 using Microsoft.Extensions.Logging;
@@ -99,14 +98,9 @@ internal static class SnapshotEditor
 
     private static ulong[] ReadL1(IStorage storage, ulong offset, uint entries)
     {
+        // What lies past the end of the file reads as zero entries, as QEMU reads it.
         byte[] bytes = new byte[entries * 8];
         storage.Read((long)offset, bytes);
-        ulong[] l1 = new ulong[entries];
-        for (int i = 0; i < l1.Length; i++)
-        {
-            l1[i] = BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(i * 8));
-        }
-
-        return l1;
+        return TableEntries.Decode(bytes);
     }
 }
