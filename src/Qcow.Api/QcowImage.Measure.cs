@@ -76,10 +76,9 @@ public sealed partial class QcowImage
         long directory = 0;
         foreach (var bitmap in source.ReadBitmaps().Bitmaps)
         {
-            long bits = (source.Length + (1L << bitmap.GranularityBits) - 1) >> bitmap.GranularityBits;
-            long clusters = (((bits + 7) / 8) + clusterSize - 1) / clusterSize;
+            long clusters = (long)global::Qcow.Format.Bitmaps.tableEntriesFor(BitOperations.Log2((ulong)clusterSize), (ulong)source.Length, bitmap.GranularityBits);
             total += (clusters * clusterSize) + RoundUp(clusters * 8, clusterSize);
-            directory += RoundUp(24 + System.Text.Encoding.UTF8.GetByteCount(bitmap.Name), 8);
+            directory += global::Qcow.Format.Bitmaps.entryBytes(bitmap.Name);
         }
 
         return total + RoundUp(directory, clusterSize);

@@ -24,6 +24,7 @@ namespace Qcow.Cli
               snapshot [-f fmt] [-U] [-q] [-l | -a SNAPSHOT | -c SNAPSHOT | -d SNAPSHOT] FILE
               rebase [-f fmt] [-p] [-q] [-u] [-U] -b BACKING [-F fmt] FILE
               commit [-f fmt] [-b base] [-d] [-p] [-q] [-r rate] [-t cache] FILE
+              bitmap (--merge SOURCE | --add | --remove | --clear | --enable | --disable)... [-b source_file [-F source_fmt]] [-g granularity] [--image-opts | -f fmt] FILE BITMAP
               resize [-f fmt] [--preallocation=off|metadata|falloc|full] [-q] [--shrink] FILE [+|-]SIZE
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
               convert [-f fmt] [-O fmt] [-o options] [-l snapshot] [-t cache] [-p] [-c] [-n] [--target-is-zero] [-S size] [-m N] [-W] [-B backing [-F fmt]] [-U] SRC... DST
@@ -109,6 +110,7 @@ namespace Qcow.Cli
                     "snapshot" => SnapshotCommand.Run(rest, stdout),
                     "rebase" => RebaseCommand.Run(rest, stdout),
                     "commit" => CommitCommand.Run(rest, stdout),
+                    "bitmap" => BitmapCommand.Run(rest),
                     "resize" => ResizeCommand.Run(rest, stdout, stderr),
                     "bench" => BenchCommand.Run(rest, stdout),
                     "measure" => MeasureCommand.Run(rest, stdout),

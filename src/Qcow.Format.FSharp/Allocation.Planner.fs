@@ -424,23 +424,26 @@ let private planDrop (ctx: PlanContext) req l1 mapping draft =
     | Unallocated -> finish ctx draft 1 []
     | _ -> relink ctx req l1 draft [] Unallocated (releasesOf ctx true mapping)
 
+/// A plan with no steps yet, allocating from the source's hint.
+let private emptyDraft (ctx: PlanContext) =
+    { Steps = []
+      Counts = Map.empty
+      Blocks = Map.empty
+      Hint =
+        match ctx.Source with
+        | Refcounted(_, hint, _) -> hint
+        | AppendOnly _ -> 0UL
+      FileEnd =
+        match ctx.Source with
+        | AppendOnly fileEnd -> fileEnd
+        | Refcounted _ -> 0UL }
+
 /// Plans a request's first clusters under one L2 table: a write of bytes carries out the run of
 /// clusters from the first that need new ones (or the first, written in place); zero writes,
 /// discards, compressed writes and preallocation carry out the first cluster. Discards cover
 /// whole clusters.
 let plan (ctx: PlanContext) (req: RunRequest) : PlanOutcome =
-    let draft =
-        { Steps = []
-          Counts = Map.empty
-          Blocks = Map.empty
-          Hint =
-            match ctx.Source with
-            | Refcounted(_, hint, _) -> hint
-            | AppendOnly _ -> 0UL
-          FileEnd =
-            match ctx.Source with
-            | AppendOnly fileEnd -> fileEnd
-            | Refcounted _ -> 0UL }
+    let draft = emptyDraft ctx
 
     let l1 = l1Mapping ctx req.L1Entry
 
@@ -471,3 +474,19 @@ let plan (ctx: PlanContext) (req: RunRequest) : PlanOutcome =
         | DropCluster -> planDrop ctx first l1 mapping draft
         | WriteCompressed packAt -> planCompressed ctx first l1 mapping packAt draft
         | PreallocateCluster -> planPreallocation ctx first l1 mapping draft
+
+/// Host clusters for metadata the shell lays out itself (a persistent bitmap's data clusters,
+/// its table, the bitmap directory), as QEMU's qcow2_alloc_clusters hands them out: up to
+/// `count` one after another, found from `searchFrom` as a run of data clusters is, each at
+/// refcount 1. Returns the first one's offset with the plan; the plan's Clusters says how many
+/// lie in the run (a refcount block born among them ends it early).
+let planClusters (ctx: PlanContext) (count: int) (searchFrom: uint64) : Result<uint64 * Plan, PlanOutcome> =
+    match placeRun ctx (emptyDraft ctx) (uint64 count) searchFrom with
+    | Error e -> Error e
+    | Ok draft ->
+        match allocateRun ctx draft count with
+        | Error e -> Error e
+        | Ok(host, taken, draft) ->
+            match finish ctx draft taken [] with
+            | Planned plan -> Ok(host, plan)
+            | other -> Error other

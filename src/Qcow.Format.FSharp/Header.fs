@@ -183,6 +183,21 @@ module internal Header =
                 AutoclearFeatures = 0UL
                 Extensions = h.Extensions |> List.filter (function Bitmaps _ -> false | _ -> true) }
 
+    let withAutoclear (h: Header) (autoclear: uint64) = { h with AutoclearFeatures = autoclear }
+
+    /// The header naming a bitmap directory of `count` bitmaps at `directoryOffset`, with the
+    /// autoclear bit that keeps it valid; with none, no extension and the bit clear.
+    let withBitmaps (h: Header) (count: uint32) (directoryBytes: uint64) (directoryOffset: uint64) =
+        let others = h.Extensions |> List.filter (function Bitmaps _ -> false | _ -> true)
+
+        if count = 0u then
+            inQemuOrder { h with AutoclearFeatures = h.AutoclearFeatures &&& ~~~BitmapsBit; Extensions = others }
+        else
+            inQemuOrder
+                { h with
+                    AutoclearFeatures = h.AutoclearFeatures ||| BitmapsBit
+                    Extensions = others @ [ Bitmaps(count, 0u, directoryBytes, directoryOffset) ] }
+
     /// The header after a resize: the virtual size and the L1 table that maps it.
     let resized (h: Header) (size: uint64) (l1Offset: uint64) (l1Size: uint32) =
         inQemuOrder { h with Size = size; L1TableOffset = l1Offset; L1Size = l1Size }

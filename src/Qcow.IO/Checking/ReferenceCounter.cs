@@ -246,16 +246,14 @@ internal sealed class ReferenceCounter : IWalkVisitor
     /// <summary>qcow2_check_bitmaps_refcounts for one entry of a bitmap's table: the data cluster it names.</summary>
     private void VisitBitmapEntry(ulong entry)
     {
-        const ulong reserved = 0xff000000000001feUL;
-        const ulong allOnes = 1;
-        ulong offset = entry & L2Entry.OffsetMask;
-        if ((entry & reserved) != 0 || (offset != 0 && ((entry & allOnes) != 0 || (offset & (ulong)(_clusterSize - 1)) != 0)))
+        switch (Qcow.Format.Bitmaps.tableEntry(_clusterBits, entry))
         {
-            Corruptions++;
-        }
-        else if (offset != 0)
-        {
-            Add((long)offset, _clusterSize);
+            case BitmapTableEntry.StoredAt stored:
+                Add((long)stored.offset, _clusterSize);
+                break;
+            case var e when e.IsInvalidEntry:
+                Corruptions++;
+                break;
         }
     }
 

@@ -48,8 +48,15 @@ internal sealed partial class QcowDevice
 
         return OwningBacking(backing, dataFile, () =>
         {
-            Header ready = options.Writable ? MakeWritable(storage, header, options) : header;
-            return new QcowDevice(storage, LayoutOf(storage.Path, ready), ready, null, backingName, backingFormat, backing, options, snapshots) { DataFile = dataFile, DataFileName = dataFileName };
+            Header ready = options.Writable ? MakeWritable(storage, header, options, keepBitmaps: true) : header;
+            PersistentBitmaps? bitmaps = options.Writable ? PersistentBitmaps.Load(storage, ready) : null;
+            bitmaps?.MarkInUse(storage, ready);
+            return new QcowDevice(storage, LayoutOf(storage.Path, ready), ready, null, backingName, backingFormat, backing, options, snapshots)
+            {
+                DataFile = dataFile,
+                DataFileName = dataFileName,
+                _bitmaps = bitmaps,
+            };
         });
     }
 
@@ -104,14 +111,16 @@ internal sealed partial class QcowDevice
     }
 
     /// <summary>
-    /// The header of a closed qcow2 image about to be rewritten (amend, resize): validated as a
-    /// read-write open validates it, then made writable.
+    /// The header of a closed qcow2 image about to be rewritten (amend, resize, snapshots,
+    /// rebase): validated as a read-write open validates it, then made writable. Persistent
+    /// bitmaps stay when the change leaves what they describe valid (<paramref name="keepBitmaps"/>);
+    /// otherwise they are dropped.
     /// </summary>
-    public static Header PrepareForWriting(IStorage storage, DeviceOptions options)
+    public static Header PrepareForWriting(IStorage storage, DeviceOptions options, bool keepBitmaps)
     {
         Header header = ReadHeader(storage);
         Validate(storage, header, options);
-        return MakeWritable(storage, header, options);
+        return MakeWritable(storage, header, options, keepBitmaps);
     }
 
     /// <summary>
@@ -138,14 +147,24 @@ internal sealed partial class QcowDevice
     }
 
     /// <summary>
-    /// The first writes of a read-write open, once everything is validated: persistent bitmaps
-    /// are dropped with their autoclear bit, stale refcounts of a dirty image are rebuilt.
+    /// The first writes of a read-write open, once everything is validated: autoclear bits Qcow
+    /// does not know are cleared (qcow2.rst), persistent bitmaps dropped unless kept, stale
+    /// refcounts of a dirty image rebuilt (the bitmaps' clusters counted).
     /// </summary>
-    private static Header MakeWritable(IStorage storage, Header header, DeviceOptions options)
+    private static Header MakeWritable(IStorage storage, Header header, DeviceOptions options, bool keepBitmaps)
     {
-        if (header.AutoclearFeatures != 0)
+        // The bitmaps bit stays only with the extension it validates.
+        bool hasBitmaps = System.Linq.Enumerable.Any(header.Extensions, e => e.IsBitmaps);
+        ulong known = HeaderModule.RawExternalDataBit | (hasBitmaps ? HeaderModule.BitmapsBit : 0);
+        if (!keepBitmaps && header.AutoclearFeatures != 0)
         {
             header = DropBitmaps(storage, header, options);
+        }
+        else if ((header.AutoclearFeatures & ~known) != 0)
+        {
+            storage.Write(HeaderEncode.AutoclearFieldOffset, HeaderEncode.featureField(header.AutoclearFeatures & known));
+            storage.Flush();
+            header = ReadHeader(storage);
         }
 
         if (HeaderModule.isDirty(header))
@@ -158,9 +177,8 @@ internal sealed partial class QcowDevice
     }
 
     /// <summary>
-    /// Autoclear bits Qcow does not maintain are cleared before the first write (qcow2.rst). The
-    /// persistent bitmaps they validate would then be stale, and their clusters leaked; so they
-    /// go with the bit: one header write drops the extension, then their clusters are freed.
+    /// For a change that would leave persistent bitmaps stale (a resize, an amend): they go with
+    /// their autoclear bit, one header write dropping the extension, then their clusters are freed.
     /// </summary>
     private static Header DropBitmaps(IStorage storage, Header header, DeviceOptions options)
     {
@@ -175,7 +193,7 @@ internal sealed partial class QcowDevice
 
         if (bitmaps > 0)
         {
-            options.Logger.LogWarning("{Image}: {Count} persistent bitmap(s) dropped: Qcow does not keep bitmaps up to date yet", storage.Path, bitmaps);
+            options.Logger.LogWarning("{Image}: {Count} persistent bitmap(s) dropped: Qcow does not carry bitmaps through this change yet", storage.Path, bitmaps);
         }
 
         return header;

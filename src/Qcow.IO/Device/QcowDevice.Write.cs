@@ -90,6 +90,7 @@ internal sealed partial class QcowDevice
 
             ulong host = owned + (ulong)inCluster;
             _metadata.GuardData(host, (ulong)n);
+            _bitmaps?.Track(offset, n);
             return (host, n, _ioInFlight.Enter());
         }
     }
@@ -132,6 +133,11 @@ internal sealed partial class QcowDevice
 
             ArgumentOutOfRangeException.ThrowIfNegative(offset);
             ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length - offset);
+            if (!kind.IsDropCluster)
+            {
+                _bitmaps?.Track(offset, length);
+            }
+
             int clusterSize = Layout.ClusterSize;
             WriteBatch batch = WriteBatch.Empty;
             try
@@ -328,16 +334,29 @@ internal sealed partial class QcowDevice
 
                     _inflatedHost = ulong.MaxValue;
                     return (new Placement(host, afterWrite), planned.Item.Clusters);
-                case PlanOutcome.NeedRefcountBlock need:
-                    _metadata.LoadRefcountBlock(need.tableIndex);
-                    request = request.ResumingAt(need.searchFrom);
-                    break;
-                case PlanOutcome.Refused refused:
-                    throw FormatErrors.ToException(refused.Item, Path);
                 default:
-                    GrowRefcountTable();
+                    request = request.ResumingAt(Satisfy(outcome, request.SearchFrom));
                     break;
             }
+        }
+    }
+
+    /// <summary>
+    /// Gives the planner what it asked for instead of a plan: the refcount block loaded, or the
+    /// refcount table grown; a refusal is thrown. Returns where its search for free clusters resumes.
+    /// </summary>
+    private ulong Satisfy(PlanOutcome unmet, ulong searchFrom)
+    {
+        switch (unmet)
+        {
+            case PlanOutcome.NeedRefcountBlock need:
+                _metadata.LoadRefcountBlock(need.tableIndex);
+                return need.searchFrom;
+            case PlanOutcome.Refused refused:
+                throw FormatErrors.ToException(refused.Item, Path);
+            default:
+                GrowRefcountTable();
+                return searchFrom;
         }
     }
 
@@ -405,6 +424,8 @@ internal sealed partial class QcowDevice
             {
                 throw new ArgumentException("a compressed write covers one whole cluster, or the last one up to the end of the image");
             }
+
+            _bitmaps?.Track(offset, data.Length);
 
             // The last cluster of an image may be short: it is compressed padded with zeros.
             ReadOnlySpan<byte> cluster = data;

@@ -179,7 +179,16 @@ internal sealed partial class QcowDevice : IBlockDevice
                 // Qcow then writes nothing more to the image.
                 if (_storage.CanWrite && !_metadata.IsCorrupt)
                 {
-                    _metadata.Close();
+                    // A failed store leaves the bitmaps marked in use, so no one trusts them; what
+                    // the guest wrote is made durable all the same, and the error then reported.
+                    try
+                    {
+                        StoreBitmaps();
+                    }
+                    finally
+                    {
+                        _metadata.Close();
+                    }
                 }
             }
             finally
@@ -259,7 +268,7 @@ internal sealed partial class QcowDevice : IBlockDevice
         return (metadata, new PlanExecutor(_storage, metadata, _codec, Backing, layout.ClusterSize));
     }
 
-    /// <summary>The persistent bitmaps the image holds (none once it is open for writing: they are dropped then).</summary>
+    /// <summary>The persistent bitmaps' directory as it is on disk now (while open read-write, as at open, marked in use).</summary>
     public BitmapDirectory ReadBitmaps()
     {
         lock (_sync)

@@ -13,7 +13,7 @@ internal static class ImageAmender
     public static void Amend(string path, AmendRequest request, ILogger logger)
     {
         using FileStorage storage = FileStorage.Open(path, writable: true);
-        Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger));
+        Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger), keepBitmaps: false);
         var decided = Maintenance.amend(header, request);
         if (decided.IsError)
         {

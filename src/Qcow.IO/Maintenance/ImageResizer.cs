@@ -42,7 +42,7 @@ internal static class ImageResizer
         // One handle, and so one lock, for the whole resize: no other process can open the image
         // between its steps.
         using FileStorage file = FileStorage.Open(path, writable: true);
-        Header header = QcowDevice.PrepareForWriting(file, new DeviceOptions(true, false, 0, logger));
+        Header header = QcowDevice.PrepareForWriting(file, new DeviceOptions(true, false, 0, logger), keepBitmaps: false);
         RefuseShrink(header.Size, newSize, shrink);
         var l1Change = Maintenance.l1Change(header, (ulong)newSize);
         if (l1Change.IsError)

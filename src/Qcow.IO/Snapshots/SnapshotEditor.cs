@@ -43,6 +43,11 @@ internal static class SnapshotEditor
         (Header header, IReadOnlyList<Snapshot> snapshots) = Prepare(storage, logger);
         Snapshot snapshot = snapshots[Find(snapshots, idOrName)];
         ulong size = Microsoft.FSharp.Core.OptionModule.DefaultValue(header.Size, SnapshotModule.diskSize(snapshot));
+        if (size != header.Size && header.AutoclearFeatures != 0)
+        {
+            (header, snapshots) = Prepare(storage, logger, keepBitmaps: false);
+        }
+
         uint needed = (uint)GeometryModule.l1EntriesFor(HeaderModule.geometry(header), size);
         uint l1Size = size == header.Size ? Math.Max(header.L1Size, snapshot.L1Size) : Math.Max(needed, snapshot.L1Size);
         var target = new MetadataGeneration.Target(
@@ -84,10 +89,14 @@ internal static class SnapshotEditor
         return MetadataGeneration.Switch(storage, header, target).Header;
     }
 
-    /// <summary>The image made ready for writing (a dirty one repaired) and its snapshots.</summary>
-    private static (Header Header, IReadOnlyList<Snapshot> Snapshots) Prepare(IStorage storage, ILogger logger)
+    /// <summary>
+    /// The image made ready for writing (a dirty one repaired) and its snapshots. Persistent
+    /// bitmaps stay (they describe the active state's writes, which a snapshot does not change)
+    /// unless the change gives the disk another size, which their tables could not describe.
+    /// </summary>
+    private static (Header Header, IReadOnlyList<Snapshot> Snapshots) Prepare(IStorage storage, ILogger logger, bool keepBitmaps = true)
     {
-        Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger));
+        Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger), keepBitmaps);
         return (header, SnapshotTable.Read(storage, header).Entries);
     }
 

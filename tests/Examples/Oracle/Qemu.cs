@@ -12,6 +12,7 @@ internal static class Qemu
 {
     public static readonly string? ImgPath = Find("qemu-img");
     public static readonly string? IoPath = Find("qemu-io");
+    public static readonly string? NbdPath = Find("qemu-nbd");
 
     public static bool UnderCi => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI"));
 
@@ -24,7 +25,7 @@ internal static class Qemu
     /// <summary>Runs a tool; one that has not exited within <paramref name="limit"/> is killed and a TimeoutException thrown.</summary>
     public static (int ExitCode, string Stdout, string Stderr) Run(string tool, string workingDirectory, TimeSpan limit, params string[] args)
     {
-        string path = (tool == "qemu-img" ? ImgPath : IoPath) ?? throw new InvalidOperationException($"{tool} is not installed (apt-get install qemu-utils)");
+        string path = tool switch { "qemu-img" => ImgPath, "qemu-nbd" => NbdPath, _ => IoPath } ?? throw new InvalidOperationException($"{tool} is not installed (apt-get install qemu-utils)");
         var start = new ProcessStartInfo(path)
         {
             RedirectStandardOutput = true,
