@@ -31,6 +31,20 @@ public sealed class QcowConvertOptions
     /// <summary>Requests in flight, 1 to 16 (qemu-img's -m). Default: 8.</summary>
     public int Parallelism { get; init; } = 8;
 
+    /// <summary>
+    /// The source's persistent bitmaps (its own, not its backing files') are copied into the
+    /// qcow2 target with their names, granularities and enabled state (qemu-img's --bitmaps). A
+    /// bitmap left in use stops the conversion before the target is made, unless <see cref="SkipBrokenBitmaps"/>.
+    /// Default: false.
+    /// </summary>
+    public bool Bitmaps { get; init; }
+
+    /// <summary>Bitmaps left in use are skipped rather than refused (qemu-img's --skip-broken-bitmaps); <see cref="BitmapSkipped"/> hears of each. Default: false.</summary>
+    public bool SkipBrokenBitmaps { get; init; }
+
+    /// <summary>Called with the name of each bitmap <see cref="SkipBrokenBitmaps"/> leaves out. Default: none.</summary>
+    public System.Action<string>? BitmapSkipped { get; init; }
+
     /// <summary>The target's flushes do not reach the disk (qemu-img convert's default cache mode, unsafe). Default: false, so the target is durable when Convert returns.</summary>
     public bool IgnoreFlushes { get; init; }
 }

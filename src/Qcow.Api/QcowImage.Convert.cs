@@ -57,6 +57,11 @@ public sealed partial class QcowImage
             throw new ArgumentException("Having a backing file for the target makes no sense when concatenating multiple input images", nameof(options));
         }
 
+        if (options.Bitmaps)
+        {
+            RefuseUncopiableBitmaps(sources, options);
+        }
+
         IBlockDevice input = sources.Count == 1 ? sources[0].Device : new ConcatenatedDevice([.. sources.Select(s => s.Device)]);
         var openTarget = new QcowOpenOptions { Format = options.Target.Format, IgnoreFlushes = options.IgnoreFlushes };
         using QcowImage target = options.ExistingTarget
@@ -73,7 +78,52 @@ public sealed partial class QcowImage
             MinSparse: options.MinSparse,
             Buffers: Math.Max(2, options.Parallelism / 2),
             Compressed: options.Compress);
+        if (options.Bitmaps && target.Qcow is not { Layout.Version: >= 2 })
+        {
+            throw new NotSupportedException($"Format driver '{target.Device.FormatName}' does not support bitmaps");
+        }
+
         ImageCopier.Copy(input, target.Device, copy, progress, cancellationToken);
+        if (options.Bitmaps)
+        {
+            CopyBitmaps(sources[0], target, options);
+        }
+
         target.Flush();
+    }
+
+    /// <summary>What qemu-img convert --bitmaps refuses before it makes the target.</summary>
+    private static void RefuseUncopiableBitmaps(IReadOnlyList<QcowImage> sources, QcowConvertOptions options)
+    {
+        if (sources.Count > 1)
+        {
+            throw new ArgumentException("Copying bitmaps only possible with single source", nameof(options));
+        }
+
+        if (sources[0].Qcow is not { Layout.Version: >= 2 })
+        {
+            throw new NotSupportedException("Source lacks bitmap support");
+        }
+
+        if (!options.SkipBrokenBitmaps && sources[0].Bitmaps.FirstOrDefault(b => b.InUse) is { } broken)
+        {
+            throw new InvalidOperationException($"Cannot copy inconsistent bitmap '{broken.Name}'");
+        }
+    }
+
+    /// <summary>Each bitmap of the source made anew in the target, in order, and its bits merged in.</summary>
+    private static void CopyBitmaps(QcowImage source, QcowImage target, QcowConvertOptions options)
+    {
+        foreach (QcowBitmapInfo bitmap in source.Bitmaps)
+        {
+            if (bitmap.InUse)
+            {
+                options.BitmapSkipped?.Invoke(bitmap.Name);
+                continue;
+            }
+
+            target.AddBitmap(bitmap.Name, new QcowBitmapOptions { Granularity = bitmap.Granularity, Disabled = !bitmap.Auto });
+            target.MergeBitmap(bitmap.Name, bitmap.Name, source);
+        }
     }
 }

@@ -10,7 +10,7 @@ internal static class ConvertCommand
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
-        GetOpt opt = GetOpt.Parse(args, "fOotTSmBFls", "pqUcnW", [], ["target-is-zero", "force-share", "image-opts"]);
+        GetOpt opt = GetOpt.Parse(args, "fOotTSmBFls", "pqUcnW", [], ["target-is-zero", "force-share", "image-opts", "bitmaps", "skip-broken-bitmaps"]);
         string cache = opt.Value("t") ?? "unsafe";
         if (cache is not ("unsafe" or "writeback" or "writethrough" or "none" or "directsync"))
         {
@@ -20,6 +20,11 @@ internal static class ConvertCommand
         if (opt.Positional.Count < 2)
         {
             throw new UsageException("Expecting at least one source and one target file name");
+        }
+
+        if (opt.Has("skip-broken-bitmaps") && !opt.Has("bitmaps"))
+        {
+            throw new ArgumentException("Use of --skip-broken-bitmaps requires --bitmaps");
         }
 
         Dictionary<string, string> o = CreateSpec.ParseOptions(opt.Values("o"));
@@ -82,9 +87,19 @@ internal static class ConvertCommand
                 Compress = opt.Has("c"),
                 Parallelism = coroutines,
                 IgnoreFlushes = cache == "unsafe",
+                Bitmaps = opt.Has("bitmaps"),
+                SkipBrokenBitmaps = opt.Has("skip-broken-bitmaps"),
+                BitmapSkipped = name => stderr.WriteLine($"{Cli.ProgramName}: warning: Skipping inconsistent bitmap '{name}'"),
             };
             ProgressBar? bar = opt.Has("p") ? new ProgressBar(stdout) : null;
-            QcowImage.Convert(sources, target, options, bar);
+            try
+            {
+                QcowImage.Convert(sources, target, options, bar);
+            }
+            catch (InvalidOperationException e) when (e.Message.StartsWith("Cannot copy inconsistent bitmap", StringComparison.Ordinal))
+            {
+                throw new HintedException(e.Message, "Try --skip-broken-bitmaps, or use 'qemu-img bitmap --remove' to delete it\n");
+            }
             bar?.End();
         }
         finally

@@ -27,7 +27,7 @@ namespace Qcow.Cli
               bitmap (--merge SOURCE | --add | --remove | --clear | --enable | --disable)... [-b source_file [-F source_fmt]] [-g granularity] [--image-opts | -f fmt] FILE BITMAP
               resize [-f fmt] [--preallocation=off|metadata|falloc|full] [-q] [--shrink] FILE [+|-]SIZE
               map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] [-U] FILE
-              convert [-f fmt] [-O fmt] [-o options] [-l snapshot] [-t cache] [-p] [-c] [-n] [--target-is-zero] [-S size] [-m N] [-W] [-B backing [-F fmt]] [-U] SRC... DST
+              convert [-f fmt] [-O fmt] [-o options] [-l snapshot] [-t cache] [-p] [-c] [-n] [--target-is-zero] [--bitmaps [--skip-broken-bitmaps]] [-S size] [-m N] [-W] [-B backing [-F fmt]] [-U] SRC... DST
             teaching verbs:
               explain [-f fmt] [--output=human|json] FILE OFFSET
               layout [--svg OUT] [-U] FILE

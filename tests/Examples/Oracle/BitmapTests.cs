@@ -120,6 +120,39 @@ public sealed class BitmapTests
         Assert.DoesNotContain("stale", Qemu.Ok("qemu-img", dir.Path, "info", "u.qcow2"));
     }
 
+    [OracleFact]
+    public void ConvertWithBitmaps_CopiesWhatQemuCopies_AndRefusesOrSkipsABitmapLeftInUse()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "base.qcow2", "4M");
+        Qemu.Ok("qemu-img", dir.Path, "bitmap", "--add", "base.qcow2", "below");
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "src.qcow2");
+        Qemu.Ok("qemu-img", dir.Path, "bitmap", "--add", "-g", "8k", "src.qcow2", "b0");
+        Qemu.Ok("qemu-img", dir.Path, "bitmap", "--add", "--disable", "src.qcow2", "b1");
+        Qemu.Io(dir.Path, "src.qcow2", "write -P 3 100k 300k", "write -z 2M 64k");
+
+        Qemu.Ok("qemu-img", dir.Path, "convert", "--bitmaps", "-O", "qcow2", "src.qcow2", "theirs.qcow2");
+        var (code, _, stderr) = CliTests.QcowTool.Run("convert", "--bitmaps", "-O", "qcow2", dir.File("src.qcow2"), dir.File("ours.qcow2"));
+        Assert.True(code == 0, stderr);
+        Qemu.AssertClean(dir.Path, "ours.qcow2");
+        Assert.Equal(Bitmaps(dir, "theirs.qcow2"), Bitmaps(dir, "ours.qcow2"));
+        Assert.Equal(QemuDirtyRuns(dir, "theirs.qcow2", "b0"), QemuDirtyRuns(dir, "ours.qcow2", "b0"));
+
+        SetInUse(dir.File("src.qcow2"), "b1");
+        foreach (string[] flags in new[] { new[] { "--skip-broken-bitmaps" }, ["--bitmaps"], ["--bitmaps", "--skip-broken-bitmaps"] })
+        {
+            File.Delete(dir.File("theirs.qcow2"));
+            File.Delete(dir.File("ours.qcow2"));
+            var theirs = Qemu.Run("qemu-img", dir.Path, ["convert", .. flags, "-O", "qcow2", "src.qcow2", "theirs.qcow2"]);
+            var ours = CliTests.QcowTool.RunIn(dir.Path, ["convert", .. flags, "-O", "qcow2", "src.qcow2", "ours.qcow2"]);
+            Assert.Equal(theirs.ExitCode, ours.Code);
+            Assert.Equal(theirs.Stderr.Replace("qemu-img:", "qcow:", StringComparison.Ordinal), ours.Stderr);
+            Assert.Equal(File.Exists(dir.File("theirs.qcow2")), File.Exists(dir.File("ours.qcow2")));
+        }
+
+        Assert.Equal(Bitmaps(dir, "theirs.qcow2"), Bitmaps(dir, "ours.qcow2"));
+    }
+
     [Fact]
     public void ReopenedAgainAndAgain_BitmapsHoldEveryChange_AsAModelOfDirtyGranules()
     {
