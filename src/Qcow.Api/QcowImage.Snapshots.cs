@@ -46,6 +46,7 @@ public sealed partial class QcowImage
     /// <param name="options">Logging; null for the defaults.</param>
     /// <param name="cancellationToken">Checked before the change starts.</param>
     /// <exception cref="KeyNotFoundException">No snapshot has that ID or name.</exception>
+    /// <exception cref="InvalidOperationException">The image has persistent bitmaps ("Device has active dirty bitmaps", as QEMU refuses).</exception>
     /// <exception cref="NotSupportedException">The image is not qcow2.</exception>
     /// <exception cref="QcowFormatException">The image is not a valid qcow2 image, or uses what Qcow cannot write yet.</exception>
     /// <exception cref="QcowLockedException">Another process has the image open.</exception>

@@ -63,6 +63,10 @@ internal static class SnapshotCommand
         {
             throw new InvalidOperationException($"Could not {verb} snapshot '{snapshot}': -22 (Invalid argument)");
         }
+        catch (InvalidOperationException e) when (verb == "apply")
+        {
+            throw new InvalidOperationException($"Could not apply snapshot '{snapshot}': {e.Message}", e);
+        }
         catch (NotSupportedException)
         {
             throw new InvalidOperationException($"Could not {verb} snapshot '{snapshot}': -95 (Operation not supported)");

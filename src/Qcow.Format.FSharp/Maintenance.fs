@@ -57,11 +57,14 @@ module internal Maintenance =
                     "Cannot downgrade an image with lazy refcounts: amend with lazy_refcounts=off first"
             )
         elif version < 3 && order <> 4 then
-            Error "Refcount widths other than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)"
+            Error(
+                if r.RefcountOrder.IsSome then
+                    "Refcount widths other than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)"
+                else
+                    "compat=0.10 requires refcount_bits=16"
+            )
         elif downgrade && (h.IncompatibleFeatures <> 0UL || h.CompressionType <> 0uy) then
             Error "Cannot downgrade an image that uses version 3 features (external data, compression type, extended L2)"
-        elif downgrade && h.AutoclearFeatures <> 0UL then
-            Error "Cannot downgrade an image with persistent bitmaps"
         else
             Ok
                 { Version = version

@@ -33,7 +33,7 @@ internal static class Rebaser
         }
 
         using FileStorage storage = FileStorage.Open(path, writable: true);
-        Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, settings.LoggerFactory.CreateLogger("Qcow")), keepBitmaps: true);
+        Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, settings.LoggerFactory.CreateLogger("Qcow")));
         Header rebased = HeaderModule.withBacking(header, Microsoft.FSharp.Core.OptionModule.OfObj(backing), Microsoft.FSharp.Core.OptionModule.OfObj(backingFormat));
         byte[] first = HeaderEncode.encode(rebased).OrThrow(path);
         storage.Write(0, first);

@@ -48,7 +48,7 @@ internal sealed partial class QcowDevice
 
         return OwningBacking(backing, dataFile, () =>
         {
-            Header ready = options.Writable ? MakeWritable(storage, header, options, keepBitmaps: true) : header;
+            Header ready = options.Writable ? MakeWritable(storage, header, options) : header;
             PersistentBitmaps? bitmaps = options.Writable ? PersistentBitmaps.Load(storage, ready) : null;
             bitmaps?.MarkInUse(storage, ready);
             return new QcowDevice(storage, LayoutOf(storage.Path, ready), ready, null, backingName, backingFormat, backing, options, snapshots)
@@ -112,15 +112,13 @@ internal sealed partial class QcowDevice
 
     /// <summary>
     /// The header of a closed qcow2 image about to be rewritten (amend, resize, snapshots,
-    /// rebase): validated as a read-write open validates it, then made writable. Persistent
-    /// bitmaps stay when the change leaves what they describe valid (<paramref name="keepBitmaps"/>);
-    /// otherwise they are dropped.
+    /// rebase): validated as a read-write open validates it, then made writable.
     /// </summary>
-    public static Header PrepareForWriting(IStorage storage, DeviceOptions options, bool keepBitmaps)
+    public static Header PrepareForWriting(IStorage storage, DeviceOptions options)
     {
         Header header = ReadHeader(storage);
         Validate(storage, header, options);
-        return MakeWritable(storage, header, options, keepBitmaps);
+        return MakeWritable(storage, header, options);
     }
 
     /// <summary>
@@ -148,19 +146,15 @@ internal sealed partial class QcowDevice
 
     /// <summary>
     /// The first writes of a read-write open, once everything is validated: autoclear bits Qcow
-    /// does not know are cleared (qcow2.rst), persistent bitmaps dropped unless kept, stale
-    /// refcounts of a dirty image rebuilt (the bitmaps' clusters counted).
+    /// does not know are cleared (qcow2.rst), stale refcounts of a dirty image rebuilt (the
+    /// persistent bitmaps' clusters counted).
     /// </summary>
-    private static Header MakeWritable(IStorage storage, Header header, DeviceOptions options, bool keepBitmaps)
+    private static Header MakeWritable(IStorage storage, Header header, DeviceOptions options)
     {
         // The bitmaps bit stays only with the extension it validates.
         bool hasBitmaps = System.Linq.Enumerable.Any(header.Extensions, e => e.IsBitmaps);
         ulong known = HeaderModule.RawExternalDataBit | (hasBitmaps ? HeaderModule.BitmapsBit : 0);
-        if (!keepBitmaps && header.AutoclearFeatures != 0)
-        {
-            header = DropBitmaps(storage, header, options);
-        }
-        else if ((header.AutoclearFeatures & ~known) != 0)
+        if ((header.AutoclearFeatures & ~known) != 0)
         {
             storage.Write(HeaderEncode.AutoclearFieldOffset, HeaderEncode.featureField(header.AutoclearFeatures & known));
             storage.Flush();
@@ -177,10 +171,10 @@ internal sealed partial class QcowDevice
     }
 
     /// <summary>
-    /// For a change that would leave persistent bitmaps stale (a resize, an amend): they go with
-    /// their autoclear bit, one header write dropping the extension, then their clusters are freed.
+    /// The image without its persistent bitmaps (for a change they cannot survive as they are):
+    /// one header write drops the extension with the autoclear bits, then their clusters are freed.
     /// </summary>
-    private static Header DropBitmaps(IStorage storage, Header header, DeviceOptions options)
+    public static Header DropBitmaps(IStorage storage, Header header)
     {
         int bitmaps = BitmapDirectory.Read(storage, header).Bitmaps.Count;
         storage.Write(0, HeaderEncode.encode(HeaderModule.withoutBitmaps(header)).OrThrow(storage.Path));
@@ -189,11 +183,6 @@ internal sealed partial class QcowDevice
         if (bitmaps > 0 && !HeaderModule.isDirty(header))
         {
             RefcountRepair.FreeLeaks(storage, header);
-        }
-
-        if (bitmaps > 0)
-        {
-            options.Logger.LogWarning("{Image}: {Count} persistent bitmap(s) dropped: Qcow does not carry bitmaps through this change yet", storage.Path, bitmaps);
         }
 
         return header;

@@ -13,7 +13,7 @@ internal static class ImageAmender
     public static void Amend(string path, AmendRequest request, ILogger logger)
     {
         using FileStorage storage = FileStorage.Open(path, writable: true);
-        Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger), keepBitmaps: false);
+        Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger));
         var decided = Maintenance.amend(header, request);
         if (decided.IsError)
         {
@@ -24,6 +24,13 @@ internal static class ImageAmender
         if (plan.Downgrade && ClusterRoles.Of(storage, header).HasZeroClusters)
         {
             throw new InvalidOperationException(Maintenance.ZeroClustersRefusal);
+        }
+
+        // Version 2 has no autoclear bits to keep bitmaps valid: they go, their clusters freed
+        // (QEMU leaves them leaked).
+        if (plan.Version == 2 && header.AutoclearFeatures != 0)
+        {
+            header = QcowDevice.DropBitmaps(storage, header);
         }
 
         // Version 3 requires each snapshot's extra data: the table is written again first, as

@@ -4,6 +4,7 @@
 // Shrinking discards the clusters past the new end, then the header drops the L1 entries past
 // it, and the L2 tables they held are freed: a crash between costs leaks at worst.
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -42,13 +43,15 @@ internal static class ImageResizer
         // One handle, and so one lock, for the whole resize: no other process can open the image
         // between its steps.
         using FileStorage file = FileStorage.Open(path, writable: true);
-        Header header = QcowDevice.PrepareForWriting(file, new DeviceOptions(true, false, 0, logger), keepBitmaps: false);
+        Header header = QcowDevice.PrepareForWriting(file, new DeviceOptions(true, false, 0, logger));
         RefuseShrink(header.Size, newSize, shrink);
         var l1Change = Maintenance.l1Change(header, (ulong)newSize);
         if (l1Change.IsError)
         {
             throw new InvalidOperationException(l1Change.ErrorValue);
         }
+
+        (header, IReadOnlyList<DirtyBitmap> bitmaps) = BitmapCarry.TakeOut(file, header);
 
         if (newSize < (long)header.Size)
         {
@@ -77,6 +80,12 @@ internal static class ImageResizer
             }
 
             device.Preallocate(oldSize, writeZeros, progress, cancellationToken);
+        }
+
+        if (bitmaps.Count > 0)
+        {
+            using QcowDevice device = ImageOpener.OpenQcow(file, Settings(openBackingFiles: false, cacheBytes: 1 << 20));
+            BitmapCarry.PutBack(device, bitmaps);
         }
 
         logger.LogInformation("{Image}: resized to {Size} bytes", path, newSize);

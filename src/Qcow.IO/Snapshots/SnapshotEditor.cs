@@ -38,15 +38,19 @@ internal static class SnapshotEditor
 
     /// <summary>Makes the snapshot with this ID or name (ID first, as QEMU looks) the active state, its virtual size with it.</summary>
     /// <exception cref="KeyNotFoundException">No snapshot has that ID or name.</exception>
+    /// <exception cref="InvalidOperationException">The image has persistent bitmaps, which QEMU too refuses to carry into another state.</exception>
     public static void Apply(IStorage storage, string idOrName, ILogger logger)
     {
         (Header header, IReadOnlyList<Snapshot> snapshots) = Prepare(storage, logger);
         Snapshot snapshot = snapshots[Find(snapshots, idOrName)];
-        ulong size = Microsoft.FSharp.Core.OptionModule.DefaultValue(header.Size, SnapshotModule.diskSize(snapshot));
-        if (size != header.Size && header.AutoclearFeatures != 0)
+
+        // As QEMU: the bitmaps would describe writes the snapshot's state never saw.
+        if (BitmapDirectory.Read(storage, header).Bitmaps.Count > 0)
         {
-            (header, snapshots) = Prepare(storage, logger, keepBitmaps: false);
+            throw new InvalidOperationException("Device has active dirty bitmaps");
         }
+
+        ulong size = Microsoft.FSharp.Core.OptionModule.DefaultValue(header.Size, SnapshotModule.diskSize(snapshot));
 
         uint needed = (uint)GeometryModule.l1EntriesFor(HeaderModule.geometry(header), size);
         uint l1Size = size == header.Size ? Math.Max(header.L1Size, snapshot.L1Size) : Math.Max(needed, snapshot.L1Size);
@@ -91,12 +95,12 @@ internal static class SnapshotEditor
 
     /// <summary>
     /// The image made ready for writing (a dirty one repaired) and its snapshots. Persistent
-    /// bitmaps stay (they describe the active state's writes, which a snapshot does not change)
-    /// unless the change gives the disk another size, which their tables could not describe.
+    /// bitmaps stay as they are: the new generation keeps their clusters, and taking or deleting
+    /// a snapshot leaves what they describe valid, as QEMU leaves it.
     /// </summary>
-    private static (Header Header, IReadOnlyList<Snapshot> Snapshots) Prepare(IStorage storage, ILogger logger, bool keepBitmaps = true)
+    private static (Header Header, IReadOnlyList<Snapshot> Snapshots) Prepare(IStorage storage, ILogger logger)
     {
-        Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger), keepBitmaps);
+        Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger));
         return (header, SnapshotTable.Read(storage, header).Entries);
     }
 

@@ -153,6 +153,49 @@ public sealed class BitmapTests
         Assert.Equal(Bitmaps(dir, "theirs.qcow2"), Bitmaps(dir, "ours.qcow2"));
     }
 
+    [OracleFact]
+    public void ResizeSnapshotsAndAmend_KeepTheBitmaps_AsQemuKeepsThem()
+    {
+        using var dir = new TempDir();
+        Qemu.Ok("qemu-img", dir.Path, "create", "-q", "-f", "qcow2", "theirs.qcow2", "8M");
+        Qemu.Ok("qemu-img", dir.Path, "bitmap", "--add", "theirs.qcow2", "b0");
+        Qemu.Ok("qemu-img", dir.Path, "bitmap", "--add", "-g", "4k", "--disable", "theirs.qcow2", "b1");
+        Qemu.Io(dir.Path, "theirs.qcow2", "write -P 5 0 100k", "write -P 6 6M 1M");
+        Qemu.Ok("qemu-img", dir.Path, "bitmap", "--enable", "theirs.qcow2", "b1");
+        Qemu.Io(dir.Path, "theirs.qcow2", "write -P 7 7M 4k");
+        File.Copy(dir.File("theirs.qcow2"), dir.File("ours.qcow2"));
+
+        string[][] steps =
+        [
+            ["resize", "IMG", "20M"],
+            ["snapshot", "-c", "s1", "IMG"],
+            ["resize", "--shrink", "IMG", "6500k"],
+            ["snapshot", "-a", "s1", "IMG"],
+            ["snapshot", "-d", "s1", "IMG"],
+            ["amend", "-o", "lazy_refcounts=on", "IMG"],
+            ["amend", "-o", "refcount_bits=8", "IMG"],
+        ];
+        foreach (string[] step in steps)
+        {
+            var theirs = Qemu.Run("qemu-img", dir.Path, [.. step.Select(a => a == "IMG" ? "theirs.qcow2" : a)]);
+            var ours = CliTests.QcowTool.RunIn(dir.Path, [.. step.Select(a => a == "IMG" ? "ours.qcow2" : a)]);
+            Assert.Equal(theirs.ExitCode, ours.Code);
+            Assert.Equal(theirs.Stderr.Replace("qemu-img:", "qcow:", StringComparison.Ordinal), ours.Stderr);
+            Qemu.AssertClean(dir.Path, "ours.qcow2");
+            Assert.Equal(Bitmaps(dir, "theirs.qcow2"), Bitmaps(dir, "ours.qcow2"));
+            foreach (string name in new[] { "b0", "b1" })
+            {
+                Assert.Equal(QemuDirtyRuns(dir, "theirs.qcow2", name), QemuDirtyRuns(dir, "ours.qcow2", name));
+            }
+        }
+
+        // A downgrade to compat 0.10, which cannot hold bitmaps, drops them whole (QEMU leaves their clusters leaked).
+        Assert.Equal(0, CliTests.QcowTool.Run("amend", "-o", "compat=0.10,refcount_bits=16,lazy_refcounts=off", dir.File("ours.qcow2")).Code);
+        Qemu.AssertClean(dir.Path, "ours.qcow2");
+        Assert.DoesNotContain("bitmaps", Qemu.Ok("qemu-img", dir.Path, "info", "ours.qcow2"));
+        Assert.Equal(Qemu.RawBytes(dir.Path, "theirs.qcow2"), Qemu.RawBytes(dir.Path, "ours.qcow2"));
+    }
+
     [Fact]
     public void ReopenedAgainAndAgain_BitmapsHoldEveryChange_AsAModelOfDirtyGranules()
     {
