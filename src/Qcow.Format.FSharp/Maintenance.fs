@@ -38,10 +38,6 @@ type internal L1Move =
       Header: Header }
 
 module internal Maintenance =
-    /// Why a downgrade is refused while zero clusters remain (QEMU expands them; Qcow does not yet).
-    [<Literal>]
-    let ZeroClustersRefusal = "Cannot downgrade an image with zero clusters: expanding them is not supported by qcow yet"
-
     /// qemu-img amend's rules, in its words when it refuses.
     let amend (h: Header) (r: AmendRequest) : Result<AmendPlan, string> =
         let version = defaultArg r.Version h.Version

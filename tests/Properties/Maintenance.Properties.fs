@@ -1,10 +1,11 @@
-/// Laws of Maintenance.fs: amend's rules and a resize's L1 change.
+/// Laws of Maintenance.fs (amend's rules, a resize's L1 change) and ZeroExpansion.fs.
 module Qcow.Properties.MaintenanceProperties
 
 open FsCheck
 open FsCheck.FSharp
 open FsCheck.Xunit
 open Qcow.Format
+open Qcow.Properties.Generators
 
 /// A new image's header: compat, cluster size and virtual size at random.
 let private headers =
@@ -107,3 +108,21 @@ let ``a moved L1 table lies past everything in use, and the rebuilt refcounts co
             .&. Prop.label "the refcount structures follow the L1 table" (fst move.Refcounts.Blocks.Head >>> g.ClusterBits = freeFrom + l1Clusters)
             .&. Prop.label "the header names the new table and structures" (move.Header.L1TableOffset = move.L1Offset && move.Header.L1Size = l1Size && move.Header.RefcountTableOffset = move.Refcounts.TableOffset)
             .&. Prop.label (sprintf "clusters whose rebuilt refcount is wrong: %A" (List.truncate 5 wrong)) (List.isEmpty wrong))
+
+[<Property>]
+let ``zero expansion leaves no zero flag and shares no cluster it zeroes with another table`` (entryBits: uint64) (backing: bool) (tableRefs: byte) (hostRefs: byte) =
+    Prop.forAll (Arb.fromGen clusterBits) (fun cb ->
+        let format = { Version = 3; ClusterBits = cb; HasExternalData = false }
+        let entry = entryBits &&& (L2Entry.OffsetMask &&& ~~~((1UL <<< cb) - 1UL) ||| L2Entry.ZeroFlag ||| L1Entry.CopiedFlag)
+        let tableReferences = uint32 tableRefs % 4u + 1u
+        let references = fun (_: uint64) -> tableReferences + uint32 hostRefs % 2u
+        let need = ZeroExpansion.expansion format backing tableReferences references entry
+        let newHost = 0x7770000UL <<< 4
+        let after = ZeroExpansion.expanded tableReferences entry need newHost
+        let kind = L2Entry.clusterType format entry
+
+        (Prop.label "no zero flag after" (after &&& L2Entry.ZeroFlag = 0UL || kind <> ClusterType.ZeroPlain && kind <> ClusterType.ZeroAllocated))
+        .&. Prop.label "other entries unchanged" (kind = ClusterType.ZeroPlain || kind = ClusterType.ZeroAllocated || after = entry)
+        .&. Prop.label "unallocated only where no backing file shows through" (need <> ZeroExpansion.Unallocate || not backing)
+        .&. Prop.label "zeroed in place only when no other table names it" (match need with ZeroExpansion.ZeroInPlace _ -> references 0UL <= tableReferences | _ -> true)
+        .&. Prop.label "COPIED exactly when the table has one reference" (after = 0UL || after = entry || ((after &&& L1Entry.CopiedFlag <> 0UL) = (tableReferences = 1u))))

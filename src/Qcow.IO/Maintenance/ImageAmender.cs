@@ -21,9 +21,10 @@ internal static class ImageAmender
         }
 
         AmendPlan plan = decided.ResultValue;
+        // Version 2 has no zero flag: zero clusters become unallocated or clusters of zeros first.
         if (plan.Downgrade && ClusterRoles.Of(storage, header).HasZeroClusters)
         {
-            throw new InvalidOperationException(Maintenance.ZeroClustersRefusal);
+            header = ZeroExpander.Expand(storage, header, logger);
         }
 
         // Version 2 has no autoclear bits to keep bitmaps valid: they go, their clusters freed
