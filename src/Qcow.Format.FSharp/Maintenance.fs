@@ -16,7 +16,7 @@ type internal AmendPlan =
       RefcountOrder: int
       /// The refcount width changes: new refcount structures are built at it before the header switches.
       RebuildRefcounts: bool
-      /// Version 3 to 2: refused if any L2 entry is a zero cluster, which version 2 cannot hold.
+      /// Version 3 to 2: zero clusters, which version 2 cannot hold, are expanded first.
       Downgrade: bool }
 
 /// How a resize changes the L1 table.
@@ -38,8 +38,9 @@ type internal L1Move =
       Header: Header }
 
 module internal Maintenance =
-    /// qemu-img amend's rules, in its words when it refuses.
-    let amend (h: Header) (r: AmendRequest) : Result<AmendPlan, string> =
+    /// qemu-img amend's rules (qcow2_amend_options, qcow2_downgrade), in its words when it
+    /// refuses; `snapshots` are the image's internal snapshots.
+    let amend (h: Header) (snapshots: Snapshot list) (r: AmendRequest) : Result<AmendPlan, string> =
         let version = defaultArg r.Version h.Version
         let lazyRefcounts = defaultArg r.LazyRefcounts (Header.hasLazyRefcounts h)
         let order = defaultArg r.RefcountOrder h.RefcountOrder
@@ -59,8 +60,20 @@ module internal Maintenance =
                 else
                     "compat=0.10 requires refcount_bits=16"
             )
-        elif downgrade && (h.IncompatibleFeatures <> 0UL || h.CompressionType <> 0uy) then
-            Error "Cannot downgrade an image that uses version 3 features (external data, compression type, extended L2)"
+        elif downgrade && h.IncompatibleFeatures &&& Header.ExternalDataBit <> 0UL then
+            Error "Cannot downgrade an image with a data file"
+        // A snapshot of another size, or with more VM state than 32 bits hold, needs extra data
+        // that version 2 programs may not know to keep.
+        elif
+            downgrade
+            && snapshots
+               |> List.exists (fun s -> s.VmStateSize > uint64 System.UInt32.MaxValue || defaultArg (Snapshot.diskSize s) h.Size <> h.Size)
+        then
+            Error "Internal snapshots prevent downgrade of image"
+        elif downgrade && h.IncompatibleFeatures &&& ~~~(Header.DirtyBit ||| Header.CompressionTypeBit) <> 0UL then
+            Error(sprintf "Cannot downgrade an image with incompatible features 0x%x set" (h.IncompatibleFeatures &&& ~~~(Header.DirtyBit ||| Header.CompressionTypeBit)))
+        elif downgrade && h.CompressionType <> 0uy then
+            Error "Cannot downgrade an image with zstd compression type: Qcow does not rewrite its compression type yet"
         else
             Ok
                 { Version = version

@@ -44,7 +44,7 @@ let ``an amend rebuilds refcounts exactly when the width changes, and version 2 
         }
 
     Prop.forAll (Arb.fromGen (Gen.zip headers requests)) (fun (h, r) ->
-        match Maintenance.amend h r with
+        match Maintenance.amend h [] r with
         | Ok plan ->
             plan.RebuildRefcounts = (plan.RefcountOrder <> h.RefcountOrder)
             && plan.Downgrade = (plan.Version < h.Version)
@@ -52,6 +52,19 @@ let ``an amend rebuilds refcounts exactly when the width changes, and version 2 
         | Error _ ->
             let version = defaultArg r.Version h.Version
             version = 2 && (defaultArg r.LazyRefcounts false || defaultArg r.RefcountOrder h.RefcountOrder <> 4))
+
+[<Property>]
+let ``a downgrade is refused while a snapshot has another disk size or more than 32 bits of VM state, as QEMU refuses it`` (otherSize: bool) =
+    let vmStates = Gen.oneof [ Gen.constant 0UL; uint64Below (1UL <<< 32); uint64Below System.UInt64.MaxValue ]
+
+    Prop.forAll (Arb.fromGen (Gen.zip headers vmStates)) (fun (h, vmState) ->
+        let h3 = { h with Version = 3; RefcountOrder = 4; CompatibleFeatures = 0UL }
+        let created = Snapshot.create "1" "s" 0u 0u 0x50000UL 1u (if otherSize then h3.Size + 512UL else h3.Size)
+        let snapshot = { created with VmStateSize = vmState }
+        let decided = Maintenance.amend h3 [ snapshot ] { Version = Some 2; LazyRefcounts = None; RefcountOrder = None }
+        let blocked = otherSize || vmState > uint64 System.UInt32.MaxValue
+
+        (decided = Error "Internal snapshots prevent downgrade of image") = blocked)
 
 /// The refcount of a cluster as rebuilt structures hold it.
 let private rebuiltRefcount (g: RefcountGeometry) (r: RefcountRebuild.Rebuilt) (cluster: uint64) =

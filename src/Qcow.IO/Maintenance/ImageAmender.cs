@@ -14,7 +14,7 @@ internal static class ImageAmender
     {
         using FileStorage storage = FileStorage.Open(path, writable: true);
         Header header = QcowDevice.PrepareForWriting(storage, new DeviceOptions(true, false, 0, logger));
-        var decided = Maintenance.amend(header, request);
+        var decided = Maintenance.amend(header, Microsoft.FSharp.Collections.ListModule.OfSeq(SnapshotTable.Read(storage, header).Entries), request);
         if (decided.IsError)
         {
             throw new InvalidOperationException(decided.ErrorValue);
