@@ -27,7 +27,7 @@ public sealed partial class QcowImage
     /// <summary>The persistent bitmaps as this open keeps them (changes since open included); open read-only, as the image holds them.</summary>
     /// <exception cref="InvalidOperationException">The image is not qcow2.</exception>
     public IReadOnlyList<QcowBitmapInfo> Bitmaps =>
-        [.. Live().Select(b => new QcowBitmapInfo { Name = b.Name, Granularity = 1L << b.GranularityBits, InUse = b.Inconsistent, Auto = b.Enabled })];
+        Read(all => all.Select(b => new QcowBitmapInfo { Name = b.Name, Granularity = 1L << b.GranularityBits, InUse = b.Inconsistent, Auto = b.Enabled }).ToList());
 
     /// <summary>Adds an empty persistent bitmap, as qemu-img bitmap --add.</summary>
     /// <exception cref="InvalidOperationException">A bitmap of that name exists, the image holds QEMU's maximum of 65535, or it is not a qcow2 image open read-write.</exception>
@@ -74,42 +74,41 @@ public sealed partial class QcowImage
     /// <exception cref="InvalidOperationException">Either bitmap was left in use, or the disks differ in size.</exception>
     public void MergeBitmap(string target, string source, QcowImage? sourceImage = null)
     {
-        DirtyBitmap from = sourceImage is null || sourceImage == this
-            ? Live().FirstOrDefault(b => b.Name == source) ?? throw new KeyNotFoundException($"Dirty bitmap '{source}' not found")
-            : sourceImage.Live().FirstOrDefault(b => b.Name == source) ?? throw new KeyNotFoundException($"Dirty bitmap '{source}' not found");
+        if (sourceImage is null || sourceImage == this)
+        {
+            Change(b => b.Usable(target).Merge(b.Usable(source)));
+            return;
+        }
+
+        // The other image's bits, read under its own lock, then merged under this one's.
+        (ulong size, List<(long Offset, long Length)> runs) = sourceImage.Read(all =>
+        {
+            DirtyBitmap from = PersistentBitmaps.Usable(all, source);
+            return (from.VirtualSize, from.DirtyRuns().ToList());
+        });
         Change(b =>
         {
             DirtyBitmap into = b.Usable(target);
-            if (from.Inconsistent)
-            {
-                throw new InvalidOperationException($"Bitmap '{source}' is inconsistent and cannot be used\nTry block-dirty-bitmap-remove to delete this bitmap from disk");
-            }
-
-            if (from.VirtualSize != into.VirtualSize)
+            if (size != into.VirtualSize)
             {
                 throw new InvalidOperationException("Bitmaps are incompatible and can't be merged");
             }
 
-            into.Merge(from);
+            foreach ((long offset, long length) in runs)
+            {
+                into.Mark((ulong)offset, (ulong)length);
+            }
         });
     }
 
-    /// <summary>The guest byte runs bitmap <paramref name="name"/> holds dirty, in order, each whole granules (the last cut at the disk's end).</summary>
+    /// <summary>The guest byte runs bitmap <paramref name="name"/> holds dirty, in order, each whole granules (the last cut at the disk's end), as they are at the call.</summary>
     /// <exception cref="KeyNotFoundException">No bitmap has that name.</exception>
     /// <exception cref="InvalidOperationException">The bitmap was left in use: its bits are unknown.</exception>
-    public IEnumerable<QcowDirtyExtent> DirtyExtents(string name)
-    {
-        DirtyBitmap bitmap = Live().FirstOrDefault(b => b.Name == name) ?? throw new KeyNotFoundException($"Dirty bitmap '{name}' not found");
-        if (bitmap.Inconsistent)
-        {
-            throw new InvalidOperationException($"Bitmap '{name}' is inconsistent and cannot be used");
-        }
+    public IReadOnlyList<QcowDirtyExtent> DirtyExtents(string name) =>
+        Read(all => PersistentBitmaps.Usable(all, name).DirtyRuns().Select(r => new QcowDirtyExtent(r.Offset, r.Length)).ToList());
 
-        return bitmap.DirtyRuns().Select(r => new QcowDirtyExtent(r.Offset, r.Length));
-    }
-
-    private IReadOnlyList<DirtyBitmap> Live() =>
-        Qcow?.LiveBitmaps ?? throw new InvalidOperationException($"{Path}: only qcow2 images have persistent bitmaps");
+    private T Read<T>(Func<IReadOnlyList<DirtyBitmap>, T> read) =>
+        (Qcow ?? throw new InvalidOperationException($"{Path}: only qcow2 images have persistent bitmaps")).ReadBitmaps(read);
 
     private void Change(Action<PersistentBitmaps> change)
     {

@@ -4,6 +4,7 @@
 // almost nothing. Bit k lies in byte k / 8, bit k % 8 of the stored bytes, least significant first.
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using Qcow.Format;
 
 namespace Qcow.IO;
@@ -117,7 +118,8 @@ internal sealed class DirtyBitmap
     /// <summary>Sets in this bitmap every granule the other one has dirty (granularities may differ).</summary>
     public void Merge(DirtyBitmap source)
     {
-        foreach ((long offset, long length) in source.DirtyRuns())
+        // Read whole first: a bitmap may be merged into itself.
+        foreach ((long offset, long length) in source.DirtyRuns().ToList())
         {
             Mark((ulong)offset, (ulong)length);
         }

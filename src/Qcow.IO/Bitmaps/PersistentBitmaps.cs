@@ -110,20 +110,21 @@ internal sealed class PersistentBitmaps
     }
 
     /// <summary>qemu-img bitmap --remove: the bitmap goes, in use or not.</summary>
-    public void Remove(string name) => _bitmaps.Remove(Require(name));
+    public void Remove(string name) => _bitmaps.Remove(Find(name) ?? throw new KeyNotFoundException($"Dirty bitmap '{name}' not found"));
 
     /// <summary>The bitmap of this name, usable: it exists and is not in use.</summary>
-    public DirtyBitmap Usable(string name)
+    public DirtyBitmap Usable(string name) => Usable(_bitmaps, name);
+
+    /// <summary>The bitmap of this name among <paramref name="all"/>, refused as qemu-img refuses it when missing or left in use.</summary>
+    public static DirtyBitmap Usable(IReadOnlyList<DirtyBitmap> all, string name)
     {
-        DirtyBitmap b = Require(name);
+        DirtyBitmap b = all.FirstOrDefault(candidate => candidate.Name == name) ?? throw new KeyNotFoundException($"Dirty bitmap '{name}' not found");
         return b.Inconsistent
             ? throw new InvalidOperationException($"Bitmap '{name}' is inconsistent and cannot be used\nTry block-dirty-bitmap-remove to delete this bitmap from disk")
             : b;
     }
 
     public DirtyBitmap? Find(string name) => _bitmaps.FirstOrDefault(b => b.Name == name);
-
-    private DirtyBitmap Require(string name) => Find(name) ?? throw new KeyNotFoundException($"Dirty bitmap '{name}' not found");
 
     /// <summary>
     /// The header's switch to another bitmap directory, safe to cut at any point: the autoclear

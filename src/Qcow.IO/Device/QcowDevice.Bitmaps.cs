@@ -18,18 +18,18 @@ internal sealed partial class QcowDevice
     private PersistentBitmaps? _bitmaps;
 
     /// <summary>
-    /// The bitmaps as this open keeps them, or, open read-only, as the image holds them (read
-    /// afresh); null for qcow v1.
+    /// Reads the bitmaps under the device's lock, so that no write changes them meanwhile: as
+    /// this open keeps them, or, open read-only, as the image holds them (read afresh).
     /// </summary>
-    public IReadOnlyList<DirtyBitmap>? LiveBitmaps
+    /// <exception cref="InvalidOperationException">A qcow v1 image, which has no bitmaps.</exception>
+    public T ReadBitmaps<T>(Func<IReadOnlyList<DirtyBitmap>, T> read)
     {
-        get
+        lock (_sync)
         {
-            lock (_sync)
-            {
-                ThrowIfDisposed();
-                return _bitmaps?.All ?? (Header is null ? null : PersistentBitmaps.Load(_storage, ReadHeader(_storage)).All);
-            }
+            ThrowIfDisposed();
+            IReadOnlyList<DirtyBitmap> all = _bitmaps?.All
+                ?? (Header is null ? throw new InvalidOperationException($"{Path}: only qcow2 images have persistent bitmaps") : PersistentBitmaps.Load(_storage, ReadHeader(_storage)).All);
+            return read(all);
         }
     }
 
@@ -97,7 +97,7 @@ internal sealed partial class QcowDevice
                 }
             }
 
-            ReleaseExtent(old.TableOffset, table.Length == 0 ? 0 : (ulong)table.Length);
+            ReleaseExtent(old.TableOffset, (ulong)table.Length);
         }
 
         _bitmaps = null;

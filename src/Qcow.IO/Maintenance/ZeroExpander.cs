@@ -22,7 +22,7 @@ internal static class ZeroExpander
         bool hasBacking = Microsoft.FSharp.Core.OptionModule.ToObj(header.BackingFileName) is { Length: > 0 };
         uint[] counts = ReferenceCounter.Count(storage, header, refcountStructures: true).Counts;
         var free = new FreeClusters(counts);
-        Func<ulong, uint> references = c => c < (ulong)counts.Length ? counts[c] : 0;
+        var references = Microsoft.FSharp.Core.FuncConvert.FromFunc<ulong, uint>(c => c < (ulong)counts.Length ? counts[c] : 0);
 
         storage.Write(HeaderEncode.IncompatibleFieldOffset, HeaderEncode.featureField(header.IncompatibleFeatures | HeaderModule.DirtyBit));
         storage.Flush();
@@ -33,8 +33,8 @@ internal static class ZeroExpander
         {
             storage.Read((long)l2, table);
             ulong[] entries = TableEntries.Decode(table);
-            uint tableReferences = references(l2 >> bits);
-            var needs = entries.Select(e => ZeroExpansion.expansion(format, hasBacking, tableReferences, Microsoft.FSharp.Core.FuncConvert.FromFunc(references), e)).ToArray();
+            uint tableReferences = references.Invoke(l2 >> bits);
+            var needs = entries.Select(e => ZeroExpansion.expansion(format, hasBacking, tableReferences, references, e)).ToArray();
             if (needs.All(n => n.IsUnchanged))
             {
                 continue;

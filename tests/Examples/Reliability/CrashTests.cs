@@ -404,7 +404,7 @@ public sealed class CrashTests
     /// A cut under lazy refcounts leaves a dirty image whose refcounts are stale by design: it is
     /// repaired first, as QEMU's read-write open (and Qcow's) repairs it, and then judged.
     /// </summary>
-    private static byte[] RepairedIfDirty(string path, byte[] image)
+    internal static byte[] RepairedIfDirty(string path, byte[] image)
     {
         var storage = new CrashStorage(path, image);
         Header header = QcowDevice.ReadHeader(storage);

@@ -50,7 +50,8 @@ public sealed class ZeroExpansionCrashTests
         int cuts = 0;
         foreach ((int cut, byte[] cutImage) in storage.Cuts(c => tear.Next(4) == 0 ? tear.Next(1, 9) : 0))
         {
-            byte[] image = Repaired(path, cutImage);
+            // A cut leaves the image dirty: it is judged after the repair its next read-write open gives it.
+            byte[] image = CrashTests.RepairedIfDirty(path, cutImage);
             string where = $"{clusterSize}-byte clusters, seed {seed}, cut {cut}";
             Assert.True(Read(image, path) == before, $"{where}: the guest reads other bytes than before the expansion");
             if (seen.Add(Convert.ToHexString(SHA256.HashData(image))))
@@ -74,20 +75,6 @@ public sealed class ZeroExpansionCrashTests
             1 => $"write -z -u {offset} {length}",
             _ => $"write -P {random.Next(1, 255)} {offset} {length}",
         };
-    }
-
-    /// <summary>A cut leaves the image dirty: it is repaired first, as the next read-write open repairs it.</summary>
-    private static byte[] Repaired(string path, byte[] image)
-    {
-        var storage = new CrashStorage(path, image);
-        Header header = QcowDevice.ReadHeader(storage);
-        if (!HeaderModule.isDirty(header))
-        {
-            return image;
-        }
-
-        ImageChecker.Repair(storage, header, RefcountCheck.Repair.All);
-        return storage.Contents;
     }
 
     /// <summary>The active state's bytes and every snapshot's, as one hash each.</summary>
